@@ -1,0 +1,24 @@
+// The parts the routes talk to, wired once in server.cpp.
+#pragma once
+
+#include "app/config.hpp"
+#include "lifecycle/phase.hpp"
+#include "net/http_session.hpp"
+#include "net/stream_hub.hpp"
+#include "tasks/event_bus.hpp"
+#include "tasks/task_service.hpp"
+
+namespace quiesce::app {
+
+struct app_state {
+  const config& cfg;
+  tasks::task_service& tasks;
+  tasks::event_bus& bus;
+  net::stream_hub& streams;
+  const lifecycle::phase_state& phase;
+};
+
+net::http_routes public_routes(app_state& s);  // public_api.cpp
+net::http_routes admin_routes(app_state& s);   // admin_api.cpp
+
+}  // namespace quiesce::app

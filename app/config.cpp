@@ -1,0 +1,123 @@
+#include "app/config.hpp"
+
+#include "lifecycle/log.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace quiesce::app {
+namespace po = boost::program_options;
+
+std::chrono::milliseconds to_ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
+}
+
+namespace {
+
+po::options_description describe(config& c) {
+  po::options_description d("quiesce options (each also QUIESCE_<NAME>, e.g. QUIESCE_PORT)");
+  // clang-format off
+  d.add_options()
+    ("help", "print this help")
+    ("bind", po::value(&c.bind)->default_value(c.bind), "address both listeners bind")
+    ("port", po::value(&c.port)->default_value(c.port), "public port (0: pick a free one)")
+    ("admin-port", po::value(&c.admin_port)->default_value(c.admin_port), "admin port (0: pick a free one)")
+    ("threads", po::value(&c.threads)->default_value(c.threads), "network threads (0: the core count)")
+    ("cpu-threads", po::value(&c.cpu_threads)->default_value(c.cpu_threads), "threads for CPU-bound tasks (0: the core count)")
+    ("workers", po::value(&c.workers)->default_value(c.workers), "tasks run at once")
+    ("task-seconds", po::value(&c.task_seconds)->default_value(c.task_seconds), "duration of the default sleep task")
+    ("max-task-seconds", po::value(&c.max_task_seconds)->default_value(c.max_task_seconds), "longest sleep task a client may ask for")
+    ("queue-capacity", po::value(&c.queue_capacity)->default_value(c.queue_capacity), "queued tasks before 429")
+    ("drain-delay", po::value(&c.drain_delay)->default_value(c.drain_delay), "seconds the public listener stays open after the signal")
+    ("close-spread", po::value(&c.close_spread)->default_value(c.close_spread), "seconds over which streams are closed 1012")
+    ("close-timeout", po::value(&c.close_timeout)->default_value(c.close_timeout), "seconds to wait for close handshakes")
+    ("shutdown-timeout", po::value(&c.shutdown_timeout)->default_value(c.shutdown_timeout), "seconds from the signal to a forced stop")
+    ("log-level", po::value(&c.log_level)->default_value(c.log_level), "debug, info, warn or error")
+    ("body-limit", po::value(&c.body_limit)->default_value(c.body_limit), "largest request body, bytes (413 past it)")
+    ("header-limit", po::value(&c.header_limit)->default_value(c.header_limit), "largest request header, bytes (431 past it)")
+    ("idle-timeout", po::value(&c.idle_timeout)->default_value(c.idle_timeout), "seconds a keep-alive connection may stay idle")
+    ("header-timeout", po::value(&c.header_timeout)->default_value(c.header_timeout), "seconds to receive a whole request once it started")
+    ("ws-message-limit", po::value(&c.ws_message_limit)->default_value(c.ws_message_limit), "largest WebSocket message a client may send, bytes")
+    ("ws-send-queue", po::value(&c.ws_send_queue)->default_value(c.ws_send_queue), "frames queued for one client before it is closed 1013")
+    ("ws-ping-interval", po::value(&c.ws_ping_interval)->default_value(c.ws_ping_interval), "seconds between pings to an idle client")
+    ("event-retention", po::value(&c.event_retention)->default_value(c.event_retention), "events kept for ?since= replay");
+  // clang-format on
+  return d;
+}
+
+void check(bool ok, const char* knob, const char* why) {
+  if (!ok) throw std::invalid_argument(std::string("--") + knob + " " + why);
+}
+
+}  // namespace
+
+std::variant<config, help_text> parse_config(int argc, const char* const argv[]) {
+  config c;
+  auto desc = describe(c);
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    // Stored second, so a flag given on the command line wins over its variable.
+    po::store(po::parse_environment(desc,
+                                    [&desc](const std::string& var) -> std::string {
+                                      if (var.rfind("QUIESCE_", 0) != 0) return "";
+                                      std::string name = var.substr(8);
+                                      std::transform(name.begin(), name.end(), name.begin(),
+                                                     [](unsigned char ch) {
+                                                       return ch == '_' ? '-' : std::tolower(ch);
+                                                     });
+                                      return desc.find_nothrow(name, false) && name != "help"
+                                                 ? name
+                                                 : "";
+                                    }),
+              vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw std::invalid_argument(e.what());
+  }
+  if (vm.count("help")) {
+    std::ostringstream out;
+    out << "Usage: quiesce [options]\n" << desc;
+    return help_text{out.str()};
+  }
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  if (c.threads == 0) c.threads = cores;
+  if (c.cpu_threads == 0) c.cpu_threads = cores;
+  check(c.workers > 0, "workers", "must be at least 1");
+  check(c.queue_capacity > 0, "queue-capacity", "must be at least 1");
+  check(c.task_seconds >= 0 && c.task_seconds <= c.max_task_seconds, "task-seconds",
+        "must be between 0 and --max-task-seconds");
+  for (auto [v, knob] : {std::pair{c.drain_delay, "drain-delay"}, {c.close_spread, "close-spread"},
+                         {c.close_timeout, "close-timeout"}, {c.shutdown_timeout, "shutdown-timeout"},
+                         {c.idle_timeout, "idle-timeout"}, {c.header_timeout, "header-timeout"},
+                         {c.ws_ping_interval, "ws-ping-interval"}})
+    check(std::isfinite(v) && v >= 0, knob, "must be a number of seconds, 0 or more");
+  check(c.ws_ping_interval > 0, "ws-ping-interval", "must be more than 0");
+  check(c.ws_send_queue > 0, "ws-send-queue", "must be at least 1");
+  check(c.event_retention > 0, "event-retention", "must be at least 1");
+  log::parse_level(c.log_level);  // throws with the accepted values
+  return c;
+}
+
+std::vector<std::string> timing_warnings(const config& c) {
+  std::vector<std::string> out;
+  double needed = c.drain_delay + c.max_task_seconds + c.close_spread + c.close_timeout;
+  if (needed > c.shutdown_timeout) {
+    std::ostringstream w;
+    w << "--shutdown-timeout " << c.shutdown_timeout << " s is shorter than --drain-delay + "
+      << "--max-task-seconds + --close-spread + --close-timeout = " << needed
+      << " s: a task accepted just before a drain may be interrupted";
+    out.push_back(w.str());
+  }
+  if (c.shutdown_timeout >= 30)
+    out.push_back("--shutdown-timeout is not below Kubernetes' default 30 s grace period: "
+                  "raise terminationGracePeriodSeconds to match");
+  return out;
+}
+
+}  // namespace quiesce::app

@@ -1,0 +1,50 @@
+// Every knob of DESIGN section 5: a flag and a QUIESCE_* environment variable; flags win.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace quiesce::app {
+
+struct config {
+  std::string bind = "0.0.0.0";
+  std::uint16_t port = 8000;
+  std::uint16_t admin_port = 9000;
+  unsigned threads = 0;      // 0: the core count
+  unsigned cpu_threads = 0;  // 0: the core count
+  unsigned workers = 8;
+  double task_seconds = 20;
+  double max_task_seconds = 20;
+  std::size_t queue_capacity = 1000;
+  double drain_delay = 0;
+  double close_spread = 0.5;
+  double close_timeout = 2;
+  double shutdown_timeout = 25;
+  std::string log_level = "info";
+  std::size_t body_limit = 64 * 1024;
+  std::size_t header_limit = 8 * 1024;
+  double idle_timeout = 60;
+  double header_timeout = 10;
+  std::size_t ws_message_limit = 64 * 1024;
+  std::size_t ws_send_queue = 256;
+  double ws_ping_interval = 15;
+  std::size_t event_retention = 10000;
+};
+
+// Seconds with decimals, as the knobs are written.
+std::chrono::milliseconds to_ms(double seconds);
+
+struct help_text {
+  std::string text;
+};
+// Reads argv, then the environment (QUIESCE_PORT for --port, ...). Returns the --help text
+// when asked; throws std::invalid_argument naming the knob for a bad value.
+std::variant<config, help_text> parse_config(int argc, const char* const argv[]);
+
+// The start-up check of DESIGN section 4: one sentence per timing that does not fit.
+std::vector<std::string> timing_warnings(const config& c);
+
+}  // namespace quiesce::app

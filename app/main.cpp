@@ -1,0 +1,26 @@
+// quiesce: tasks over REST, events over WebSocket, and a drain that loses nothing on SIGTERM.
+#include "app/config.hpp"
+#include "app/server.hpp"
+#include "lifecycle/log.hpp"
+
+#include <iostream>
+
+int main(int argc, char* argv[]) {
+  using namespace quiesce;
+  try {
+    auto parsed = app::parse_config(argc, argv);
+    if (auto* help = std::get_if<app::help_text>(&parsed)) {
+      std::cout << help->text;
+      return 0;
+    }
+    auto& cfg = std::get<app::config>(parsed);
+    log::set_level(log::parse_level(cfg.log_level));
+    return app::run_server(cfg);
+  } catch (const std::invalid_argument& e) {
+    log::error("bad configuration", {{"error", e.what()}});
+    return 64;  // EX_USAGE
+  } catch (const std::exception& e) {
+    log::error("fatal", {{"error", e.what()}});
+    return 1;
+  }
+}

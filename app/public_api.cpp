@@ -1,0 +1,210 @@
+// The public routes: the original's five (same paths, codes and keys) and the native task API.
+#include "app/app_state.hpp"
+
+#include "tasks/task_kind.hpp"
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/url/parse.hpp>
+
+#include <charconv>
+
+namespace quiesce::app {
+namespace asio = boost::asio;
+namespace json = boost::json;
+using net::error_response;
+namespace http = net::http;
+using net::json_response;
+using net::request;
+using net::response;
+using http::status;
+
+namespace {
+
+constexpr const char* shutdown_text = "Service Under Graceful Shutdown";
+
+// 503 for new work while draining: the client should retry elsewhere.
+response draining_response(json::object body) {
+  auto res = json_response(status::service_unavailable, body);
+  res.set(http::field::retry_after, "5");
+  res.keep_alive(false);
+  return res;
+}
+
+response not_found() {
+  return error_response(status::not_found, "not_found", "no such route");
+}
+
+response method_not_allowed(std::string_view allow) {
+  auto res = error_response(status::method_not_allowed, "method_not_allowed",
+                            "this route answers " + std::string(allow));
+  res.set(http::field::allow, allow);
+  return res;
+}
+
+response task_not_found() {
+  return json_response(status::not_found, {{"error", "task_not_found"}, {"detail", "Task not found"}});
+}
+
+json::object task_body(const tasks::task_record& t) { return tasks::to_json(t); }
+
+// POST /v1/tasks: the body is optional; {"kind": ..., <parameters>}.
+response post_task(app_state& s, const request& req) {
+  json::object params;
+  std::string kind = "sleep";
+  if (!req.body().empty()) {
+    auto type = req[http::field::content_type];
+    if (type.substr(0, type.find(';')) != "application/json")
+      return error_response(status::unsupported_media_type, "unsupported_media_type",
+                            "send the task as Content-Type: application/json");
+    json::error_code ec;
+    auto v = json::parse(req.body(), ec);
+    if (ec) return error_response(status::bad_request, "malformed_json", "the body is not valid JSON: " + ec.message());
+    if (!v.is_object()) return error_response(status::bad_request, "malformed_json", "the body must be a JSON object");
+    params = std::move(v.as_object());
+    if (auto k = params.if_contains("kind")) {
+      if (!k->is_string())
+        return error_response(status::bad_request, "bad_parameter", "kind must be a string");
+      kind = k->as_string();
+      params.erase("kind");
+    }
+  }
+  std::optional<std::string> key;
+  if (auto k = req["Idempotency-Key"]; !k.empty()) {
+    if (k.size() > 200)
+      return error_response(status::bad_request, "bad_parameter", "Idempotency-Key is longer than 200 characters");
+    key = std::string(k);
+  }
+  tasks::admission a;
+  try {
+    a = s.tasks.submit(kind, params, std::move(key));
+  } catch (const tasks::bad_parameter& e) {
+    auto res = error_response(status::bad_request, e.field == "kind" ? "unknown_kind" : "bad_parameter", e.what());
+    return res;
+  }
+  switch (a.outcome) {
+    case tasks::admit_outcome::closed:
+      return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
+    case tasks::admit_outcome::queue_full: {
+      auto res = error_response(status::too_many_requests, "queue_full",
+                                "the task queue is full (--queue-capacity); retry later");
+      res.set(http::field::retry_after, "1");
+      return res;
+    }
+    default: break;
+  }
+  auto res = json_response(status::accepted, task_body(*a.task));
+  res.set(http::field::location, "/v1/tasks/" + a.task->id);
+  if (a.outcome == tasks::admit_outcome::replayed) res.set("Idempotent-Replayed", "true");
+  return res;
+}
+
+// POST /v1/create-task/: the original's default task, its exact answer.
+response create_task(app_state& s) {
+  auto a = s.tasks.submit("sleep", {}, std::nullopt);
+  if (a.outcome == tasks::admit_outcome::closed)
+    return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
+  if (a.outcome == tasks::admit_outcome::queue_full) {
+    auto res = error_response(status::too_many_requests, "queue_full", "the task queue is full; retry later");
+    res.set(http::field::retry_after, "1");
+    return res;
+  }
+  auto& id = a.task->id;
+  return json_response(status::ok, {{"message", "Task " + id + " Queued"}, {"task_id", id}});
+}
+
+asio::awaitable<response> delete_task(app_state& s, std::string id) {
+  auto [outcome, t] = co_await s.tasks.cancel(std::move(id));
+  switch (outcome) {
+    case tasks::cancel_outcome::not_found: co_return task_not_found();
+    case tasks::cancel_outcome::already_finished: {
+      auto body = task_body(*t);
+      body["error"] = "already_finished";
+      body["detail"] = "the task already finished: " + std::string(tasks::to_string(t->status));
+      co_return json_response(status::conflict, body);
+    }
+    default: co_return json_response(status::ok, task_body(*t));
+  }
+}
+
+asio::awaitable<response> answer(app_state& s, request& req) {
+  auto url = boost::urls::parse_origin_form(req.target());
+  if (!url) co_return error_response(status::bad_request, "bad_request", "the request target is not a valid path");
+  std::string path = url->path();
+  auto m = req.method();
+  const std::string task_prefix = "/v1/tasks/";
+
+  if (path == "/v1/health") {
+    if (m != http::verb::get) co_return method_not_allowed("GET");
+    if (s.phase.draining()) co_return draining_response({{"status", shutdown_text}});
+    co_return json_response(status::ok, {{"status", "ok"}});
+  }
+  if (path == "/v1/create-task/" || path == "/v1/create-task") {
+    if (m != http::verb::post) co_return method_not_allowed("POST");
+    co_return create_task(s);
+  }
+  if (path == "/v1/get_queue_length/" || path == "/v1/get_queue_length") {
+    if (m != http::verb::get) co_return method_not_allowed("GET");
+    auto c = s.tasks.counts();
+    co_return json_response(status::ok, {{"task_lenth", c.queued + c.running}});
+  }
+  if (path == "/v1/tasks") {
+    if (m != http::verb::post) co_return method_not_allowed("POST");
+    co_return post_task(s, req);
+  }
+  if (path.rfind(task_prefix, 0) == 0 && path.size() > task_prefix.size() &&
+      path.find('/', task_prefix.size()) == std::string::npos) {
+    auto id = path.substr(task_prefix.size());
+    if (m == http::verb::get) {
+      auto t = s.tasks.get(id);
+      if (!t) co_return task_not_found();
+      co_return json_response(status::ok, task_body(*t));
+    }
+    if (m == http::verb::delete_) co_return co_await delete_task(s, std::move(id));
+    co_return method_not_allowed("GET, DELETE");
+  }
+  if (path == "/v1/events" || path.rfind("/ws/", 0) == 0)
+    co_return error_response(status::upgrade_required, "upgrade_required",
+                             "this route is a WebSocket stream");
+  co_return not_found();
+}
+
+std::optional<std::uint64_t> parse_seq(std::string_view text) {
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || p != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+std::variant<response, net::stream_request> upgrade(app_state& s, const request& req) {
+  auto url = boost::urls::parse_origin_form(req.target());
+  if (!url) return error_response(status::bad_request, "bad_request", "the request target is not a valid path");
+  std::string path = url->path();
+  net::stream_request what;
+  if (path == "/v1/events") {
+    what.client_id = tasks::new_task_id();
+  } else if (path.rfind("/ws/", 0) == 0 && path.size() > 4 && path.find('/', 4) == std::string::npos) {
+    what.client_id = path.substr(4);
+  } else {
+    return not_found();
+  }
+  if (s.phase.draining())
+    return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
+  auto params = url->params();
+  if (auto it = params.find("since"); it != params.end()) {
+    auto seq = parse_seq((*it).value);
+    if (!seq) return error_response(status::bad_request, "bad_parameter", "since must be a sequence number");
+    what.since = seq;
+  }
+  if (auto it = params.find("epoch"); it != params.end()) what.epoch = (*it).value;
+  return what;
+}
+
+}  // namespace
+
+net::http_routes public_routes(app_state& s) {
+  return {[&s](request& req) { return answer(s, req); },
+          [&s](const request& req) { return upgrade(s, req); }};
+}
+
+}  // namespace quiesce::app

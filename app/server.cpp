@@ -1,0 +1,138 @@
+#include "app/server.hpp"
+
+#include "app/app_state.hpp"
+#include "lifecycle/coordinator.hpp"
+#include "lifecycle/log.hpp"
+#include "net/listener.hpp"
+#include "tasks/memory_task_store.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <cstdlib>
+#include <thread>
+
+namespace quiesce::app {
+namespace asio = boost::asio;
+
+namespace {
+
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+// Starts the accept loop of one listener in `group`; each connection joins `sessions`.
+void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
+            lifecycle::task_group& group, lifecycle::task_group& sessions,
+            std::shared_ptr<const net::session_context> ctx) {
+  auto strand = acceptor.get_executor();
+  auto spawn = [&io, &sessions, ctx](net::tcp::socket s) {
+    auto session_strand = asio::make_strand(io);
+    // The socket moves to the session's strand, so its timers run there too.
+    auto fd = s.release();
+    net::tcp::socket own(session_strand, net::tcp::v6(), fd);
+    asio::co_spawn(session_strand, net::serve_http(std::move(own), ctx), sessions.adapt(session_strand));
+  };
+  asio::co_spawn(strand, net::accept_loop(std::move(acceptor), std::move(name), spawn),
+                 group.adapt(strand));
+}
+
+}  // namespace
+
+int run_server(const config& cfg) {
+  asio::io_context io(static_cast<int>(cfg.threads));
+  asio::thread_pool cpu(cfg.cpu_threads);
+
+  tasks::memory_task_store store;
+  tasks::event_bus bus(tasks::new_task_id(), cfg.event_retention);
+  tasks::task_service service({cfg.workers, cfg.queue_capacity},
+                              tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds}),
+                              store, bus, cpu);
+  net::stream_settings ss;
+  ss.send_queue_limit = cfg.ws_send_queue;
+  ss.message_limit = cfg.ws_message_limit;
+  ss.ping_interval = to_ms(cfg.ws_ping_interval);
+  ss.close_timeout = to_ms(cfg.close_timeout);
+  ss.pod = env_or("KUBE_POD_NAME", "Not running inside Kubernetes");
+  ss.pod_namespace = env_or("KUBE_POD_NAMESPACE", "Not running inside Kubernetes");
+  net::stream_hub hub(ss, bus);
+
+  lifecycle::drain_hooks hooks{
+      .stop_admission = [&service] { service.stop_admission(); },
+      .work_done = [&service] { return service.wait_idle(); },
+      .interrupt_queued = [&service] { service.interrupt_queued(); },
+      .close_streams = [&hub](std::chrono::milliseconds spread) { return hub.close_all(spread); },
+      .counts =
+          [&service, &hub] {
+            auto c = service.counts();
+            return boost::json::object{
+                {"queued", c.queued}, {"running", c.running}, {"websockets", hub.open()}};
+          },
+  };
+  lifecycle::coordinator coord(io.get_executor(),
+                               {to_ms(cfg.drain_delay), to_ms(cfg.close_spread),
+                                to_ms(cfg.close_timeout), to_ms(cfg.shutdown_timeout)},
+                               std::move(hooks));
+  app_state state{cfg, service, bus, hub, coord.state()};
+
+  net::http_limits limits{cfg.header_limit, cfg.body_limit, to_ms(cfg.idle_timeout),
+                          to_ms(cfg.header_timeout)};
+  auto public_ctx = std::make_shared<const net::session_context>(
+      net::session_context{limits, &coord.state(), public_routes(state), &hub});
+  auto admin_ctx = std::make_shared<const net::session_context>(
+      net::session_context{limits, nullptr, admin_routes(state), nullptr});
+
+  net::tcp::acceptor public_acceptor(io), admin_acceptor(io);
+  try {
+    auto address = asio::ip::make_address(cfg.bind);
+    // v4 addresses are served through a v6 socket as mapped addresses, so sessions need one
+    // socket type.
+    if (address.is_v4()) address = asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4());
+    public_acceptor = net::open_acceptor(asio::make_strand(io), {address, cfg.port});
+    admin_acceptor = net::open_acceptor(asio::make_strand(io), {address, cfg.admin_port});
+  } catch (const std::exception& e) {
+    log::error("cannot listen", {{"bind", cfg.bind}, {"port", cfg.port},
+                                  {"admin_port", cfg.admin_port}, {"error", e.what()}});
+    return 1;
+  }
+  auto port = public_acceptor.local_endpoint().port();
+  auto admin_port = admin_acceptor.local_endpoint().port();
+  auto& tree = coord.tree();
+  listen(io, std::move(public_acceptor), "public", tree.listeners, tree.connections, public_ctx);
+  listen(io, std::move(admin_acceptor), "admin", tree.admin, tree.admin, admin_ctx);
+  service.start(io, tree.workers);
+
+  for (auto& w : timing_warnings(cfg)) log::warn("timings do not fit", {{"detail", w}});
+  log::info("listening", {{"port", port},
+                          {"admin_port", admin_port},
+                          {"bind", cfg.bind},
+                          {"threads", cfg.threads},
+                          {"workers", cfg.workers},
+                          {"epoch", bus.epoch()},
+                          {"pod", ss.pod}});
+
+  int exit_code = 1;
+  asio::co_spawn(coord.executor(), coord.run(), [&](std::exception_ptr e, int code) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log::error("coordinator failed", {{"error", ex.what()}});
+      }
+    } else {
+      exit_code = code;
+    }
+    io.stop();
+  });
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < cfg.threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  cpu.join();
+  return exit_code;
+}
+
+}  // namespace quiesce::app

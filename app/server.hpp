@@ -1,0 +1,11 @@
+// Wires configuration, tasks, streams, listeners and the drain coordinator into one process.
+#pragma once
+
+#include "app/config.hpp"
+
+namespace quiesce::app {
+
+// Runs the server until it has drained; returns the process exit code.
+int run_server(const config& cfg);
+
+}  // namespace quiesce::app

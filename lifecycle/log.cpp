@@ -1,0 +1,65 @@
+#include "lifecycle/log.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace quiesce::log {
+namespace {
+std::atomic<level> min_level{level::info};
+std::mutex out_mutex;
+
+std::string_view name(level l) {
+  switch (l) {
+    case level::debug: return "debug";
+    case level::info: return "info";
+    case level::warn: return "warn";
+    case level::error: return "error";
+  }
+  return "info";
+}
+}  // namespace
+
+level parse_level(std::string_view text) {
+  for (auto l : {level::debug, level::info, level::warn, level::error})
+    if (name(l) == text) return l;
+  throw std::invalid_argument("log level must be one of debug, info, warn, error");
+}
+
+void set_level(level min) { min_level.store(min); }
+bool enabled(level l) { return l >= min_level.load(std::memory_order_relaxed); }
+
+std::string format_time(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  auto secs = time_point_cast<seconds>(t);
+  auto ms = duration_cast<milliseconds>(t - secs).count();
+  std::time_t tt = system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+void write(level l, std::string_view msg, boost::json::object fields) {
+  if (!enabled(l)) return;
+  boost::json::object line;
+  line["ts"] = format_time(std::chrono::system_clock::now());
+  line["level"] = name(l);
+  line["msg"] = msg;
+  for (auto& [k, v] : fields) line[k] = std::move(v);
+  std::string text = boost::json::serialize(line);
+  text += '\n';
+  std::lock_guard lock(out_mutex);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);  // line by line: tests and log shippers read as we go
+}
+
+}  // namespace quiesce::log

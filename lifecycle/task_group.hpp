@@ -1,0 +1,78 @@
+// One node of the cancellation tree: the coroutines spawned through it (listeners, sessions,
+// workers) each get their own cancellation slot, and the group can cancel them all and wait
+// until they have finished. Seastar's gate + abort_source, in Asio's terms.
+//
+//   asio::co_spawn(strand, serve(...), group.adapt(strand));
+//   group.emit(asio::cancellation_type::partial);   // only children that opted in react
+//   co_await group.wait_empty();
+#pragma once
+
+#include "lifecycle/event_count.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/consign.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace quiesce::lifecycle {
+
+class task_group {
+  struct child {
+    boost::asio::cancellation_signal signal;
+    boost::asio::any_io_executor executor;  // the child's strand: signal is only touched there
+  };
+  using child_list = std::list<std::shared_ptr<child>>;
+
+  // Leaves the group when the child's completion handler is destroyed (after it ran).
+  class member {
+   public:
+    member(task_group* g, child_list::iterator it) : group_(g), it_(it) {}
+    member(member&& o) noexcept : group_(std::exchange(o.group_, nullptr)), it_(o.it_) {}
+    member& operator=(member&&) = delete;
+    ~member() {
+      if (group_) group_->leave(it_);
+    }
+
+   private:
+    task_group* group_;
+    child_list::iterator it_;
+  };
+
+ public:
+  explicit task_group(std::string name) : name_(std::move(name)) {}
+  task_group(const task_group&) = delete;
+  task_group& operator=(const task_group&) = delete;
+
+  // Wraps the completion token of a co_spawn onto `executor` so the child joins this group.
+  template <typename CompletionToken = boost::asio::detached_t>
+  auto adapt(boost::asio::any_io_executor executor, CompletionToken token = CompletionToken{}) {
+    auto it = join(std::move(executor));
+    auto& signal = (*it)->signal;
+    return boost::asio::bind_cancellation_slot(
+        signal.slot(), boost::asio::consign(std::move(token), member{this, it}));
+  }
+
+  // Delivers `type` to every current child, each on its own executor.
+  void emit(boost::asio::cancellation_type type);
+  // Completes once the group has no children.
+  boost::asio::awaitable<void> wait_empty();
+  std::size_t size() const;
+  const std::string& name() const { return name_; }
+
+ private:
+  child_list::iterator join(boost::asio::any_io_executor executor);
+  void leave(child_list::iterator it);
+
+  std::string name_;
+  mutable std::mutex mutex_;
+  child_list children_;
+  event_count changed_;
+};
+
+}  // namespace quiesce::lifecycle

@@ -1,0 +1,29 @@
+// The HTTP vocabulary shared by sessions and routes: message types, JSON answers, errors.
+#pragma once
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <string_view>
+
+namespace quiesce::net {
+
+namespace http = boost::beast::http;
+using request = http::request<http::string_body>;
+using response = http::response<http::string_body>;
+
+// Limits every connection obeys; each is a configuration knob.
+struct http_limits {
+  std::size_t header_limit = 8 * 1024;
+  std::size_t body_limit = 64 * 1024;
+  std::chrono::milliseconds idle_timeout{60'000};   // keep-alive connection with no request
+  std::chrono::milliseconds header_timeout{10'000};  // from the first byte to the whole request
+};
+
+response json_response(http::status status, const boost::json::value& body);
+// Every error body: {"error":"<machine_code>","detail":"<human sentence>"}.
+response error_response(http::status status, std::string_view code, std::string_view detail);
+
+}  // namespace quiesce::net

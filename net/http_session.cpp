@@ -1,0 +1,110 @@
+#include "net/http_session.hpp"
+
+#include "lifecycle/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+namespace quiesce::net {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+namespace {
+
+// The answer to a request that could not be read, or nothing when the peer just went away.
+std::optional<response> read_error_response(const boost::system::error_code& ec) {
+  if (ec == http::error::body_limit)
+    return error_response(http::status::payload_too_large, "body_too_large",
+                          "the request body is larger than the server accepts (--body-limit)");
+  if (ec == http::error::header_limit)
+    return error_response(http::status::request_header_fields_too_large, "headers_too_large",
+                          "the request headers are larger than the server accepts (--header-limit)");
+  if (ec == beast::error::timeout)
+    return error_response(http::status::request_timeout, "request_timeout",
+                          "the request did not arrive in time (--header-timeout)");
+  if (ec.category() == make_error_code(http::error::bad_target).category() &&
+      ec != http::error::end_of_stream && ec != http::error::partial_message)
+    return error_response(http::status::bad_request, "bad_request",
+                          "the request is not valid HTTP/1.1: " + ec.message());
+  return std::nullopt;
+}
+
+asio::awaitable<bool> write(beast::tcp_stream& stream, response& res, const http_limits& limits) {
+  stream.expires_after(limits.header_timeout);
+  auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+  co_return !ec;
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const session_context> ctx) {
+  const auto& limits = ctx->limits;
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    // Idle: wait for the first byte of the next request.
+    if (buffer.size() == 0) {
+      stream.expires_after(limits.idle_timeout);
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096),
+                                                     asio::as_tuple(asio::use_awaitable));
+      if (ec) break;  // closed, idle timeout, or the drain's end
+      buffer.commit(n);
+    }
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(limits.header_limit));
+    parser.body_limit(limits.body_limit);
+    stream.expires_after(limits.header_timeout);
+    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser,
+                                                      asio::as_tuple(asio::use_awaitable));
+    boost::system::error_code ec = hec;
+    if (!ec && parser.get()[http::field::expect] == "100-continue" && !parser.is_done()) {
+      // curl sends larger bodies only after this (or after waiting a second).
+      http::response<http::empty_body> go_on{http::status::continue_, 11};
+      co_await http::async_write(stream, go_on, asio::as_tuple(asio::use_awaitable));
+    }
+    if (!ec) std::tie(ec, hn) = co_await http::async_read(stream, buffer, parser,
+                                                           asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (auto res = read_error_response(ec)) {
+        res->keep_alive(false);
+        co_await write(stream, *res, limits);
+      }
+      break;
+    }
+    request req = parser.release();
+
+    if (beast::websocket::is_upgrade(req)) {
+      if (!ctx->streams) {
+        auto res = error_response(http::status::not_found, "not_found", "no streams here");
+        res.keep_alive(false);
+        co_await write(stream, res, limits);
+        break;
+      }
+      auto decision = ctx->routes.upgrade(req);
+      if (auto* what = std::get_if<stream_request>(&decision)) {
+        co_await serve_stream(std::move(stream), std::move(req), std::move(*what), *ctx->streams);
+        co_return;
+      }
+      auto& refusal = std::get<response>(decision);
+      refusal.keep_alive(false);
+      co_await write(stream, refusal, limits);
+      break;
+    }
+
+    auto res = co_await ctx->routes.answer(req);
+    bool keep_alive = req.keep_alive() && !(ctx->phase && ctx->phase->draining());
+    res.version(req.version());
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    if (!co_await write(stream, res, limits) || !keep_alive) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace quiesce::net

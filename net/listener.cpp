@@ -1,0 +1,44 @@
+#include "net/listener.hpp"
+
+#include "lifecycle/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace quiesce::net {
+namespace asio = boost::asio;
+
+tcp::acceptor open_acceptor(asio::any_io_executor executor, const tcp::endpoint& endpoint) {
+  tcp::acceptor a(executor);
+  a.open(endpoint.protocol());
+  a.set_option(asio::socket_base::reuse_address(true));
+  a.bind(endpoint);
+  a.listen(asio::socket_base::max_listen_connections);
+  return a;
+}
+
+asio::awaitable<void> accept_loop(tcp::acceptor acceptor, std::string name,
+                                  std::function<void(tcp::socket)> spawn) {
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_partial_cancellation());
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::operation_aborted) break;
+    if (ec) {
+      // Out of descriptors, say: back off a little instead of spinning; connects queue meanwhile.
+      log::warn("accept failed", {{"listener", name}, {"error", ec.message()}});
+      asio::steady_timer backoff(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+      auto [wec] = co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (wec) break;
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true));
+    spawn(std::move(socket));
+  }
+  boost::system::error_code ignored;
+  acceptor.close(ignored);
+  log::debug("listener closed", {{"listener", name}});
+}
+
+}  // namespace quiesce::net

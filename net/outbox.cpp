@@ -1,0 +1,51 @@
+#include "net/outbox.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+namespace quiesce::net {
+namespace asio = boost::asio;
+namespace websocket = boost::beast::websocket;
+
+outbox::outbox(asio::any_io_executor executor, std::size_t limit)
+    : limit_(limit), wake_(std::move(executor), asio::steady_timer::time_point::max()) {}
+
+bool outbox::push(frame f) {
+  if (close_) return true;  // closing: nothing more goes out, and that is not an overflow
+  if (frames_.size() >= limit_) {
+    frames_.clear();
+    close_ = websocket::close_reason(websocket::close_code::try_again_later, "send queue full");
+    wake_.cancel();
+    return false;
+  }
+  frames_.push_back(std::move(f));
+  wake_.cancel();
+  return true;
+}
+
+void outbox::close(websocket::close_reason reason, frame last) {
+  if (close_) return;
+  if (last) frames_.push_back(std::move(last));
+  close_ = std::move(reason);
+  wake_.cancel();
+}
+
+asio::awaitable<outbox::item> outbox::next() {
+  for (;;) {
+    if (!frames_.empty()) {
+      item it{std::move(frames_.front()), std::nullopt};
+      frames_.pop_front();
+      co_return it;
+    }
+    if (close_) co_return item{nullptr, close_};
+    wake_.expires_at(asio::steady_timer::time_point::max());
+    co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none)
+      throw boost::system::system_error(asio::error::operation_aborted);
+  }
+}
+
+}  // namespace quiesce::net

@@ -1,0 +1,101 @@
+#include "net/stream_hub.hpp"
+
+#include "lifecycle/log.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <random>
+
+namespace quiesce::net {
+namespace asio = boost::asio;
+namespace websocket = boost::beast::websocket;
+using namespace asio::experimental::awaitable_operators;
+
+stream_client::stream_client(asio::any_io_executor strand, std::string id, std::size_t queue_limit)
+    : strand_(strand), id_(std::move(id)), out_(strand, queue_limit) {}
+
+void stream_client::deliver(tasks::event_ptr e) {
+  asio::post(strand_, [self = shared_from_this(), e = std::move(e)] {
+    if (!self->wants(*e)) return;
+    // Share the bus's text: an aliasing pointer, no copy per client.
+    if (!self->out_.push(frame(e, &e->text)) && self->on_overflow) self->on_overflow();
+  });
+}
+
+void stream_client::request_close(websocket::close_reason reason, frame last) {
+  asio::post(strand_, [self = shared_from_this(), reason = std::move(reason),
+                       last = std::move(last)]() mutable {
+    self->out_.close(std::move(reason), std::move(last));
+  });
+}
+
+stream_hub::stream_hub(stream_settings settings, tasks::event_bus& bus)
+    : settings_(std::move(settings)), bus_(bus) {}
+
+bool stream_hub::add(const std::shared_ptr<stream_client>& c) {
+  std::lock_guard lock(mutex_);
+  if (closing_) return false;
+  clients_.insert(c);
+  ++opened_total_;
+  return true;
+}
+
+void stream_hub::remove(const stream_client* c) {
+  {
+    std::lock_guard lock(mutex_);
+    std::erase_if(clients_, [c](auto& p) { return p.get() == c; });
+  }
+  changed_.notify_all();
+}
+
+std::size_t stream_hub::open() const {
+  std::lock_guard lock(mutex_);
+  return clients_.size();
+}
+
+frame stream_hub::draining_frame() const {
+  // Jitter spreads the reconnects of clients closed at the same moment.
+  thread_local std::minstd_rand jitter(std::random_device{}());
+  boost::json::object o{{"type", "draining"},
+                        {"reason", "server shutting down"},
+                        {"epoch", bus_.epoch()},
+                        {"last_seq", bus_.last_seq()},
+                        {"reconnect_after_ms", 100 + jitter() % 900}};
+  return std::make_shared<const std::string>(boost::json::serialize(o));
+}
+
+asio::awaitable<void> stream_hub::close_all(std::chrono::milliseconds spread) {
+  std::vector<std::shared_ptr<stream_client>> targets;
+  {
+    std::lock_guard lock(mutex_);
+    closing_ = true;
+    targets.assign(clients_.begin(), clients_.end());
+  }
+  auto start = std::chrono::steady_clock::now();
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    if (spread.count() > 0 && i > 0) {
+      timer.expires_at(start + spread * i / targets.size());
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+    targets[i]->request_close(
+        websocket::close_reason(websocket::close_code::service_restart, "server restarting"),
+        draining_frame());
+  }
+  auto all_closed = [this]() -> asio::awaitable<void> {
+    for (;;) {
+      auto key = changed_.prepare_wait();
+      if (open() == 0) co_return;
+      co_await changed_.wait(key);
+    }
+  };
+  timer.expires_after(settings_.close_timeout);
+  auto r = co_await (all_closed() || timer.async_wait(asio::use_awaitable));
+  if (r.index() == 1) log::warn("close handshakes timed out", {{"still_open", open()}});
+}
+
+}  // namespace quiesce::net

@@ -1,0 +1,93 @@
+// Every open event stream, so the drain can tell each one `draining` and close it 1012.
+#pragma once
+
+#include "lifecycle/event_count.hpp"
+#include "net/outbox.hpp"
+#include "tasks/event_bus.hpp"
+
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_set>
+
+namespace quiesce::net {
+
+struct stream_settings {
+  std::size_t send_queue_limit = 256;   // frames; past it the client is closed 1013
+  std::size_t message_limit = 64 * 1024;  // largest frame a client may send
+  std::chrono::milliseconds ping_interval{15'000};  // dead peers are dropped after twice this
+  std::chrono::milliseconds close_timeout{2'000};   // close handshake wait
+  std::string pod = "Not running inside Kubernetes";
+  std::string pod_namespace = "Not running inside Kubernetes";
+};
+
+// One connected client: the bus delivers to it; its strand owns the outbox and the filter.
+class stream_client final : public tasks::event_sink,
+                            public std::enable_shared_from_this<stream_client> {
+ public:
+  stream_client(boost::asio::any_io_executor strand, std::string id, std::size_t queue_limit);
+
+  void deliver(tasks::event_ptr e) override;  // any thread
+  void request_close(boost::beast::websocket::close_reason reason, frame last);  // any thread
+
+  // Strand only:
+  outbox& out() { return out_; }
+  void follow_all() {
+    follow_all_ = true;
+    follows_.clear();
+  }
+  void follow(std::set<std::string> ids) {
+    follow_all_ = false;
+    follows_ = std::move(ids);
+  }
+  bool wants(const tasks::stream_event& e) const {
+    return follow_all_ || follows_.contains(e.task_id);
+  }
+  const std::string& id() const { return id_; }
+  boost::asio::any_io_executor executor() const { return strand_; }
+  std::function<void()> on_overflow;
+
+ private:
+  boost::asio::any_io_executor strand_;
+  std::string id_;
+  outbox out_;
+  bool follow_all_ = true;
+  std::set<std::string> follows_;
+};
+
+class stream_hub {
+ public:
+  stream_hub(stream_settings settings, tasks::event_bus& bus);
+
+  const stream_settings& settings() const { return settings_; }
+  tasks::event_bus& bus() { return bus_; }
+
+  // False once the hub is closing: the caller closes the new stream 1012 itself.
+  bool add(const std::shared_ptr<stream_client>& c);
+  void remove(const stream_client* c);
+
+  // Tells every stream `draining` after what it still has to send, closes it 1012 (spread
+  // over `spread`), and completes when all are gone or the close timeout has passed.
+  boost::asio::awaitable<void> close_all(std::chrono::milliseconds spread);
+  frame draining_frame() const;
+
+  std::size_t open() const;
+  std::uint64_t dropped_slow() const { return dropped_slow_.load(); }
+  std::uint64_t opened_total() const { return opened_total_.load(); }
+  void count_dropped_slow() { ++dropped_slow_; }
+
+ private:
+  stream_settings settings_;
+  tasks::event_bus& bus_;
+  mutable std::mutex mutex_;
+  std::unordered_set<std::shared_ptr<stream_client>> clients_;
+  bool closing_ = false;
+  lifecycle::event_count changed_;
+  std::atomic<std::uint64_t> dropped_slow_{0}, opened_total_{0};
+};
+
+}  // namespace quiesce::net

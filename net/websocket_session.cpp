@@ -1,0 +1,150 @@
+#include "net/websocket_session.hpp"
+
+#include "lifecycle/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace quiesce::net {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using namespace asio::experimental::awaitable_operators;
+using ws_stream = websocket::stream<beast::tcp_stream>;
+
+namespace {
+
+frame make_frame(const boost::json::object& o) {
+  return std::make_shared<const std::string>(boost::json::serialize(o));
+}
+
+frame error_frame(std::string_view detail) {
+  return make_frame({{"type", "error"}, {"error", "bad_message"}, {"detail", detail}});
+}
+
+// Applies one client message; answers on the outbox.
+void handle_message(stream_client& c, std::string_view text) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec || !v.is_object()) {
+    c.out().push(error_frame("messages must be JSON objects"));
+    return;
+  }
+  auto& o = v.as_object();
+  auto type = o.if_contains("type");
+  if (!type || !type->is_string() || type->as_string() != "subscribe") {
+    c.out().push(error_frame("the only message a client sends is {\"type\":\"subscribe\",...}"));
+    return;
+  }
+  if (auto all = o.if_contains("all"); all && all->is_bool() && all->as_bool()) {
+    c.follow_all();
+    c.out().push(make_frame({{"type", "subscribed"}, {"all", true}}));
+    return;
+  }
+  auto tasks = o.if_contains("tasks");
+  if (!tasks || !tasks->is_array()) {
+    c.out().push(error_frame("subscribe needs \"tasks\": [ids] or \"all\": true"));
+    return;
+  }
+  std::set<std::string> ids;
+  boost::json::array echoed;
+  for (auto& t : tasks->as_array()) {
+    if (!t.is_string()) {
+      c.out().push(error_frame("tasks must be an array of task id strings"));
+      return;
+    }
+    ids.emplace(t.as_string());
+    echoed.push_back(t);
+  }
+  c.follow(std::move(ids));
+  c.out().push(make_frame({{"type", "subscribed"}, {"tasks", std::move(echoed)}}));
+}
+
+asio::awaitable<void> read_loop(ws_stream& ws, stream_client& c) {
+  beast::flat_buffer buffer;
+  for (;;) {
+    auto [ec, n] = co_await ws.async_read(buffer, asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;  // peer closed, dead (ping timeout) or oversized frame: beast closed it
+    handle_message(c, beast::buffers_to_string(buffer.data()));
+    buffer.consume(buffer.size());
+  }
+}
+
+asio::awaitable<void> write_loop(ws_stream& ws, stream_client& c) {
+  for (;;) {
+    auto item = co_await c.out().next();
+    if (item.text) {
+      auto [ec, n] = co_await ws.async_write(asio::buffer(*item.text),
+                                             asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      continue;
+    }
+    // A peer gone before the handshake ends is not worth more than the close timeout.
+    co_await ws.async_close(*item.close, asio::as_tuple(asio::use_awaitable));
+    co_return;
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_stream(beast::tcp_stream stream,
+                                   beast::http::request<beast::http::string_body> req,
+                                   stream_request what, stream_hub& hub) {
+  auto strand = co_await asio::this_coro::executor;
+  const auto& s = hub.settings();
+  stream.expires_never();  // the websocket's own timeouts take over
+  ws_stream ws(std::move(stream));
+  websocket::stream_base::timeout t{};
+  t.handshake_timeout = s.close_timeout;
+  t.idle_timeout = s.ping_interval * 2;  // beast pings after half of it
+  t.keep_alive_pings = true;
+  ws.set_option(t);
+  ws.read_message_max(s.message_limit);
+  ws.text(true);
+  auto [aec] = co_await ws.async_accept(req, asio::as_tuple(asio::use_awaitable));
+  if (aec) co_return;
+
+  auto client = std::make_shared<stream_client>(strand, what.client_id, s.send_queue_limit);
+  client->on_overflow = [&hub, id = what.client_id] {
+    hub.count_dropped_slow();
+    log::warn("slow stream closed", {{"client_id", id}, {"code", 1013}});
+  };
+  auto& bus = hub.bus();
+  bool same_epoch = !what.epoch || *what.epoch == bus.epoch();
+  bool admitted = hub.add(client);
+  auto replay = bus.subscribe(client, what.since, same_epoch);
+  // Hello and replay go in before any live event: those are posted to this strand and run
+  // only after this coroutine next suspends.
+  client->out().push(make_frame({{"type", "hello"},
+                                 {"client_id", what.client_id},
+                                 {"pod", s.pod},
+                                 {"namespace", s.pod_namespace},
+                                 {"epoch", bus.epoch()},
+                                 {"seq", replay.last_seq}}));
+  if (replay.gap) client->out().push(make_frame({{"type", "gap"}, {"epoch", bus.epoch()}}));
+  for (auto& e : replay.events) client->out().push(frame(e, &e->text));
+  if (!admitted)  // the drain already closed the others: this one goes the same way
+    client->out().close(
+        websocket::close_reason(websocket::close_code::service_restart, "server restarting"),
+        hub.draining_frame());
+
+  struct leave {
+    stream_hub& hub;
+    stream_client* c;
+    ~leave() {
+      hub.bus().unsubscribe(c);
+      hub.remove(c);
+    }
+  } on_exit{hub, client.get()};
+  log::debug("stream opened", {{"client_id", what.client_id}, {"replayed", replay.events.size()}});
+  co_await (read_loop(ws, *client) || write_loop(ws, *client));
+}
+
+}  // namespace quiesce::net

@@ -1,0 +1,42 @@
+#include "tasks/memory_task_store.hpp"
+
+#include <stdexcept>
+
+namespace quiesce::tasks {
+
+void memory_task_store::insert(const task_record& t) {
+  std::lock_guard lock(mutex_);
+  if (!tasks_.emplace(t.id, t).second) throw std::logic_error("duplicate task id " + t.id);
+  if (t.idempotency_key) keys_.emplace(*t.idempotency_key, t.id);
+  ++counts_[static_cast<std::size_t>(t.status)];
+}
+
+void memory_task_store::update(const task_record& t) {
+  std::lock_guard lock(mutex_);
+  auto it = tasks_.find(t.id);
+  if (it == tasks_.end()) throw std::logic_error("update of unknown task " + t.id);
+  --counts_[static_cast<std::size_t>(it->second.status)];
+  ++counts_[static_cast<std::size_t>(t.status)];
+  it->second = t;
+}
+
+std::optional<task_record> memory_task_store::get(std::string_view id) const {
+  std::lock_guard lock(mutex_);
+  auto it = tasks_.find(std::string(id));
+  if (it == tasks_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<task_record> memory_task_store::find_by_idempotency_key(std::string_view key) const {
+  std::lock_guard lock(mutex_);
+  auto k = keys_.find(std::string(key));
+  if (k == keys_.end()) return std::nullopt;
+  return tasks_.at(k->second);
+}
+
+std::array<std::size_t, status_count> memory_task_store::count_by_status() const {
+  std::lock_guard lock(mutex_);
+  return counts_;
+}
+
+}  // namespace quiesce::tasks

@@ -1,0 +1,26 @@
+// Task records in memory: lost with the process (durable storage comes with the SQLite store).
+#pragma once
+
+#include "tasks/task_store.hpp"
+
+#include <mutex>
+#include <unordered_map>
+
+namespace quiesce::tasks {
+
+class memory_task_store final : public task_store {
+ public:
+  void insert(const task_record& t) override;
+  void update(const task_record& t) override;
+  std::optional<task_record> get(std::string_view id) const override;
+  std::optional<task_record> find_by_idempotency_key(std::string_view key) const override;
+  std::array<std::size_t, status_count> count_by_status() const override;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, task_record> tasks_;
+  std::unordered_map<std::string, std::string> keys_;  // idempotency key -> task id
+  std::array<std::size_t, status_count> counts_{};
+};
+
+}  // namespace quiesce::tasks

@@ -1,0 +1,80 @@
+#include "tasks/task.hpp"
+
+#include "lifecycle/log.hpp"
+
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
+
+#include <stdexcept>
+
+namespace quiesce::tasks {
+
+std::string_view to_string(task_status s) {
+  switch (s) {
+    case task_status::queued: return "queued";
+    case task_status::running: return "running";
+    case task_status::succeeded: return "succeeded";
+    case task_status::failed: return "failed";
+    case task_status::cancelled: return "cancelled";
+    case task_status::interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+bool is_final(task_status s) { return s != task_status::queued && s != task_status::running; }
+
+bool can_move(task_status from, task_status to) {
+  switch (from) {
+    case task_status::queued: return to != task_status::queued;
+    case task_status::running: return is_final(to);
+    default: return false;
+  }
+}
+
+std::string status_message(std::string_view id, task_status s) {
+  std::string m = "Task ";
+  m += id;
+  switch (s) {
+    case task_status::succeeded: return m + " processed";
+    default: return m + " " + std::string(to_string(s));
+  }
+}
+
+void task_record::move_to(task_status to, time_point now) {
+  if (!can_move(status, to))
+    throw std::logic_error("task " + id + " cannot move from " + std::string(to_string(status)) +
+                           " to " + std::string(to_string(to)));
+  status = to;
+  message = status_message(id, to);
+  if (to == task_status::running) started_at = now;
+  if (is_final(to)) finished_at = now;
+  if (to == task_status::succeeded) progress = 1.0;
+}
+
+boost::json::object to_json(const task_record& t) {
+  auto time = [](const std::optional<task_record::time_point>& tp) -> boost::json::value {
+    if (!tp) return nullptr;
+    return boost::json::string(log::format_time(*tp));
+  };
+  boost::json::object o;
+  o["task_id"] = t.id;
+  o["kind"] = t.kind;
+  o["params"] = t.params;
+  o["status"] = to_string(t.status);
+  o["progress"] = t.progress;
+  o["message"] = t.message;
+  o["created_at"] = log::format_time(t.created_at);
+  o["started_at"] = time(t.started_at);
+  o["finished_at"] = time(t.finished_at);
+  o["result"] = t.result;
+  o["error"] = t.error ? boost::json::value(*t.error) : boost::json::value(nullptr);
+  return o;
+}
+
+std::string new_task_id() {
+  // The generator is not thread-safe; one per thread costs nothing after the first call.
+  thread_local boost::uuids::random_generator generate;
+  return boost::uuids::to_string(generate());
+}
+
+}  // namespace quiesce::tasks

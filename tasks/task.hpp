@@ -1,0 +1,47 @@
+// A task as clients see it: the record of DESIGN section 2 and its state machine.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace quiesce::tasks {
+
+enum class task_status { queued, running, succeeded, failed, cancelled, interrupted };
+inline constexpr std::size_t status_count = 6;
+
+std::string_view to_string(task_status s);
+bool is_final(task_status s);
+// The only transitions a task makes: queued -> running -> final, or queued -> final.
+bool can_move(task_status from, task_status to);
+// "Task <id> queued", "... processed" (as the original), "... failed: why", and so on.
+std::string status_message(std::string_view id, task_status s);
+
+struct task_record {
+  using time_point = std::chrono::system_clock::time_point;
+
+  std::string id;
+  std::string kind;
+  boost::json::object params;
+  task_status status = task_status::queued;
+  double progress = 0.0;
+  std::string message;
+  time_point created_at{};
+  std::optional<time_point> started_at;
+  std::optional<time_point> finished_at;
+  boost::json::value result;  // null until succeeded
+  std::optional<std::string> error;
+  std::optional<std::string> idempotency_key;
+
+  // Moves to `to`, stamping times and the message. Throws std::logic_error on a bad transition.
+  void move_to(task_status to, time_point now = std::chrono::system_clock::now());
+};
+
+boost::json::object to_json(const task_record& t);
+std::string new_task_id();  // a random UUID
+
+}  // namespace quiesce::tasks

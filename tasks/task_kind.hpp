@@ -1,0 +1,61 @@
+// What a kind of task is: how its parameters are checked and how it runs.
+// A new kind is one file in tasks/ (kind_<name>.cpp) plus its line in task_kinds.cpp.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace quiesce::tasks {
+
+// A parameter a client got wrong; `field` names it in the 400 answer.
+struct bad_parameter : std::invalid_argument {
+  bad_parameter(std::string f, const std::string& why) : std::invalid_argument(why), field(std::move(f)) {}
+  std::string field;
+};
+
+struct task_context {
+  std::string task_id;
+  boost::json::object params;              // validated, defaults filled
+  std::function<void(double)> report;      // progress in [0, 1]; publishes an event
+  boost::asio::thread_pool* cpu = nullptr;  // for CPU-bound work, off the network threads
+};
+
+struct task_kind {
+  std::string name;
+  // Returns the parameters with every default filled in; throws bad_parameter.
+  std::function<boost::json::object(const boost::json::object&)> validate;
+  // Runs the task; the value is the task's `result`. Cancellation arrives as terminal
+  // cancellation of this coroutine.
+  std::function<boost::asio::awaitable<boost::json::value>(task_context)> run;
+};
+
+struct kind_settings {
+  double default_seconds = 20.0;  // `sleep` without `seconds`
+  double max_seconds = 3600.0;    // the longest task a client may ask for
+};
+
+class kind_registry {
+ public:
+  void add(task_kind k);
+  const task_kind* find(std::string_view name) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::map<std::string, task_kind, std::less<>> kinds_;
+};
+
+kind_registry builtin_kinds(const kind_settings& settings);
+
+// Helpers for kinds' validate(): a number in [lo, hi], or `fallback` when absent.
+double number_param(const boost::json::object& p, std::string_view field, double fallback,
+                    double lo, double hi);
+
+}  // namespace quiesce::tasks

@@ -1,0 +1,135 @@
+#include "tasks/task_service.hpp"
+
+#include "lifecycle/log.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+
+namespace quiesce::tasks {
+namespace asio = boost::asio;
+
+task_service::task_service(service_settings settings, kind_registry kinds, task_store& store,
+                           event_bus& bus, asio::thread_pool& cpu)
+    : settings_(settings), kinds_(std::move(kinds)), store_(store), bus_(bus), cpu_(cpu) {}
+
+void task_service::publish(const task_record& t) {
+  auto body = to_json(t);
+  body["type"] = "task";
+  bus_.publish(t.id, std::move(body));
+}
+
+admission task_service::submit(std::string_view kind, const boost::json::object& params,
+                               std::optional<std::string> idempotency_key) {
+  const task_kind* k = kinds_.find(kind);
+  if (!k) throw bad_parameter("kind", "unknown kind '" + std::string(kind) + "'");
+  auto validated = k->validate(params);
+
+  std::lock_guard lock(mutex_);
+  if (idempotency_key)
+    if (auto existing = store_.find_by_idempotency_key(*idempotency_key))
+      return {admit_outcome::replayed, std::move(existing)};
+  if (!accepting_) return {admit_outcome::closed, std::nullopt};
+  if (queue_.size() >= settings_.queue_capacity) return {admit_outcome::queue_full, std::nullopt};
+
+  task_record t;
+  t.id = new_task_id();
+  t.kind = k->name;
+  t.params = std::move(validated);
+  t.created_at = std::chrono::system_clock::now();
+  t.message = status_message(t.id, task_status::queued);
+  t.idempotency_key = std::move(idempotency_key);
+  store_.insert(t);
+  // Published before a worker can see it, so `queued` always precedes `running`.
+  publish(t);
+  queue_.push_back(t.id);
+  work_available_.notify_all();
+  return {admit_outcome::created, std::move(t)};
+}
+
+std::optional<task_record> task_service::get(std::string_view id) const { return store_.get(id); }
+
+asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> task_service::cancel(
+    std::string id) {
+  {
+    std::lock_guard lock(mutex_);
+    auto t = store_.get(id);
+    if (!t) co_return std::pair{cancel_outcome::not_found, std::nullopt};
+    if (is_final(t->status)) co_return std::pair{cancel_outcome::already_finished, std::move(t)};
+    if (auto q = std::find(queue_.begin(), queue_.end(), id); q != queue_.end()) {
+      queue_.erase(q);
+      t->move_to(task_status::cancelled);
+      store_.update(*t);
+      publish(*t);
+      task_ended_.notify_all();
+      co_return std::pair{cancel_outcome::cancelled, std::move(t)};
+    }
+    auto& r = running_.at(id);
+    r.cancel_requested = true;
+    asio::post(r.cancel_timer->get_executor(), [timer = r.cancel_timer] { timer->cancel(); });
+  }
+  // The worker ends the task within one timer tick or one CPU chunk.
+  for (;;) {
+    auto key = task_ended_.prepare_wait();
+    auto t = store_.get(id);
+    if (is_final(t->status))
+      co_return std::pair{t->status == task_status::cancelled ? cancel_outcome::cancelled
+                                                              : cancel_outcome::already_finished,
+                          std::move(t)};
+    co_await task_ended_.wait(key);
+  }
+}
+
+task_counts task_service::counts() const {
+  task_counts c;
+  {
+    std::lock_guard lock(mutex_);
+    c.queued = queue_.size();
+    c.running = running_.size();
+  }
+  c.capacity = settings_.queue_capacity;
+  c.by_status = store_.count_by_status();
+  return c;
+}
+
+void task_service::stop_admission() {
+  {
+    std::lock_guard lock(mutex_);
+    accepting_ = false;
+  }
+  // Idle workers wake, see an empty closed queue, and stop.
+  work_available_.notify_all();
+}
+
+bool task_service::accepting() const {
+  std::lock_guard lock(mutex_);
+  return accepting_;
+}
+
+asio::awaitable<void> task_service::wait_idle() {
+  for (;;) {
+    auto key = task_ended_.prepare_wait();
+    {
+      std::lock_guard lock(mutex_);
+      if (queue_.empty() && running_.empty()) co_return;
+    }
+    co_await task_ended_.wait(key);
+  }
+}
+
+void task_service::interrupt_queued() {
+  std::lock_guard lock(mutex_);
+  for (auto& id : queue_) {
+    auto t = store_.get(id);
+    t->move_to(task_status::interrupted);
+    t->error = "the server shut down before the task started";
+    store_.update(*t);
+    publish(*t);
+  }
+  if (!queue_.empty())
+    log::warn("queued tasks interrupted", {{"count", queue_.size()}});
+  queue_.clear();
+  task_ended_.notify_all();
+}
+
+}  // namespace quiesce::tasks

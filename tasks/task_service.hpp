@@ -1,0 +1,97 @@
+// Admission, the bounded queue and the workers that run tasks. One mutex guards the queue
+// and the set of running tasks; records live in the store, transitions go out on the bus.
+#pragma once
+
+#include "lifecycle/event_count.hpp"
+#include "lifecycle/task_group.hpp"
+#include "tasks/event_bus.hpp"
+#include "tasks/task_kind.hpp"
+#include "tasks/task_store.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+namespace quiesce::tasks {
+
+struct service_settings {
+  std::size_t workers = 4;
+  std::size_t queue_capacity = 1000;
+};
+
+enum class admit_outcome { created, replayed, queue_full, closed };
+struct admission {
+  admit_outcome outcome;
+  std::optional<task_record> task;
+};
+
+enum class cancel_outcome { not_found, already_finished, cancelled };
+
+struct task_counts {
+  std::size_t queued = 0, running = 0, capacity = 0;
+  std::array<std::size_t, status_count> by_status{};
+};
+
+class task_service {
+ public:
+  task_service(service_settings settings, kind_registry kinds, task_store& store, event_bus& bus,
+               boost::asio::thread_pool& cpu);
+
+  // Checks kind and parameters (throws bad_parameter, field "kind" for an unknown kind),
+  // then queues the task, unless the queue is full or admission is closed.
+  admission submit(std::string_view kind, const boost::json::object& params,
+                   std::optional<std::string> idempotency_key);
+  std::optional<task_record> get(std::string_view id) const;
+  // Cancels a queued task at once, a running one through its worker; completes when it ended.
+  boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel(
+      std::string id);
+  task_counts counts() const;
+  const kind_registry& kinds() const { return kinds_; }
+
+  // Lifecycle: spawn the workers into `group`; close admission; wait for an empty queue and
+  // no running task; mark what never started `interrupted`.
+  void start(boost::asio::io_context& io, lifecycle::task_group& group);
+  void stop_admission();
+  bool accepting() const;
+  boost::asio::awaitable<void> wait_idle();
+  void interrupt_queued();
+
+ private:
+  struct running_task {
+    std::shared_ptr<boost::asio::steady_timer> cancel_timer;  // on the worker's strand
+    bool cancel_requested = false;
+  };
+  struct next_task {
+    std::optional<task_record> task;
+    bool finished = false;  // admission closed and queue empty: the worker may stop
+  };
+
+  // worker_pool.cpp
+  boost::asio::awaitable<void> worker();
+  boost::asio::awaitable<void> run_one(task_record t);
+  boost::asio::awaitable<void> wait_cancel_request(std::string id,
+                                                   std::shared_ptr<boost::asio::steady_timer> t);
+  next_task take_next(const boost::asio::any_io_executor& worker_executor);
+  void finish(task_record& t, task_status status);
+
+  void publish(const task_record& t);
+
+  const service_settings settings_;
+  const kind_registry kinds_;
+  task_store& store_;
+  event_bus& bus_;
+  boost::asio::thread_pool& cpu_;
+
+  mutable std::mutex mutex_;
+  std::deque<std::string> queue_;
+  std::unordered_map<std::string, running_task> running_;
+  bool accepting_ = true;
+  lifecycle::event_count work_available_;  // the queue grew, or admission closed
+  lifecycle::event_count task_ended_;      // a task reached a final status
+};
+
+}  // namespace quiesce::tasks

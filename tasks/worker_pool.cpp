@@ -1,0 +1,126 @@
+// The workers: each a coroutine on its own strand that takes the next queued task and runs it,
+// until admission is closed and the queue is empty (a drain never drops accepted work).
+#include "tasks/task_service.hpp"
+
+#include "lifecycle/log.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+namespace quiesce::tasks {
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+
+void task_service::start(asio::io_context& io, lifecycle::task_group& group) {
+  for (std::size_t i = 0; i < settings_.workers; ++i) {
+    auto strand = asio::make_strand(io);
+    asio::co_spawn(strand, worker(), group.adapt(strand, [](std::exception_ptr e) {
+      if (e) std::rethrow_exception(e);  // a bug: let it reach main and be seen
+    }));
+  }
+}
+
+task_service::next_task task_service::take_next(const asio::any_io_executor& worker_executor) {
+  std::lock_guard lock(mutex_);
+  if (queue_.empty()) return {std::nullopt, !accepting_};
+  auto id = std::move(queue_.front());
+  queue_.pop_front();
+  auto t = store_.get(id);
+  running_.emplace(id, running_task{std::make_shared<asio::steady_timer>(
+                                        worker_executor, asio::steady_timer::time_point::max())});
+  t->move_to(task_status::running);
+  store_.update(*t);
+  publish(*t);
+  return {std::move(t), false};
+}
+
+asio::awaitable<void> task_service::worker() {
+  auto executor = co_await asio::this_coro::executor;
+  for (;;) {
+    auto key = work_available_.prepare_wait();
+    auto next = take_next(executor);
+    if (next.task) {
+      co_await run_one(std::move(*next.task));
+      auto cs = co_await asio::this_coro::cancellation_state;
+      if (cs.cancelled() != asio::cancellation_type::none) co_return;
+      continue;
+    }
+    if (next.finished) co_return;
+    try {
+      co_await work_available_.wait(key);
+    } catch (const boost::system::system_error&) {
+      co_return;  // terminal cancellation while idle
+    }
+  }
+}
+
+asio::awaitable<void> task_service::wait_cancel_request(std::string id,
+                                                        std::shared_ptr<asio::steady_timer> t) {
+  try {
+    co_await t->async_wait(asio::use_awaitable);
+  } catch (const boost::system::system_error&) {
+    std::lock_guard lock(mutex_);
+    if (running_.at(id).cancel_requested) co_return;  // DELETE: the task lost the race
+    throw;                                             // the worker itself is being cancelled
+  }
+}
+
+asio::awaitable<void> task_service::run_one(task_record t) {
+  std::shared_ptr<asio::steady_timer> cancel_timer;
+  {
+    std::lock_guard lock(mutex_);
+    cancel_timer = running_.at(t.id).cancel_timer;
+  }
+  task_context ctx;
+  ctx.task_id = t.id;
+  ctx.params = t.params;
+  ctx.cpu = &cpu_;
+  ctx.report = [this, id = t.id](double progress) {
+    auto r = store_.get(id);
+    r->progress = progress;
+    store_.update(*r);
+    publish(*r);
+  };
+  const task_kind* kind = kinds_.find(t.kind);
+  task_status status = task_status::succeeded;
+  try {
+    auto outcome = co_await (kind->run(std::move(ctx)) || wait_cancel_request(t.id, cancel_timer));
+    if (outcome.index() == 0)
+      t.result = std::get<0>(std::move(outcome));
+    else
+      status = task_status::cancelled;
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == asio::error::operation_aborted) {
+      status = task_status::interrupted;
+      t.error = "interrupted by the shutdown deadline or a second signal";
+    } else {
+      status = task_status::failed;
+      t.error = e.what();
+    }
+  } catch (const std::exception& e) {
+    status = task_status::failed;
+    t.error = e.what();
+  }
+  finish(t, status);
+}
+
+void task_service::finish(task_record& t, task_status status) {
+  // Progress reports changed the stored copy; keep them, then move to the final status.
+  if (auto stored = store_.get(t.id)) t.progress = stored->progress;
+  t.move_to(status);
+  {
+    std::lock_guard lock(mutex_);
+    running_.erase(t.id);
+    store_.update(t);
+    publish(t);
+  }
+  if (status != task_status::succeeded)
+    log::info("task ended", {{"task_id", t.id}, {"status", to_string(status)}});
+  task_ended_.notify_all();
+}
+
+}  // namespace quiesce::tasks
