@@ -30,6 +30,7 @@ task_kind cpu_kind(const kind_settings&) {
   task_kind k;
   k.name = "cpu";
   k.validate = [](const boost::json::object& p) {
+    known_fields(p, {"iterations"});
     boost::json::object out;
     out["iterations"] =
         static_cast<std::int64_t>(number_param(p, "iterations", 20e6, 1.0, 1e11));

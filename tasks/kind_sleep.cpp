@@ -13,6 +13,7 @@ task_kind sleep_kind(const kind_settings& s) {
   task_kind k;
   k.name = "sleep";
   k.validate = [s](const boost::json::object& p) {
+    known_fields(p, {"seconds"});
     boost::json::object out;
     out["seconds"] = number_param(p, "seconds", s.default_seconds, 0.0, s.max_seconds);
     return out;

@@ -1,5 +1,6 @@
 #include "tasks/task_kind.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -19,6 +20,12 @@ std::vector<std::string> kind_registry::names() const {
   std::vector<std::string> out;
   for (auto& [name, k] : kinds_) out.push_back(name);
   return out;
+}
+
+void known_fields(const boost::json::object& p, std::initializer_list<std::string_view> fields) {
+  for (auto& [name, v] : p)
+    if (std::find(fields.begin(), fields.end(), std::string_view(name)) == fields.end())
+      throw bad_parameter(std::string(name), "unknown parameter '" + std::string(name) + "'");
 }
 
 double number_param(const boost::json::object& p, std::string_view field, double fallback,

@@ -54,7 +54,9 @@ class kind_registry {
 
 kind_registry builtin_kinds(const kind_settings& settings);
 
-// Helpers for kinds' validate(): a number in [lo, hi], or `fallback` when absent.
+// Helpers for kinds' validate(): refuse fields the kind does not know (a typo would otherwise
+// run with a default), and read a number in [lo, hi], or `fallback` when absent.
+void known_fields(const boost::json::object& p, std::initializer_list<std::string_view> fields);
 double number_param(const boost::json::object& p, std::string_view field, double fallback,
                     double lo, double hi);
 

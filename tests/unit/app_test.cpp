@@ -1,0 +1,84 @@
+#define BOOST_TEST_MODULE app
+#include "app/config.hpp"
+#include "net/http.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <cstdlib>
+
+using namespace quiesce;
+
+namespace {
+app::config parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "quiesce");
+  return std::get<app::config>(app::parse_config(static_cast<int>(args.size()), args.data()));
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(defaults_match_the_design) {
+  auto c = parse({});
+  BOOST_TEST(c.bind == "0.0.0.0");
+  BOOST_TEST(c.port == 8000);
+  BOOST_TEST(c.admin_port == 9000);
+  BOOST_TEST(c.task_seconds == 20.0);
+  BOOST_TEST(c.shutdown_timeout < 30.0);
+  BOOST_TEST(c.threads > 0u);
+  BOOST_TEST(app::timing_warnings(c).empty());
+}
+
+BOOST_AUTO_TEST_CASE(environment_sets_knobs_and_flags_win) {
+  setenv("QUIESCE_PORT", "8100", 1);
+  setenv("QUIESCE_DRAIN_DELAY", "1.5", 1);
+  setenv("QUIESCE_SHUTDOWN_TIMEOUT", "12", 1);
+  auto c = parse({"--port", "8200"});
+  unsetenv("QUIESCE_PORT");
+  unsetenv("QUIESCE_DRAIN_DELAY");
+  unsetenv("QUIESCE_SHUTDOWN_TIMEOUT");
+  BOOST_TEST(c.port == 8200);
+  BOOST_TEST(c.drain_delay == 1.5);
+  BOOST_TEST(c.shutdown_timeout == 12.0);
+  BOOST_TEST(app::to_ms(1.5).count() == 1500);
+}
+
+BOOST_AUTO_TEST_CASE(bad_values_name_the_knob) {
+  auto message_of = [](std::vector<const char*> args) -> std::string {
+    try {
+      parse(std::move(args));
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  BOOST_TEST(message_of({"--workers", "0"}).find("--workers") != std::string::npos);
+  BOOST_TEST(message_of({"--close-spread", "-1"}).find("--close-spread") != std::string::npos);
+  BOOST_TEST(message_of({"--port", "seventy"}).find("port") != std::string::npos);
+  BOOST_TEST(message_of({"--log-level", "loud"}).find("debug") != std::string::npos);
+  BOOST_TEST(message_of({"--no-such-knob"}).find("no-such-knob") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(help_lists_every_knob_with_its_default) {
+  const char* args[] = {"quiesce", "--help"};
+  auto h = std::get<app::help_text>(app::parse_config(2, args)).text;
+  for (auto knob : {"--port", "--admin-port", "--shutdown-timeout", "--drain-delay", "--close-spread",
+                    "--queue-capacity", "--body-limit", "--ws-send-queue", "--event-retention"})
+    BOOST_TEST(h.find(knob) != std::string::npos, knob);
+  BOOST_TEST(h.find("(=8000)") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(timing_check_names_the_knob_that_does_not_fit) {
+  auto c = parse({"--shutdown-timeout", "5", "--max-task-seconds", "20"});
+  auto w = app::timing_warnings(c);
+  BOOST_REQUIRE(w.size() == 1u);
+  BOOST_TEST(w[0].find("--shutdown-timeout") != std::string::npos);
+  BOOST_TEST(w[0].find("--max-task-seconds") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(errors_are_json_with_code_and_detail) {
+  auto res = net::error_response(net::http::status::payload_too_large, "body_too_large", "too big");
+  BOOST_TEST(res.result_int() == 413u);
+  BOOST_TEST(res[net::http::field::content_type] == "application/json");
+  auto v = boost::json::parse(res.body());
+  BOOST_TEST(v.at("error").as_string() == "body_too_large");
+  BOOST_TEST(v.at("detail").as_string() == "too big");
+}

@@ -1,0 +1,164 @@
+#define BOOST_TEST_MODULE lifecycle
+#include "lifecycle/coordinator.hpp"
+#include "lifecycle/event_count.hpp"
+#include "lifecycle/task_group.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+
+namespace asio = boost::asio;
+using namespace quiesce::lifecycle;
+using namespace std::chrono_literals;
+
+namespace {
+// Waits on a timer that only cancellation ends; reports how it ended.
+asio::awaitable<void> wait_forever(bool opt_in_partial, std::string& ended_by) {
+  if (opt_in_partial)
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_partial_cancellation());
+  asio::steady_timer t(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+  auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  ended_by = ec == asio::error::operation_aborted ? "cancelled" : "expired";
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(partial_cancellation_reaches_only_children_that_opt_in) {
+  asio::io_context io;
+  task_group group("g");
+  std::string acceptor, session;
+  auto s1 = asio::make_strand(io), s2 = asio::make_strand(io);
+  asio::co_spawn(s1, wait_forever(true, acceptor), group.adapt(s1));
+  asio::co_spawn(s2, wait_forever(false, session), group.adapt(s2));
+  io.run_for(20ms);
+  BOOST_TEST(group.size() == 2u);
+  group.emit(asio::cancellation_type::partial);
+  io.run_for(20ms);
+  BOOST_TEST(acceptor == "cancelled");
+  BOOST_TEST(session.empty());
+  BOOST_TEST(group.size() == 1u);
+  group.emit(asio::cancellation_type::terminal);
+  io.run_for(20ms);
+  BOOST_TEST(session == "cancelled");
+  BOOST_TEST(group.size() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(wait_empty_completes_when_the_last_child_ends) {
+  asio::io_context io;
+  task_group group("g");
+  std::string ended;
+  bool waited = false;
+  auto s = asio::make_strand(io);
+  asio::co_spawn(s, wait_forever(false, ended), group.adapt(s));
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    co_await group.wait_empty();
+    waited = true;
+  }, asio::detached);
+  io.run_for(20ms);
+  BOOST_TEST(!waited);
+  group.emit(asio::cancellation_type::terminal);
+  io.run_for(50ms);
+  BOOST_TEST(waited);
+}
+
+BOOST_AUTO_TEST_CASE(event_count_never_loses_a_notify_between_prepare_and_wait) {
+  asio::io_context io;
+  event_count ec;
+  bool woke = false;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    auto key = ec.prepare_wait();
+    ec.notify_all();  // lands before the wait starts
+    co_await ec.wait(key);
+    woke = true;
+  }, asio::detached);
+  io.run_for(50ms);
+  BOOST_TEST(woke);
+}
+
+BOOST_AUTO_TEST_CASE(phase_names_and_clock) {
+  BOOST_TEST(to_string(phase::draining) == "draining");
+  BOOST_TEST(to_string(phase::terminating) == "terminating");
+  phase_state s;
+  BOOST_TEST(!s.draining());
+  BOOST_TEST(!s.until_deadline().has_value());
+  auto now = phase_state::clock::now();
+  s.start_clock(now, now + 10s);
+  s.set(phase::draining);
+  BOOST_TEST(s.draining());
+  BOOST_TEST(std::chrono::duration_cast<std::chrono::seconds>(*s.until_deadline()).count() <= 10);
+}
+
+namespace {
+struct recorded {
+  std::vector<std::string> calls;
+};
+
+drain_hooks hooks_for(recorded& r, asio::steady_timer& work) {
+  return drain_hooks{
+      .stop_admission = [&r] { r.calls.push_back("stop_admission"); },
+      .work_done = [&r, &work]() -> asio::awaitable<void> {
+        auto [ec] = co_await work.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (!ec) r.calls.push_back("work_done");
+      },
+      .interrupt_queued = [&r] { r.calls.push_back("interrupt_queued"); },
+      .close_streams = [&r](std::chrono::milliseconds) -> asio::awaitable<void> {
+        r.calls.push_back("close_streams");
+        co_return;
+      },
+      .counts = [] { return boost::json::object{}; },
+  };
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(sigterm_drains_in_order_and_exits_zero) {
+  asio::io_context io;
+  recorded r;
+  asio::steady_timer work(io, 100ms);
+  coordinator c(io.get_executor(), {0ms, 0ms, 500ms, 5000ms}, hooks_for(r, work));
+  int code = -1;
+  asio::co_spawn(c.executor(), c.run(), [&](std::exception_ptr, int rc) { code = rc; });
+  io.run_for(10ms);
+  std::raise(SIGTERM);
+  io.run_for(2s);
+  BOOST_TEST(code == exit_drained);
+  std::vector<std::string> want{"stop_admission", "work_done", "close_streams"};
+  BOOST_TEST(r.calls == want, boost::test_tools::per_element());
+  BOOST_TEST((c.state().current() == phase::stopped));
+}
+
+BOOST_AUTO_TEST_CASE(deadline_interrupts_and_exits_non_zero) {
+  asio::io_context io;
+  recorded r;
+  asio::steady_timer work(io, 1h);  // work that would outlive the deadline
+  coordinator c(io.get_executor(), {0ms, 0ms, 200ms, 150ms}, hooks_for(r, work));
+  int code = -1;
+  asio::co_spawn(c.executor(), c.run(), [&](std::exception_ptr, int rc) { code = rc; });
+  io.run_for(10ms);
+  std::raise(SIGTERM);
+  io.run_for(2s);
+  BOOST_TEST(code == exit_forced);
+  std::vector<std::string> want{"stop_admission", "interrupt_queued", "close_streams"};
+  BOOST_TEST(r.calls == want, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(second_signal_forces_at_once) {
+  asio::io_context io;
+  recorded r;
+  asio::steady_timer work(io, 1h);
+  coordinator c(io.get_executor(), {0ms, 0ms, 200ms, 60'000ms}, hooks_for(r, work));
+  int code = -1;
+  asio::co_spawn(c.executor(), c.run(), [&](std::exception_ptr, int rc) { code = rc; });
+  io.run_for(10ms);
+  std::raise(SIGTERM);
+  io.run_for(50ms);
+  BOOST_TEST(code == -1);
+  std::raise(SIGINT);
+  io.run_for(1s);
+  BOOST_TEST(code == exit_forced);
+}

@@ -1,0 +1,220 @@
+#define BOOST_TEST_MODULE tasks
+#include "lifecycle/task_group.hpp"
+#include "tasks/event_bus.hpp"
+#include "tasks/memory_task_store.hpp"
+#include "tasks/task_service.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+namespace asio = boost::asio;
+using namespace quiesce::tasks;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_CASE(state_machine_allows_only_forward_moves) {
+  BOOST_TEST(can_move(task_status::queued, task_status::running));
+  BOOST_TEST(can_move(task_status::queued, task_status::cancelled));
+  BOOST_TEST(can_move(task_status::running, task_status::interrupted));
+  BOOST_TEST(!can_move(task_status::running, task_status::queued));
+  BOOST_TEST(!can_move(task_status::succeeded, task_status::running));
+  BOOST_TEST(!can_move(task_status::cancelled, task_status::succeeded));
+  task_record t;
+  t.id = "x";
+  t.move_to(task_status::running);
+  BOOST_TEST(t.started_at.has_value());
+  t.move_to(task_status::succeeded);
+  BOOST_TEST(t.message == "Task x processed");
+  BOOST_TEST(t.progress == 1.0);
+  BOOST_CHECK_THROW(t.move_to(task_status::failed), std::logic_error);
+}
+
+BOOST_AUTO_TEST_CASE(task_ids_are_uuids) {
+  auto a = new_task_id(), b = new_task_id();
+  BOOST_TEST(a.size() == 36u);
+  BOOST_TEST(a != b);
+}
+
+namespace {
+struct collecting_sink : event_sink {
+  std::vector<event_ptr> got;
+  void deliver(event_ptr e) override { got.push_back(std::move(e)); }
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(bus_numbers_events_in_order_and_replays_since) {
+  event_bus bus("E", 100);
+  for (int i = 0; i < 5; ++i) bus.publish("t" + std::to_string(i), {{"type", "task"}});
+  auto sink = std::make_shared<collecting_sink>();
+  auto r = bus.subscribe(sink, 2, true);
+  BOOST_TEST(!r.gap);
+  BOOST_TEST(r.last_seq == 5u);
+  BOOST_REQUIRE(r.events.size() == 3u);
+  BOOST_TEST(r.events[0]->seq == 3u);
+  bus.publish("t5", {{"type", "task"}});
+  BOOST_REQUIRE(sink->got.size() == 1u);
+  BOOST_TEST(sink->got[0]->seq == 6u);
+  auto v = boost::json::parse(sink->got[0]->text);
+  BOOST_TEST(v.at("seq").as_uint64() == 6u);
+  bus.unsubscribe(sink.get());
+  bus.publish("t6", {});
+  BOOST_TEST(sink->got.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(bus_reports_a_gap_when_asked_events_left_the_window) {
+  event_bus bus("E", 3);
+  for (int i = 0; i < 10; ++i) bus.publish("t", {});
+  auto r = bus.subscribe(std::make_shared<collecting_sink>(), 2, true);
+  BOOST_TEST(r.gap);
+  BOOST_TEST(r.events.size() == 3u);
+  BOOST_TEST(r.events.front()->seq == 8u);
+  auto fresh = bus.subscribe(std::make_shared<collecting_sink>(), 7, true);
+  BOOST_TEST(!fresh.gap);
+  auto live_only = bus.subscribe(std::make_shared<collecting_sink>(), std::nullopt, true);
+  BOOST_TEST(live_only.events.empty());
+  BOOST_TEST(!live_only.gap);
+}
+
+BOOST_AUTO_TEST_CASE(bus_replays_whole_window_for_a_foreign_epoch) {
+  event_bus bus("E", 100);
+  for (int i = 0; i < 4; ++i) bus.publish("t", {});
+  auto r = bus.subscribe(std::make_shared<collecting_sink>(), 1000, false);
+  BOOST_TEST(r.events.size() == 4u);
+  BOOST_TEST(!r.gap);
+}
+
+BOOST_AUTO_TEST_CASE(store_finds_tasks_by_idempotency_key_and_counts_status) {
+  memory_task_store s;
+  task_record t;
+  t.id = "a";
+  t.idempotency_key = "k1";
+  s.insert(t);
+  BOOST_TEST(s.find_by_idempotency_key("k1")->id == "a");
+  BOOST_TEST(!s.find_by_idempotency_key("k2").has_value());
+  t.move_to(task_status::running);
+  s.update(t);
+  auto c = s.count_by_status();
+  BOOST_TEST(c[size_t(task_status::queued)] == 0u);
+  BOOST_TEST(c[size_t(task_status::running)] == 1u);
+}
+
+namespace {
+struct service_fixture {
+  asio::io_context io;
+  asio::thread_pool cpu{1};
+  memory_task_store store;
+  event_bus bus{"E", 1000};
+  std::shared_ptr<collecting_sink> sink = std::make_shared<collecting_sink>();
+  quiesce::lifecycle::task_group workers{"workers"};
+  task_service service{{2, 3}, builtin_kinds({0.05, 10}), store, bus, cpu};
+  service_fixture() { bus.subscribe(sink, std::nullopt, true); }
+  ~service_fixture() { cpu.join(); }
+  std::vector<std::string> statuses_of(const std::string& id) {
+    std::vector<std::string> out;
+    for (auto& e : sink->got) {
+      auto v = boost::json::parse(e->text);
+      // One entry per transition: progress reports repeat `running`.
+      bool transition = v.at("status").as_string() != "running" || v.at("progress").as_double() == 0.0;
+      if (v.at("task_id").as_string() == id && transition) out.emplace_back(v.at("status").as_string());
+    }
+    return out;
+  }
+};
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(queue_admits_up_to_capacity_then_refuses, service_fixture) {
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST((service.submit("sleep", {}, std::nullopt).outcome == admit_outcome::created));
+  BOOST_TEST((service.submit("sleep", {}, std::nullopt).outcome == admit_outcome::queue_full));
+  BOOST_TEST(service.counts().queued == 3u);
+  service.stop_admission();
+  BOOST_TEST((service.submit("sleep", {}, std::nullopt).outcome == admit_outcome::closed));
+}
+
+BOOST_FIXTURE_TEST_CASE(same_idempotency_key_returns_the_same_task, service_fixture) {
+  auto a = service.submit("sleep", {}, "key-1");
+  auto b = service.submit("sleep", {}, "key-1");
+  BOOST_TEST((b.outcome == admit_outcome::replayed));
+  BOOST_TEST(a.task->id == b.task->id);
+  BOOST_TEST(service.counts().queued == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(bad_kind_and_parameters_name_the_field, service_fixture) {
+  try {
+    service.submit("nope", {}, std::nullopt);
+    BOOST_FAIL("unknown kind accepted");
+  } catch (const bad_parameter& e) {
+    BOOST_TEST(e.field == "kind");
+  }
+  try {
+    service.submit("sleep", {{"seconds", -1}}, std::nullopt);
+    BOOST_FAIL("negative seconds accepted");
+  } catch (const bad_parameter& e) {
+    BOOST_TEST(e.field == "seconds");
+  }
+  BOOST_CHECK_THROW(service.submit("cpu", {{"iterations", "many"}}, std::nullopt), bad_parameter);
+  BOOST_CHECK_THROW(service.submit("sleep", {{"secnds", 1}}, std::nullopt), bad_parameter);
+}
+
+BOOST_FIXTURE_TEST_CASE(workers_drain_the_queue_after_admission_closes, service_fixture) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(service.submit("sleep", {}, std::nullopt).task->id);
+  ids.push_back(service.submit("cpu", {{"iterations", 1000}}, std::nullopt).task->id);
+  service.stop_admission();  // admission closed: what was accepted still runs
+  service.start(io, workers);
+  bool idle = false;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    co_await service.wait_idle();
+    idle = true;
+  }, asio::detached);
+  io.run_for(3s);
+  BOOST_TEST(idle);
+  BOOST_TEST(workers.size() == 0u);  // workers stop once the closed queue is empty
+  for (auto& id : ids) {
+    BOOST_TEST((store.get(id)->status == task_status::succeeded));
+    std::vector<std::string> want{"queued", "running", "succeeded"};
+    BOOST_TEST(statuses_of(id) == want, boost::test_tools::per_element());
+  }
+  std::uint64_t last = 0;
+  for (auto& e : sink->got) {
+    BOOST_TEST(e->seq > last);
+    last = e->seq;
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(cancel_ends_queued_and_running_tasks, service_fixture) {
+  auto running = service.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto second = service.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto queued = service.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  service.start(io, workers);  // two workers: the first two run
+  io.run_for(50ms);
+  std::vector<cancel_outcome> got;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    got.push_back((co_await service.cancel(queued)).first);
+    got.push_back((co_await service.cancel(running)).first);
+    got.push_back((co_await service.cancel(running)).first);
+    got.push_back((co_await service.cancel("missing")).first);
+  }, asio::detached);
+  io.run_for(500ms);
+  BOOST_REQUIRE(got.size() == 4u);
+  BOOST_TEST((got[0] == cancel_outcome::cancelled));
+  BOOST_TEST((got[1] == cancel_outcome::cancelled));
+  BOOST_TEST((got[2] == cancel_outcome::already_finished));
+  BOOST_TEST((got[3] == cancel_outcome::not_found));
+  BOOST_TEST((store.get(queued)->status == task_status::cancelled));
+  BOOST_TEST((store.get(running)->status == task_status::cancelled));
+  BOOST_TEST((store.get(second)->status == task_status::running));
+  workers.emit(asio::cancellation_type::terminal);
+  io.run_for(200ms);
+  BOOST_TEST((store.get(second)->status == task_status::interrupted));
+}
+
+BOOST_FIXTURE_TEST_CASE(interrupt_marks_never_started_tasks, service_fixture) {
+  auto id = service.submit("sleep", {}, std::nullopt).task->id;
+  service.stop_admission();
+  service.interrupt_queued();
+  BOOST_TEST((store.get(id)->status == task_status::interrupted));
+  std::vector<std::string> want{"queued", "interrupted"};
+  BOOST_TEST(statuses_of(id) == want, boost::test_tools::per_element());
+}
