@@ -15,6 +15,18 @@ namespace quiesce::tasks {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
+namespace {
+std::string describe(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+}  // namespace
+
 void task_service::start(asio::io_context& io, lifecycle::task_group& group) {
   for (std::size_t i = 0; i < settings_.workers; ++i) {
     auto strand = asio::make_strand(io);
@@ -87,23 +99,27 @@ asio::awaitable<void> task_service::run_one(task_record t) {
   };
   const task_kind* kind = kinds_.find(t.kind);
   task_status status = task_status::succeeded;
+  std::exception_ptr failure;
   try {
     auto outcome = co_await (kind->run(std::move(ctx)) || wait_cancel_request(t.id, cancel_timer));
     if (outcome.index() == 0)
       t.result = std::get<0>(std::move(outcome));
     else
       status = task_status::cancelled;
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::operation_aborted) {
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (failure) {
+    // Cancelled from above (deadline, second signal) is `interrupted`; anything else is the
+    // task's own failure.
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) {
       status = task_status::interrupted;
       t.error = "interrupted by the shutdown deadline or a second signal";
     } else {
       status = task_status::failed;
-      t.error = e.what();
+      t.error = describe(failure);
     }
-  } catch (const std::exception& e) {
-    status = task_status::failed;
-    t.error = e.what();
   }
   finish(t, status);
 }
@@ -119,7 +135,9 @@ void task_service::finish(task_record& t, task_status status) {
     publish(t);
   }
   if (status != task_status::succeeded)
-    log::info("task ended", {{"task_id", t.id}, {"status", to_string(status)}});
+    log::info("task ended", {{"task_id", t.id},
+                             {"status", to_string(status)},
+                             {"error", t.error ? boost::json::value(*t.error) : nullptr}});
   task_ended_.notify_all();
 }
 

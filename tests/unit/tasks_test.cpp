@@ -56,7 +56,7 @@ BOOST_AUTO_TEST_CASE(bus_numbers_events_in_order_and_replays_since) {
   BOOST_REQUIRE(sink->got.size() == 1u);
   BOOST_TEST(sink->got[0]->seq == 6u);
   auto v = boost::json::parse(sink->got[0]->text);
-  BOOST_TEST(v.at("seq").as_uint64() == 6u);
+  BOOST_TEST(v.at("seq").to_number<std::uint64_t>() == 6u);
   bus.unsubscribe(sink.get());
   bus.publish("t6", {});
   BOOST_TEST(sink->got.size() == 1u);
@@ -159,7 +159,7 @@ BOOST_FIXTURE_TEST_CASE(bad_kind_and_parameters_name_the_field, service_fixture)
 
 BOOST_FIXTURE_TEST_CASE(workers_drain_the_queue_after_admission_closes, service_fixture) {
   std::vector<std::string> ids;
-  for (int i = 0; i < 3; ++i) ids.push_back(service.submit("sleep", {}, std::nullopt).task->id);
+  for (int i = 0; i < 2; ++i) ids.push_back(service.submit("sleep", {}, std::nullopt).task->id);
   ids.push_back(service.submit("cpu", {{"iterations", 1000}}, std::nullopt).task->id);
   service.stop_admission();  // admission closed: what was accepted still runs
   service.start(io, workers);
