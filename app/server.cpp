@@ -53,6 +53,7 @@ int run_server(const config& cfg) {
   net::stream_settings ss;
   ss.send_queue_limit = cfg.ws_send_queue;
   ss.message_limit = cfg.ws_message_limit;
+  ss.send_buffer = cfg.ws_send_buffer;
   ss.ping_interval = to_ms(cfg.ws_ping_interval);
   ss.close_timeout = to_ms(cfg.close_timeout);
   ss.pod = env_or("KUBE_POD_NAME", "Not running inside Kubernetes");

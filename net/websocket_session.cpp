@@ -100,6 +100,8 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
   auto strand = co_await asio::this_coro::executor;
   const auto& s = hub.settings();
   stream.expires_never();  // the websocket's own timeouts take over
+  boost::system::error_code ignored;
+  stream.socket().set_option(asio::socket_base::send_buffer_size(static_cast<int>(s.send_buffer)), ignored);
   ws_stream ws(std::move(stream));
   websocket::stream_base::timeout t{};
   t.handshake_timeout = s.close_timeout;
