@@ -39,11 +39,12 @@ void coordinator::enter(phase p, std::string_view msg, boost::json::object field
   log::info(msg, std::move(fields));
 }
 
-void coordinator::close_admission() {
-  if (std::exchange(admission_closed_, true)) return;
+asio::awaitable<void> coordinator::close_admission() {
+  if (std::exchange(admission_closed_, true)) co_return;
   hooks_.stop_admission();
   // Partial reaches only the children that opted in: the acceptors, which close at once.
   tree_.drain();
+  co_await tree_.listeners.wait_empty();
   log::info("listeners closed", {{"since_signal_ms", std::chrono::duration_cast<milliseconds>(
                                                           *state_.since_signal())
                                                           .count()}});
@@ -71,7 +72,7 @@ asio::awaitable<int> coordinator::run() {
 
 asio::awaitable<void> coordinator::drain_gracefully() {
   if (settings_.drain_delay.count() > 0) co_await sleep_for(settings_.drain_delay);
-  close_admission();
+  co_await close_admission();
   co_await hooks_.work_done();
   enter(phase::closing, "tasks finished");
   co_await hooks_.close_streams(settings_.close_spread);
@@ -95,7 +96,7 @@ asio::awaitable<std::string> coordinator::force_trigger(asio::steady_timer& dead
 
 asio::awaitable<void> coordinator::interrupt(const std::string& reason) {
   enter(phase::terminating, "drain forced", {{"reason", reason}});
-  close_admission();
+  co_await close_admission();
   // Terminal reaches running tasks through their workers; they end `interrupted` and say so.
   tree_.workers.emit(asio::cancellation_type::terminal);
   co_await (tree_.workers.wait_empty() || sleep_for(settings_.close_timeout));

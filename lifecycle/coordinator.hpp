@@ -54,7 +54,7 @@ class coordinator {
   boost::asio::awaitable<std::string> force_trigger(boost::asio::steady_timer& deadline);
   boost::asio::awaitable<void> interrupt(const std::string& reason);
   boost::asio::awaitable<void> end_all();
-  void close_admission();
+  boost::asio::awaitable<void> close_admission();
   void enter(phase p, std::string_view msg, boost::json::object fields = {});
 
   boost::asio::strand<boost::asio::any_io_executor> strand_;
