@@ -20,17 +20,16 @@ std::int64_t ms(std::optional<std::chrono::steady_clock::duration> d) {
 response status_body(app_state& s) {
   auto c = s.tasks.counts();
   auto deadline = s.phase.until_deadline();
-  return json_response(
-      status::ok,
-      {{"phase", lifecycle::to_string(s.phase.current())},
-       {"accepting", s.tasks.accepting()},
-       {"queued", c.queued},
-       {"running", c.running},
-       {"queue_capacity", c.capacity},
-       {"websockets", s.streams.open()},
-       {"deadline_in_ms", deadline ? boost::json::value(ms(deadline)) : boost::json::value(nullptr)},
-       {"epoch", s.bus.epoch()},
-       {"last_seq", s.bus.last_seq()}});
+  return json_response(status::ok, {{"phase", lifecycle::to_string(s.phase.current())},
+                                    {"accepting", s.tasks.accepting()},
+                                    {"queued", c.queued},
+                                    {"running", c.running},
+                                    {"queue_capacity", c.capacity},
+                                    {"websockets", s.streams.open()},
+                                    {"deadline_in_ms", deadline ? boost::json::value(ms(deadline))
+                                                                : boost::json::value(nullptr)},
+                                    {"epoch", s.bus.epoch()},
+                                    {"last_seq", s.bus.last_seq()}});
 }
 
 // Prometheus text format 0.0.4.
@@ -42,8 +41,8 @@ response metrics(app_state& s) {
   };
   family("quiesce_tasks", "gauge", "Tasks known to this process, by status.");
   for (std::size_t i = 0; i < tasks::status_count; ++i)
-    m << "quiesce_tasks{status=\"" << tasks::to_string(static_cast<tasks::task_status>(i))
-      << "\"} " << c.by_status[i] << '\n';
+    m << "quiesce_tasks{status=\"" << tasks::to_string(static_cast<tasks::task_status>(i)) << "\"} "
+      << c.by_status[i] << '\n';
   family("quiesce_queue_depth", "gauge", "Tasks waiting for a worker.");
   m << "quiesce_queue_depth " << c.queued << '\n';
   family("quiesce_queue_capacity", "gauge", "Tasks the queue holds before answering 429.");
@@ -54,14 +53,16 @@ response metrics(app_state& s) {
   m << "quiesce_websockets_open " << s.streams.open() << '\n';
   family("quiesce_events_published_total", "counter", "Task events published.");
   m << "quiesce_events_published_total " << s.bus.published() << '\n';
-  family("quiesce_websockets_dropped_slow_total", "counter", "Streams closed 1013 for not keeping up.");
+  family("quiesce_websockets_dropped_slow_total", "counter",
+         "Streams closed 1013 for not keeping up.");
   m << "quiesce_websockets_dropped_slow_total " << s.streams.dropped_slow() << '\n';
   family("quiesce_drain_phase", "gauge", "1 for the phase the process is in.");
   for (auto p : {lifecycle::phase::running, lifecycle::phase::draining, lifecycle::phase::closing,
                  lifecycle::phase::terminating, lifecycle::phase::stopped})
     m << "quiesce_drain_phase{phase=\"" << lifecycle::to_string(p) << "\"} "
       << (s.phase.current() == p ? 1 : 0) << '\n';
-  family("quiesce_drain_seconds_left", "gauge", "Seconds before the shutdown deadline (-1: no drain).");
+  family("quiesce_drain_seconds_left", "gauge",
+         "Seconds before the shutdown deadline (-1: no drain).");
   auto left = s.phase.until_deadline();
   m << "quiesce_drain_seconds_left " << (left ? ms(left) / 1000.0 : -1.0) << '\n';
   response res{status::ok, 11};
@@ -74,7 +75,8 @@ asio::awaitable<response> answer(app_state& s, request& req) {
   auto target = req.target();
   auto path = target.substr(0, target.find('?'));
   if (req.method() != http::verb::get && req.method() != http::verb::head) {
-    auto res = net::error_response(status::method_not_allowed, "method_not_allowed", "admin routes answer GET");
+    auto res = net::error_response(status::method_not_allowed, "method_not_allowed",
+                                   "admin routes answer GET");
     res.set(http::field::allow, "GET");
     co_return res;
   }
@@ -82,8 +84,9 @@ asio::awaitable<response> answer(app_state& s, request& req) {
   if (path == "/healthz") co_return json_response(status::ok, {{"status", "ok"}});
   if (path == "/readyz") {
     if (s.phase.draining())
-      co_return json_response(status::service_unavailable,
-                              {{"status", "draining"}, {"phase", lifecycle::to_string(s.phase.current())}});
+      co_return json_response(
+          status::service_unavailable,
+          {{"status", "draining"}, {"phase", lifecycle::to_string(s.phase.current())}});
     co_return json_response(status::ok, {{"status", "ready"}});
   }
   if (path == "/v1/status") co_return status_body(s);
@@ -96,7 +99,8 @@ asio::awaitable<response> answer(app_state& s, request& req) {
 net::http_routes admin_routes(app_state& s) {
   return {[&s](request& req) { return answer(s, req); },
           [](const request&) -> std::variant<response, net::stream_request> {
-            return net::error_response(status::not_found, "not_found", "no streams on the admin port");
+            return net::error_response(status::not_found, "not_found",
+                                       "no streams on the admin port");
           }};
 }
 

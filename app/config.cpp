@@ -64,18 +64,16 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
     // Stored second, so a flag given on the command line wins over its variable.
-    po::store(po::parse_environment(desc,
-                                    [&desc](const std::string& var) -> std::string {
-                                      if (var.rfind("QUIESCE_", 0) != 0) return "";
-                                      std::string name = var.substr(8);
-                                      std::transform(name.begin(), name.end(), name.begin(),
-                                                     [](unsigned char ch) {
-                                                       return ch == '_' ? '-' : std::tolower(ch);
-                                                     });
-                                      return desc.find_nothrow(name, false) && name != "help"
-                                                 ? name
-                                                 : "";
-                                    }),
+    po::store(po::parse_environment(
+                  desc,
+                  [&desc](const std::string& var) -> std::string {
+                    if (var.rfind("QUIESCE_", 0) != 0) return "";
+                    std::string name = var.substr(8);
+                    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) {
+                      return ch == '_' ? '-' : std::tolower(ch);
+                    });
+                    return desc.find_nothrow(name, false) && name != "help" ? name : "";
+                  }),
               vm);
     po::notify(vm);
   } catch (const po::error& e) {
@@ -93,9 +91,12 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
   check(c.queue_capacity > 0, "queue-capacity", "must be at least 1");
   check(c.task_seconds >= 0 && c.task_seconds <= c.max_task_seconds, "task-seconds",
         "must be between 0 and --max-task-seconds");
-  for (auto [v, knob] : {std::pair{c.drain_delay, "drain-delay"}, {c.close_spread, "close-spread"},
-                         {c.close_timeout, "close-timeout"}, {c.shutdown_timeout, "shutdown-timeout"},
-                         {c.idle_timeout, "idle-timeout"}, {c.header_timeout, "header-timeout"},
+  for (auto [v, knob] : {std::pair{c.drain_delay, "drain-delay"},
+                         {c.close_spread, "close-spread"},
+                         {c.close_timeout, "close-timeout"},
+                         {c.shutdown_timeout, "shutdown-timeout"},
+                         {c.idle_timeout, "idle-timeout"},
+                         {c.header_timeout, "header-timeout"},
                          {c.ws_ping_interval, "ws-ping-interval"}})
     check(std::isfinite(v) && v >= 0, knob, "must be a number of seconds, 0 or more");
   check(c.ws_ping_interval > 0, "ws-ping-interval", "must be more than 0");
@@ -118,8 +119,9 @@ std::vector<std::string> timing_warnings(const config& c) {
     out.push_back(w.str());
   }
   if (c.shutdown_timeout >= 30)
-    out.push_back("--shutdown-timeout is not below Kubernetes' default 30 s grace period: "
-                  "raise terminationGracePeriodSeconds to match");
+    out.push_back(
+        "--shutdown-timeout is not below Kubernetes' default 30 s grace period: "
+        "raise terminationGracePeriodSeconds to match");
   return out;
 }
 

@@ -14,10 +14,10 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using net::error_response;
 namespace http = net::http;
+using http::status;
 using net::json_response;
 using net::request;
 using net::response;
-using http::status;
 
 namespace {
 
@@ -31,9 +31,7 @@ response draining_response(json::object body) {
   return res;
 }
 
-response not_found() {
-  return error_response(status::not_found, "not_found", "no such route");
-}
+response not_found() { return error_response(status::not_found, "not_found", "no such route"); }
 
 response method_not_allowed(std::string_view allow) {
   auto res = error_response(status::method_not_allowed, "method_not_allowed",
@@ -43,7 +41,8 @@ response method_not_allowed(std::string_view allow) {
 }
 
 response task_not_found() {
-  return json_response(status::not_found, {{"error", "task_not_found"}, {"detail", "Task not found"}});
+  return json_response(status::not_found,
+                       {{"error", "task_not_found"}, {"detail", "Task not found"}});
 }
 
 json::object task_body(const tasks::task_record& t) { return tasks::to_json(t); }
@@ -59,8 +58,12 @@ response post_task(app_state& s, const request& req) {
                             "send the task as Content-Type: application/json");
     json::error_code ec;
     auto v = json::parse(req.body(), ec);
-    if (ec) return error_response(status::bad_request, "malformed_json", "the body is not valid JSON: " + ec.message());
-    if (!v.is_object()) return error_response(status::bad_request, "malformed_json", "the body must be a JSON object");
+    if (ec)
+      return error_response(status::bad_request, "malformed_json",
+                            "the body is not valid JSON: " + ec.message());
+    if (!v.is_object())
+      return error_response(status::bad_request, "malformed_json",
+                            "the body must be a JSON object");
     params = std::move(v.as_object());
     if (auto k = params.if_contains("kind")) {
       if (!k->is_string())
@@ -72,14 +75,16 @@ response post_task(app_state& s, const request& req) {
   std::optional<std::string> key;
   if (auto k = req["Idempotency-Key"]; !k.empty()) {
     if (k.size() > 200)
-      return error_response(status::bad_request, "bad_parameter", "Idempotency-Key is longer than 200 characters");
+      return error_response(status::bad_request, "bad_parameter",
+                            "Idempotency-Key is longer than 200 characters");
     key = std::string(k);
   }
   tasks::admission a;
   try {
     a = s.tasks.submit(kind, params, std::move(key));
   } catch (const tasks::bad_parameter& e) {
-    auto res = error_response(status::bad_request, e.field == "kind" ? "unknown_kind" : "bad_parameter", e.what());
+    auto res = error_response(status::bad_request,
+                              e.field == "kind" ? "unknown_kind" : "bad_parameter", e.what());
     return res;
   }
   switch (a.outcome) {
@@ -91,7 +96,8 @@ response post_task(app_state& s, const request& req) {
       res.set(http::field::retry_after, "1");
       return res;
     }
-    default: break;
+    default:
+      break;
   }
   auto res = json_response(status::accepted, task_body(*a.task));
   res.set(http::field::location, "/v1/tasks/" + a.task->id);
@@ -105,7 +111,8 @@ response create_task(app_state& s) {
   if (a.outcome == tasks::admit_outcome::closed)
     return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
   if (a.outcome == tasks::admit_outcome::queue_full) {
-    auto res = error_response(status::too_many_requests, "queue_full", "the task queue is full; retry later");
+    auto res = error_response(status::too_many_requests, "queue_full",
+                              "the task queue is full; retry later");
     res.set(http::field::retry_after, "1");
     return res;
   }
@@ -116,20 +123,24 @@ response create_task(app_state& s) {
 asio::awaitable<response> delete_task(app_state& s, std::string id) {
   auto [outcome, t] = co_await s.tasks.cancel(std::move(id));
   switch (outcome) {
-    case tasks::cancel_outcome::not_found: co_return task_not_found();
+    case tasks::cancel_outcome::not_found:
+      co_return task_not_found();
     case tasks::cancel_outcome::already_finished: {
       auto body = task_body(*t);
       body["error"] = "already_finished";
       body["detail"] = "the task already finished: " + std::string(tasks::to_string(t->status));
       co_return json_response(status::conflict, body);
     }
-    default: co_return json_response(status::ok, task_body(*t));
+    default:
+      co_return json_response(status::ok, task_body(*t));
   }
 }
 
 asio::awaitable<response> answer(app_state& s, request& req) {
   auto url = boost::urls::parse_origin_form(req.target());
-  if (!url) co_return error_response(status::bad_request, "bad_request", "the request target is not a valid path");
+  if (!url)
+    co_return error_response(status::bad_request, "bad_request",
+                             "the request target is not a valid path");
   std::string path = url->path();
   auto m = req.method();
   const std::string task_prefix = "/v1/tasks/";
@@ -178,12 +189,15 @@ std::optional<std::uint64_t> parse_seq(std::string_view text) {
 
 std::variant<response, net::stream_request> upgrade(app_state& s, const request& req) {
   auto url = boost::urls::parse_origin_form(req.target());
-  if (!url) return error_response(status::bad_request, "bad_request", "the request target is not a valid path");
+  if (!url)
+    return error_response(status::bad_request, "bad_request",
+                          "the request target is not a valid path");
   std::string path = url->path();
   net::stream_request what;
   if (path == "/v1/events") {
     what.client_id = tasks::new_task_id();
-  } else if (path.rfind("/ws/", 0) == 0 && path.size() > 4 && path.find('/', 4) == std::string::npos) {
+  } else if (path.rfind("/ws/", 0) == 0 && path.size() > 4 &&
+             path.find('/', 4) == std::string::npos) {
     what.client_id = path.substr(4);
   } else {
     return not_found();
@@ -193,7 +207,9 @@ std::variant<response, net::stream_request> upgrade(app_state& s, const request&
   auto params = url->params();
   if (auto it = params.find("since"); it != params.end()) {
     auto seq = parse_seq((*it).value);
-    if (!seq) return error_response(status::bad_request, "bad_parameter", "since must be a sequence number");
+    if (!seq)
+      return error_response(status::bad_request, "bad_parameter",
+                            "since must be a sequence number");
     what.since = seq;
   }
   if (auto it = params.find("epoch"); it != params.end()) what.epoch = (*it).value;

@@ -33,7 +33,8 @@ void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
     // The socket moves to the session's strand, so its timers run there too.
     auto fd = s.release();
     net::tcp::socket own(session_strand, net::tcp::v6(), fd);
-    asio::co_spawn(session_strand, net::serve_http(std::move(own), ctx), sessions.adapt(session_strand));
+    asio::co_spawn(session_strand, net::serve_http(std::move(own), ctx),
+                   sessions.adapt(session_strand));
   };
   asio::co_spawn(strand, net::accept_loop(std::move(acceptor), std::move(name), spawn),
                  group.adapt(strand));
@@ -48,8 +49,8 @@ int run_server(const config& cfg) {
   tasks::memory_task_store store;
   tasks::event_bus bus(tasks::new_task_id(), cfg.event_retention);
   tasks::task_service service({cfg.workers, cfg.queue_capacity},
-                              tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds}),
-                              store, bus, cpu);
+                              tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds}), store,
+                              bus, cpu);
   net::stream_settings ss;
   ss.send_queue_limit = cfg.ws_send_queue;
   ss.message_limit = cfg.ws_message_limit;
@@ -94,8 +95,10 @@ int run_server(const config& cfg) {
     public_acceptor = net::open_acceptor(asio::make_strand(io), {address, cfg.port});
     admin_acceptor = net::open_acceptor(asio::make_strand(io), {address, cfg.admin_port});
   } catch (const std::exception& e) {
-    log::error("cannot listen", {{"bind", cfg.bind}, {"port", cfg.port},
-                                  {"admin_port", cfg.admin_port}, {"error", e.what()}});
+    log::error("cannot listen", {{"bind", cfg.bind},
+                                 {"port", cfg.port},
+                                 {"admin_port", cfg.admin_port},
+                                 {"error", e.what()}});
     return 1;
   }
   auto port = public_acceptor.local_endpoint().port();

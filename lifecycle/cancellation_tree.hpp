@@ -15,7 +15,8 @@ struct cancellation_tree {
 
   // The first signal: partial to the public side only; admin probes keep answering.
   void drain() {
-    for (auto* g : {&listeners, &connections, &workers}) g->emit(boost::asio::cancellation_type::partial);
+    for (auto* g : {&listeners, &connections, &workers})
+      g->emit(boost::asio::cancellation_type::partial);
   }
   // The end: every coroutine stops.
   void stop() {

@@ -45,18 +45,18 @@ asio::awaitable<void> coordinator::close_admission() {
   // Partial reaches only the children that opted in: the acceptors, which close at once.
   tree_.drain();
   co_await tree_.listeners.wait_empty();
-  log::info("listeners closed", {{"since_signal_ms", std::chrono::duration_cast<milliseconds>(
-                                                          *state_.since_signal())
-                                                          .count()}});
+  log::info("listeners closed",
+            {{"since_signal_ms",
+              std::chrono::duration_cast<milliseconds>(*state_.since_signal()).count()}});
 }
 
 asio::awaitable<int> coordinator::run() {
   int sig = co_await signals_.async_wait(asio::use_awaitable);
   auto now = phase_state::clock::now();
   state_.start_clock(now, now + settings_.shutdown_timeout);
-  enter(phase::draining, "drain started",
-        {{"signal", signal_name(sig)},
-         {"shutdown_timeout_ms", settings_.shutdown_timeout.count()}});
+  enter(
+      phase::draining, "drain started",
+      {{"signal", signal_name(sig)}, {"shutdown_timeout_ms", settings_.shutdown_timeout.count()}});
 
   asio::steady_timer deadline(strand_, settings_.shutdown_timeout);
   auto outcome = co_await (drain_gracefully() || force_trigger(deadline));
@@ -76,9 +76,9 @@ asio::awaitable<void> coordinator::drain_gracefully() {
   co_await hooks_.work_done();
   enter(phase::closing, "tasks finished");
   co_await hooks_.close_streams(settings_.close_spread);
-  log::info("streams closed", {{"since_signal_ms", std::chrono::duration_cast<milliseconds>(
-                                                       *state_.since_signal())
-                                                       .count()}});
+  log::info("streams closed",
+            {{"since_signal_ms",
+              std::chrono::duration_cast<milliseconds>(*state_.since_signal()).count()}});
 }
 
 asio::awaitable<std::string> coordinator::force_trigger(asio::steady_timer& deadline) {

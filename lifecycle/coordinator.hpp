@@ -25,12 +25,12 @@ struct drain_settings {
 };
 
 struct drain_hooks {
-  std::function<void()> stop_admission;                       // refuse new work from now on
-  std::function<boost::asio::awaitable<void>()> work_done;    // no task queued or running
-  std::function<void()> interrupt_queued;                     // forced: mark queued tasks interrupted
+  std::function<void()> stop_admission;                     // refuse new work from now on
+  std::function<boost::asio::awaitable<void>()> work_done;  // no task queued or running
+  std::function<void()> interrupt_queued;                   // forced: mark queued tasks interrupted
   // Tell every stream `draining` and close it 1012; complete when closed (bounded by the hook).
   std::function<boost::asio::awaitable<void>(std::chrono::milliseconds spread)> close_streams;
-  std::function<boost::json::object()> counts;                // for the phase log lines
+  std::function<boost::json::object()> counts;  // for the phase log lines
 };
 
 // Exit codes: the process exits with what run() returns.

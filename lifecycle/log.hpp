@@ -16,10 +16,18 @@ void set_level(level min);
 bool enabled(level l);
 
 void write(level l, std::string_view msg, boost::json::object fields = {});
-inline void debug(std::string_view msg, boost::json::object f = {}) { write(level::debug, msg, std::move(f)); }
-inline void info(std::string_view msg, boost::json::object f = {}) { write(level::info, msg, std::move(f)); }
-inline void warn(std::string_view msg, boost::json::object f = {}) { write(level::warn, msg, std::move(f)); }
-inline void error(std::string_view msg, boost::json::object f = {}) { write(level::error, msg, std::move(f)); }
+inline void debug(std::string_view msg, boost::json::object f = {}) {
+  write(level::debug, msg, std::move(f));
+}
+inline void info(std::string_view msg, boost::json::object f = {}) {
+  write(level::info, msg, std::move(f));
+}
+inline void warn(std::string_view msg, boost::json::object f = {}) {
+  write(level::warn, msg, std::move(f));
+}
+inline void error(std::string_view msg, boost::json::object f = {}) {
+  write(level::error, msg, std::move(f));
+}
 
 // RFC 3339 UTC with milliseconds, as used in logs and task records.
 std::string format_time(std::chrono::system_clock::time_point t);

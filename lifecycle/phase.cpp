@@ -4,11 +4,16 @@ namespace quiesce::lifecycle {
 
 std::string_view to_string(phase p) {
   switch (p) {
-    case phase::running: return "running";
-    case phase::draining: return "draining";
-    case phase::closing: return "closing";
-    case phase::terminating: return "terminating";
-    case phase::stopped: return "stopped";
+    case phase::running:
+      return "running";
+    case phase::draining:
+      return "draining";
+    case phase::closing:
+      return "closing";
+    case phase::terminating:
+      return "terminating";
+    case phase::stopped:
+      return "stopped";
   }
   return "unknown";
 }

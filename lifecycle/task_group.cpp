@@ -26,8 +26,7 @@ void task_group::leave(child_list::iterator it) {
 
 void task_group::emit(asio::cancellation_type type) {
   std::lock_guard lock(mutex_);
-  for (auto& c : children_)
-    asio::post(c->executor, [c, type] { c->signal.emit(type); });
+  for (auto& c : children_) asio::post(c->executor, [c, type] { c->signal.emit(type); });
 }
 
 asio::awaitable<void> task_group::wait_empty() {

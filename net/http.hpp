@@ -18,7 +18,7 @@ using response = http::response<http::string_body>;
 struct http_limits {
   std::size_t header_limit = 8 * 1024;
   std::size_t body_limit = 64 * 1024;
-  std::chrono::milliseconds idle_timeout{60'000};   // keep-alive connection with no request
+  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive connection with no request
   std::chrono::milliseconds header_timeout{10'000};  // from the first byte to the whole request
 };
 

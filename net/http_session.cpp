@@ -22,8 +22,9 @@ std::optional<response> read_error_response(const boost::system::error_code& ec)
     return error_response(http::status::payload_too_large, "body_too_large",
                           "the request body is larger than the server accepts (--body-limit)");
   if (ec == http::error::header_limit)
-    return error_response(http::status::request_header_fields_too_large, "headers_too_large",
-                          "the request headers are larger than the server accepts (--header-limit)");
+    return error_response(
+        http::status::request_header_fields_too_large, "headers_too_large",
+        "the request headers are larger than the server accepts (--header-limit)");
   if (ec == beast::error::timeout)
     return error_response(http::status::request_timeout, "request_timeout",
                           "the request did not arrive in time (--header-timeout)");
@@ -67,8 +68,9 @@ asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const sessi
       http::response<http::empty_body> go_on{http::status::continue_, 11};
       co_await http::async_write(stream, go_on, asio::as_tuple(asio::use_awaitable));
     }
-    if (!ec) std::tie(ec, hn) = co_await http::async_read(stream, buffer, parser,
-                                                           asio::as_tuple(asio::use_awaitable));
+    if (!ec)
+      std::tie(ec, hn) =
+          co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
     if (ec) {
       if (auto res = read_error_response(ec)) {
         res->keep_alive(false);

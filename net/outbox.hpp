@@ -18,7 +18,7 @@ using frame = std::shared_ptr<const std::string>;
 class outbox {
  public:
   struct item {
-    frame text;                                             // a frame to send, or
+    frame text;                                                  // a frame to send, or
     std::optional<boost::beast::websocket::close_reason> close;  // the close to send last
   };
 

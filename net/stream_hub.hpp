@@ -17,7 +17,7 @@
 namespace quiesce::net {
 
 struct stream_settings {
-  std::size_t send_queue_limit = 256;   // frames; past it the client is closed 1013
+  std::size_t send_queue_limit = 256;     // frames; past it the client is closed 1013
   std::size_t message_limit = 64 * 1024;  // largest frame a client may send
   // Kernel send buffer per stream (SO_SNDBUF). Bounds what a stalled client pins in kernel
   // memory; past it, frames wait in the outbox and then the client is closed 1013.
@@ -34,7 +34,7 @@ class stream_client final : public tasks::event_sink,
  public:
   stream_client(boost::asio::any_io_executor strand, std::string id, std::size_t queue_limit);
 
-  void deliver(tasks::event_ptr e) override;  // any thread
+  void deliver(tasks::event_ptr e) override;                                     // any thread
   void request_close(boost::beast::websocket::close_reason reason, frame last);  // any thread
 
   // Strand only:

@@ -81,8 +81,8 @@ asio::awaitable<void> write_loop(ws_stream& ws, stream_client& c) {
   for (;;) {
     auto item = co_await c.out().next();
     if (item.text) {
-      auto [ec, n] = co_await ws.async_write(asio::buffer(*item.text),
-                                             asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] =
+          co_await ws.async_write(asio::buffer(*item.text), asio::as_tuple(asio::use_awaitable));
       if (ec) co_return;
       continue;
     }
@@ -101,7 +101,8 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
   const auto& s = hub.settings();
   stream.expires_never();  // the websocket's own timeouts take over
   boost::system::error_code ignored;
-  stream.socket().set_option(asio::socket_base::send_buffer_size(static_cast<int>(s.send_buffer)), ignored);
+  stream.socket().set_option(asio::socket_base::send_buffer_size(static_cast<int>(s.send_buffer)),
+                             ignored);
   ws_stream ws(std::move(stream));
   websocket::stream_base::timeout t{};
   t.handshake_timeout = s.close_timeout;

@@ -21,8 +21,9 @@ struct stream_request {
 
 // Accepts the upgrade in `req` and serves the stream until it closes. Runs on the
 // connection's strand.
-boost::asio::awaitable<void> serve_stream(boost::beast::tcp_stream stream,
-                                          boost::beast::http::request<boost::beast::http::string_body> req,
-                                          stream_request what, stream_hub& hub);
+boost::asio::awaitable<void> serve_stream(
+    boost::beast::tcp_stream stream,
+    boost::beast::http::request<boost::beast::http::string_body> req, stream_request what,
+    stream_hub& hub);
 
 }  // namespace quiesce::net

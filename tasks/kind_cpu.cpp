@@ -32,8 +32,7 @@ task_kind cpu_kind(const kind_settings&) {
   k.validate = [](const boost::json::object& p) {
     known_fields(p, {"iterations"});
     boost::json::object out;
-    out["iterations"] =
-        static_cast<std::int64_t>(number_param(p, "iterations", 20e6, 1.0, 1e11));
+    out["iterations"] = static_cast<std::int64_t>(number_param(p, "iterations", 20e6, 1.0, 1e11));
     return out;
   };
   k.run = [](task_context ctx) -> asio::awaitable<boost::json::value> {
@@ -45,7 +44,8 @@ task_kind cpu_kind(const kind_settings&) {
     while (done < total) {
       std::uint64_t n = std::min(chunk, total - done);
       state = co_await asio::co_spawn(
-          *ctx.cpu, [state, n]() -> asio::awaitable<std::uint64_t> { co_return splitmix_chain(state, n); },
+          *ctx.cpu,
+          [state, n]() -> asio::awaitable<std::uint64_t> { co_return splitmix_chain(state, n); },
           asio::use_awaitable);
       done += n;
       auto cs = co_await asio::this_coro::cancellation_state;

@@ -11,12 +11,18 @@ namespace quiesce::tasks {
 
 std::string_view to_string(task_status s) {
   switch (s) {
-    case task_status::queued: return "queued";
-    case task_status::running: return "running";
-    case task_status::succeeded: return "succeeded";
-    case task_status::failed: return "failed";
-    case task_status::cancelled: return "cancelled";
-    case task_status::interrupted: return "interrupted";
+    case task_status::queued:
+      return "queued";
+    case task_status::running:
+      return "running";
+    case task_status::succeeded:
+      return "succeeded";
+    case task_status::failed:
+      return "failed";
+    case task_status::cancelled:
+      return "cancelled";
+    case task_status::interrupted:
+      return "interrupted";
   }
   return "unknown";
 }
@@ -25,9 +31,12 @@ bool is_final(task_status s) { return s != task_status::queued && s != task_stat
 
 bool can_move(task_status from, task_status to) {
   switch (from) {
-    case task_status::queued: return to != task_status::queued;
-    case task_status::running: return is_final(to);
-    default: return false;
+    case task_status::queued:
+      return to != task_status::queued;
+    case task_status::running:
+      return is_final(to);
+    default:
+      return false;
   }
 }
 
@@ -35,8 +44,10 @@ std::string status_message(std::string_view id, task_status s) {
   std::string m = "Task ";
   m += id;
   switch (s) {
-    case task_status::succeeded: return m + " processed";
-    default: return m + " " + std::string(to_string(s));
+    case task_status::succeeded:
+      return m + " processed";
+    default:
+      return m + " " + std::string(to_string(s));
   }
 }
 

@@ -33,7 +33,8 @@ double number_param(const boost::json::object& p, std::string_view field, double
   auto it = p.find(field);
   if (it == p.end() || it->value().is_null()) return fallback;
   auto& v = it->value();
-  if (!v.is_number()) throw bad_parameter(std::string(field), std::string(field) + " must be a number");
+  if (!v.is_number())
+    throw bad_parameter(std::string(field), std::string(field) + " must be a number");
   double d = v.to_number<double>();
   if (!std::isfinite(d) || d < lo || d > hi) {
     std::ostringstream why;

@@ -17,14 +17,15 @@ namespace quiesce::tasks {
 
 // A parameter a client got wrong; `field` names it in the 400 answer.
 struct bad_parameter : std::invalid_argument {
-  bad_parameter(std::string f, const std::string& why) : std::invalid_argument(why), field(std::move(f)) {}
+  bad_parameter(std::string f, const std::string& why)
+      : std::invalid_argument(why), field(std::move(f)) {}
   std::string field;
 };
 
 struct task_context {
   std::string task_id;
-  boost::json::object params;              // validated, defaults filled
-  std::function<void(double)> report;      // progress in [0, 1]; publishes an event
+  boost::json::object params;               // validated, defaults filled
+  std::function<void(double)> report;       // progress in [0, 1]; publishes an event
   boost::asio::thread_pool* cpu = nullptr;  // for CPU-bound work, off the network threads
 };
 

@@ -126,8 +126,7 @@ void task_service::interrupt_queued() {
     store_.update(*t);
     publish(*t);
   }
-  if (!queue_.empty())
-    log::warn("queued tasks interrupted", {{"count", queue_.size()}});
+  if (!queue_.empty()) log::warn("queued tasks interrupted", {{"count", queue_.size()}});
   queue_.clear();
   task_ended_.notify_all();
 }

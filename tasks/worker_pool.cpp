@@ -43,7 +43,7 @@ task_service::next_task task_service::take_next(const asio::any_io_executor& wor
   queue_.pop_front();
   auto t = store_.get(id);
   running_.emplace(id, running_task{std::make_shared<asio::steady_timer>(
-                                        worker_executor, asio::steady_timer::time_point::max())});
+                           worker_executor, asio::steady_timer::time_point::max())});
   t->move_to(task_status::running);
   store_.update(*t);
   publish(*t);
@@ -77,7 +77,7 @@ asio::awaitable<void> task_service::wait_cancel_request(std::string id,
   } catch (const boost::system::system_error&) {
     std::lock_guard lock(mutex_);
     if (running_.at(id).cancel_requested) co_return;  // DELETE: the task lost the race
-    throw;                                             // the worker itself is being cancelled
+    throw;                                            // the worker itself is being cancelled
   }
 }
 

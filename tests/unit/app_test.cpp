@@ -60,8 +60,9 @@ BOOST_AUTO_TEST_CASE(bad_values_name_the_knob) {
 BOOST_AUTO_TEST_CASE(help_lists_every_knob_with_its_default) {
   const char* args[] = {"quiesce", "--help"};
   auto h = std::get<app::help_text>(app::parse_config(2, args)).text;
-  for (auto knob : {"--port", "--admin-port", "--shutdown-timeout", "--drain-delay", "--close-spread",
-                    "--queue-capacity", "--body-limit", "--ws-send-queue", "--event-retention"})
+  for (auto knob :
+       {"--port", "--admin-port", "--shutdown-timeout", "--drain-delay", "--close-spread",
+        "--queue-capacity", "--body-limit", "--ws-send-queue", "--event-retention"})
     BOOST_TEST(h.find(knob) != std::string::npos, knob);
   BOOST_TEST(h.find("(=8000)") != std::string::npos);
 }

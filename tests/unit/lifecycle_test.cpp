@@ -56,10 +56,13 @@ BOOST_AUTO_TEST_CASE(wait_empty_completes_when_the_last_child_ends) {
   bool waited = false;
   auto s = asio::make_strand(io);
   asio::co_spawn(s, wait_forever(false, ended), group.adapt(s));
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    co_await group.wait_empty();
-    waited = true;
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await group.wait_empty();
+        waited = true;
+      },
+      asio::detached);
   io.run_for(20ms);
   BOOST_TEST(!waited);
   group.emit(asio::cancellation_type::terminal);
@@ -71,12 +74,15 @@ BOOST_AUTO_TEST_CASE(event_count_never_loses_a_notify_between_prepare_and_wait) 
   asio::io_context io;
   event_count ec;
   bool woke = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    auto key = ec.prepare_wait();
-    ec.notify_all();  // lands before the wait starts
-    co_await ec.wait(key);
-    woke = true;
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto key = ec.prepare_wait();
+        ec.notify_all();  // lands before the wait starts
+        co_await ec.wait(key);
+        woke = true;
+      },
+      asio::detached);
   io.run_for(50ms);
   BOOST_TEST(woke);
 }

@@ -115,8 +115,10 @@ struct service_fixture {
     for (auto& e : sink->got) {
       auto v = boost::json::parse(e->text);
       // One entry per transition: progress reports repeat `running`.
-      bool transition = v.at("status").as_string() != "running" || v.at("progress").as_double() == 0.0;
-      if (v.at("task_id").as_string() == id && transition) out.emplace_back(v.at("status").as_string());
+      bool transition =
+          v.at("status").as_string() != "running" || v.at("progress").as_double() == 0.0;
+      if (v.at("task_id").as_string() == id && transition)
+        out.emplace_back(v.at("status").as_string());
     }
     return out;
   }
@@ -164,10 +166,13 @@ BOOST_FIXTURE_TEST_CASE(workers_drain_the_queue_after_admission_closes, service_
   service.stop_admission();  // admission closed: what was accepted still runs
   service.start(io, workers);
   bool idle = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    co_await service.wait_idle();
-    idle = true;
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await service.wait_idle();
+        idle = true;
+      },
+      asio::detached);
   io.run_for(3s);
   BOOST_TEST(idle);
   BOOST_TEST(workers.size() == 0u);  // workers stop once the closed queue is empty
@@ -190,12 +195,15 @@ BOOST_FIXTURE_TEST_CASE(cancel_ends_queued_and_running_tasks, service_fixture) {
   service.start(io, workers);  // two workers: the first two run
   io.run_for(50ms);
   std::vector<cancel_outcome> got;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    got.push_back((co_await service.cancel(queued)).first);
-    got.push_back((co_await service.cancel(running)).first);
-    got.push_back((co_await service.cancel(running)).first);
-    got.push_back((co_await service.cancel("missing")).first);
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        got.push_back((co_await service.cancel(queued)).first);
+        got.push_back((co_await service.cancel(running)).first);
+        got.push_back((co_await service.cancel(running)).first);
+        got.push_back((co_await service.cancel("missing")).first);
+      },
+      asio::detached);
   io.run_for(500ms);
   BOOST_REQUIRE(got.size() == 4u);
   BOOST_TEST((got[0] == cancel_outcome::cancelled));
