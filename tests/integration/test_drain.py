@@ -34,7 +34,9 @@ class GracefulDrain(unittest.IsolatedAsyncioTestCase):
             for c in clients:
                 await c.recv()
             keep_alive = s.connection()
-            send(keep_alive, "GET", "/v1/health")  # an open keep-alive connection from before
+            send(keep_alive, "GET", "/v1/health")  # open keep-alive connections from before
+            upgrade_later = s.connection()
+            send(upgrade_later, "GET", "/v1/health")
             ids = [post(s, kind="sleep", seconds=0.8) for _ in range(4)]
             st = s.request("GET", "/v1/status", admin=True).json
             self.assertEqual((st["running"], st["queued"]), (2, 2))
@@ -55,6 +57,12 @@ class GracefulDrain(unittest.IsolatedAsyncioTestCase):
             self.assertTrue(r.header("Retry-After"))
             self.assertEqual(r.header("Connection"), "close")
             self.assertEqual(r.json["error"], "draining")
+            # So does a WebSocket upgrade.
+            r = send(upgrade_later, "GET", "/ws/late", headers={
+                "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+            self.assertEqual((r.status, r.json["error"]), (503, "draining"))
+            self.assertTrue(r.header("Retry-After"))
 
             results = await asyncio.gather(*(read_to_close(c, scaled(15)) for c in clients))
             for frames, code in results:
