@@ -10,7 +10,7 @@ namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
 
 outbox::outbox(asio::any_io_executor executor, std::size_t limit)
-    : limit_(limit), wake_(std::move(executor), asio::steady_timer::time_point::max()) {}
+    : limit_(limit), wake_(executor, asio::steady_timer::time_point::max()) {}
 
 bool outbox::push(frame f) {
   if (close_) return true;  // closing: nothing more goes out, and that is not an overflow

@@ -16,6 +16,8 @@ import websockets
 
 BIN = os.environ.get("QUIESCE_BIN", "build/dev/app/quiesce")
 SCALE = float(os.environ.get("QUIESCE_TIME_SCALE", "1"))
+SANITIZER_MARKS = ("WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
 
 
 def scaled(seconds):
@@ -93,6 +95,11 @@ class Server:
             self.proc.wait()
         self._reader.join(timeout=5)
         self.proc.stdout.close()
+        # Under the sanitizer presets the server reports on its own output: any report fails
+        # the test that started it, whatever the test asserted.
+        reports = [l for l in self.lines if any(m in l for m in SANITIZER_MARKS)]
+        if reports:
+            raise AssertionError("sanitizer report from the server:\n" + "\n".join(self.lines[-60:]))
 
 
 class Response:
