@@ -45,6 +45,19 @@ response task_not_found() {
                        {{"error", "task_not_found"}, {"detail", "Task not found"}});
 }
 
+// The answer when a task was not admitted: 503 while draining, 429 when the queue is full.
+std::optional<response> refusal(const tasks::admission& a) {
+  if (a.outcome == tasks::admit_outcome::closed)
+    return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
+  if (a.outcome == tasks::admit_outcome::queue_full) {
+    auto res = error_response(status::too_many_requests, "queue_full",
+                              "the task queue is full (--queue-capacity); retry later");
+    res.set(http::field::retry_after, "1");
+    return res;
+  }
+  return std::nullopt;
+}
+
 json::object task_body(const tasks::task_record& t) { return tasks::to_json(t); }
 
 // POST /v1/tasks: the body is optional; {"kind": ..., <parameters>}.
@@ -87,18 +100,7 @@ response post_task(app_state& s, const request& req) {
                               e.field == "kind" ? "unknown_kind" : "bad_parameter", e.what());
     return res;
   }
-  switch (a.outcome) {
-    case tasks::admit_outcome::closed:
-      return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
-    case tasks::admit_outcome::queue_full: {
-      auto res = error_response(status::too_many_requests, "queue_full",
-                                "the task queue is full (--queue-capacity); retry later");
-      res.set(http::field::retry_after, "1");
-      return res;
-    }
-    default:
-      break;
-  }
+  if (auto refused = refusal(a)) return std::move(*refused);
   auto res = json_response(status::accepted, task_body(*a.task));
   res.set(http::field::location, "/v1/tasks/" + a.task->id);
   if (a.outcome == tasks::admit_outcome::replayed) res.set("Idempotent-Replayed", "true");
@@ -108,14 +110,7 @@ response post_task(app_state& s, const request& req) {
 // POST /v1/create-task/: the original's default task, its exact answer.
 response create_task(app_state& s) {
   auto a = s.tasks.submit("sleep", {}, std::nullopt);
-  if (a.outcome == tasks::admit_outcome::closed)
-    return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
-  if (a.outcome == tasks::admit_outcome::queue_full) {
-    auto res = error_response(status::too_many_requests, "queue_full",
-                              "the task queue is full; retry later");
-    res.set(http::field::retry_after, "1");
-    return res;
-  }
+  if (auto refused = refusal(a)) return std::move(*refused);
   auto& id = a.task->id;
   return json_response(status::ok, {{"message", "Task " + id + " Queued"}, {"task_id", id}});
 }

@@ -37,6 +37,8 @@ class GracefulDrain(unittest.IsolatedAsyncioTestCase):
             send(keep_alive, "GET", "/v1/health")  # open keep-alive connections from before
             upgrade_later = s.connection()
             send(upgrade_later, "GET", "/v1/health")
+            original = s.connection()
+            send(original, "GET", "/v1/health")
             ids = [post(s, kind="sleep", seconds=0.8) for _ in range(4)]
             st = s.request("GET", "/v1/status", admin=True).json
             self.assertEqual((st["running"], st["queued"]), (2, 2))
@@ -57,6 +59,9 @@ class GracefulDrain(unittest.IsolatedAsyncioTestCase):
             self.assertTrue(r.header("Retry-After"))
             self.assertEqual(r.header("Connection"), "close")
             self.assertEqual(r.json["error"], "draining")
+            # The original's routes answer as the original did.
+            r = send(original, "POST", "/v1/create-task/")
+            self.assertEqual((r.status, r.json["detail"]), (503, "Service Under Graceful Shutdown"))
             # So does a WebSocket upgrade.
             r = send(upgrade_later, "GET", "/ws/late", headers={
                 "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
@@ -103,7 +108,7 @@ class DrainDelay(unittest.TestCase):
             s.signal(signal.SIGTERM)
             s.wait_log(lambda l: l.get("msg") == "drain started", scaled(5))
             r = s.request("GET", "/v1/health")  # a fresh connection is still served
-            self.assertEqual(r.status, 503)
+            self.assertEqual((r.status, r.json), (503, {"status": "Service Under Graceful Shutdown"}))
             self.assertEqual(r.header("Connection"), "close")
             s.wait_log(lambda l: l.get("msg") == "listeners closed", scaled(5))
             self.assertTrue(connect_refused(s.port))
