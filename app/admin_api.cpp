@@ -64,7 +64,8 @@ response metrics(app_state& s) {
   family("quiesce_drain_seconds_left", "gauge",
          "Seconds before the shutdown deadline (-1: no drain).");
   auto left = s.phase.until_deadline();
-  m << "quiesce_drain_seconds_left " << (left ? static_cast<double>(ms(left)) / 1000.0 : -1.0) << '\n';
+  m << "quiesce_drain_seconds_left " << (left ? static_cast<double>(ms(left)) / 1000.0 : -1.0)
+    << '\n';
   response res{status::ok, 11};
   res.set(http::field::content_type, "text/plain; version=0.0.4");
   res.body() = m.str();

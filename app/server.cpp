@@ -109,13 +109,13 @@ int run_server(const config& cfg) {
   service.start(io, tree.workers);
 
   for (auto& w : timing_warnings(cfg)) log::warn("timings do not fit", {{"detail", w}});
-  log::info("listening", {{"port", port},
-                          {"admin_port", admin_port},
-                          {"bind", cfg.bind},
-                          {"threads", cfg.threads},
-                          {"workers", cfg.workers},
-                          {"epoch", bus.epoch()},
-                          {"pod", ss.pod}});
+  log::always("listening", {{"port", port},
+                            {"admin_port", admin_port},
+                            {"bind", cfg.bind},
+                            {"threads", cfg.threads},
+                            {"workers", cfg.workers},
+                            {"epoch", bus.epoch()},
+                            {"pod", ss.pod}});
 
   int exit_code = 1;
   asio::co_spawn(coord.executor(), coord.run(), [&](std::exception_ptr e, int code) {

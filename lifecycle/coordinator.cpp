@@ -36,7 +36,7 @@ void coordinator::enter(phase p, std::string_view msg, boost::json::object field
   if (auto since = state_.since_signal())
     fields["since_signal_ms"] = std::chrono::duration_cast<milliseconds>(*since).count();
   for (auto& [k, v] : hooks_.counts()) fields[k] = v;
-  log::info(msg, std::move(fields));
+  log::always(msg, std::move(fields));
 }
 
 asio::awaitable<void> coordinator::close_admission() {
@@ -45,9 +45,9 @@ asio::awaitable<void> coordinator::close_admission() {
   // Partial reaches only the children that opted in: the acceptors, which close at once.
   tree_.drain();
   co_await tree_.listeners.wait_empty();
-  log::info("listeners closed",
-            {{"since_signal_ms",
-              std::chrono::duration_cast<milliseconds>(*state_.since_signal()).count()}});
+  log::always("listeners closed",
+              {{"since_signal_ms",
+                std::chrono::duration_cast<milliseconds>(*state_.since_signal()).count()}});
 }
 
 asio::awaitable<int> coordinator::run() {
@@ -76,9 +76,9 @@ asio::awaitable<void> coordinator::drain_gracefully() {
   co_await hooks_.work_done();
   enter(phase::closing, "tasks finished");
   co_await hooks_.close_streams(settings_.close_spread);
-  log::info("streams closed",
-            {{"since_signal_ms",
-              std::chrono::duration_cast<milliseconds>(*state_.since_signal()).count()}});
+  log::always("streams closed",
+              {{"since_signal_ms",
+                std::chrono::duration_cast<milliseconds>(*state_.since_signal()).count()}});
 }
 
 asio::awaitable<std::string> coordinator::force_trigger(asio::steady_timer& deadline) {

@@ -52,8 +52,8 @@ std::string format_time(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-void write(level l, std::string_view msg, boost::json::object fields) {
-  if (!enabled(l)) return;
+namespace {
+void emit(level l, std::string_view msg, boost::json::object fields) {
   boost::json::object line;
   line["ts"] = format_time(std::chrono::system_clock::now());
   line["level"] = name(l);
@@ -64,6 +64,15 @@ void write(level l, std::string_view msg, boost::json::object fields) {
   std::lock_guard lock(out_mutex);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);  // line by line: tests and log shippers read as we go
+}
+}  // namespace
+
+void write(level l, std::string_view msg, boost::json::object fields) {
+  if (enabled(l)) emit(l, msg, std::move(fields));
+}
+
+void always(std::string_view msg, boost::json::object fields) {
+  emit(level::info, msg, std::move(fields));
 }
 
 }  // namespace quiesce::log

@@ -16,6 +16,9 @@ void set_level(level min);
 bool enabled(level l);
 
 void write(level l, std::string_view msg, boost::json::object fields = {});
+// An info line written whatever --log-level says: `listening` and the drain's phase lines,
+// which tests, tooling and operators rely on.
+void always(std::string_view msg, boost::json::object fields = {});
 inline void debug(std::string_view msg, boost::json::object f = {}) {
   write(level::debug, msg, std::move(f));
 }

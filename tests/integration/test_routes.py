@@ -206,6 +206,18 @@ class Configuration(unittest.TestCase):
         self.assertEqual(line["level"], "error")
         self.assertIn("--workers", line["error"])
 
+    def test_listening_and_phase_lines_are_written_at_any_log_level(self):
+        import signal
+        s = Server("--log-level", "error")  # Server() itself waits for `listening`
+        try:
+            s.signal(signal.SIGTERM)
+            self.assertEqual(s.wait(scaled(5)), 0)
+            msgs = [l["msg"] for l in s.logs()]
+            self.assertEqual(msgs, ["listening", "drain started", "listeners closed", "tasks finished",
+                                    "streams closed", "stopped"])
+        finally:
+            s.close()
+
     def test_environment_variable_sets_a_knob(self):
         s = Server(env={"QUIESCE_QUEUE_CAPACITY": "7"})
         try:
