@@ -21,30 +21,37 @@ rps() { grep -E '^Requests/sec' "$1" | awk '{print $2}'; }
 lat() { grep -E '^ +Latency' "$1" | awk '{print $2}'; }
 codes() { grep -E 'Non-2xx' "$1" | awk '{print $NF}' || true; }
 
-# quiesce: large queue and zero-second tasks, so admission is what is measured.
-$QUIESCE_BIN --bind 127.0.0.1 --port 0 --admin-port 0 --workers 64 --queue-capacity 10000000 \
-  --event-retention 1000 --log-level warn > "$out/q.log" &
-qpid=$!
-for _ in $(seq 100); do grep -q listening "$out/q.log" 2>/dev/null && break; sleep 0.05; done
-port=$(grep -o '"port":[0-9]*' "$out/q.log" | head -1 | cut -d: -f2)
-aport=$(grep -o '"admin_port":[0-9]*' "$out/q.log" | head -1 | cut -d: -f2)
+start_quiesce() {  # $1: network threads (0: the default, the core count)
+  $QUIESCE_BIN --bind 127.0.0.1 --port 0 --admin-port 0 --workers 64 --queue-capacity 10000000 \
+    --event-retention 1000 --log-level warn --threads "$1" > "$out/q.log" &
+  qpid=$!
+  for _ in $(seq 100); do grep -q listening "$out/q.log" 2>/dev/null && break; sleep 0.05; done
+  port=$(grep -o '"port":[0-9]*' "$out/q.log" | head -1 | cut -d: -f2)
+  aport=$(grep -o '"admin_port":[0-9]*' "$out/q.log" | head -1 | cut -d: -f2)
+}
+
 nginx -c "$PWD/bench/nginx.conf" -p "$out" 2>"$out/nginx.err" &
 sleep 0.5
-
-wrk -t2 -c64 -d10s -s bench/post_task.lua "http://127.0.0.1:$port/v1/tasks" > "$out/post.txt"
-wrk -t2 -c64 -d10s "http://127.0.0.1:$aport/readyz" > "$out/ready.txt"
 wrk -t2 -c64 -d10s -s bench/post_task.lua "http://127.0.0.1:18080/v1/tasks" > "$out/nginx.txt"
-rss=$(awk '/VmRSS/{print $2}' /proc/$qpid/status)
-kill -TERM $qpid; wait $qpid || true
 kill "$(cat /tmp/quiesce-bench-nginx.pid)" 2>/dev/null || true
 
-echo "wrk -t2 -c64 -d10s, same machine, one run:"
-printf '  %-28s %10s req/s  latency %s  non-2xx %s\n' \
-  "quiesce POST /v1/tasks" "$(rps "$out/post.txt")" "$(lat "$out/post.txt")" "$(codes "$out/post.txt")" \
-  "quiesce GET /readyz" "$(rps "$out/ready.txt")" "$(lat "$out/ready.txt")" "$(codes "$out/ready.txt")" \
-  "nginx fixed 202" "$(rps "$out/nginx.txt")" "$(lat "$out/nginx.txt")" "-"
-awk -v a="$(rps "$out/post.txt")" -v b="$(rps "$out/ready.txt")" -v n="$(rps "$out/nginx.txt")" \
-  'BEGIN { printf "  ratios to nginx: POST %.2f, readyz %.2f\n", a/n, b/n }'
-echo "  quiesce RSS after the POST run (tasks kept in memory): $rss KiB"
+echo "wrk -t2 -c64 -d10s, same machine, one run (quiesce's zero-second tasks measure admission):"
+printf '  %-36s %10s req/s  latency %s\n' "nginx fixed 202" "$(rps "$out/nginx.txt")" "$(lat "$out/nginx.txt")"
+# Tasks are POSTed first (the process then holds them), then readyz is measured.
+for threads in 0 1; do
+  start_quiesce $threads
+  wrk -t2 -c64 -d10s -s bench/post_task.lua "http://127.0.0.1:$port/v1/tasks" > "$out/post.txt"
+  wrk -t2 -c64 -d10s "http://127.0.0.1:$aport/readyz" > "$out/ready.txt"
+  rss=$(awk '/VmRSS/{print $2}' /proc/$qpid/status)
+  kill -TERM $qpid; wait $qpid || true
+  label=$([[ $threads == 0 ]] && echo "--threads $(nproc) (default)" || echo "--threads 1")
+  for f in post ready; do
+    name=$([[ $f == post ]] && echo "POST /v1/tasks" || echo "GET /readyz")
+    printf '  %-36s %10s req/s  latency %s  non-2xx %s  (%.2f of nginx)\n' "quiesce $name $label" \
+      "$(rps "$out/$f.txt")" "$(lat "$out/$f.txt")" "$(codes "$out/$f.txt")" \
+      "$(awk -v a="$(rps "$out/$f.txt")" -v n="$(rps "$out/nginx.txt")" 'BEGIN{print a/n}')"
+  done
+  echo "  RSS after those runs (every task kept in memory): $rss KiB"
+done
 $py bench/idle_websockets.py "$harness" 1000
 $py bench/drain_time.py "$harness"
