@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages quiesce needs: `build` for the server, `test` adds what the
-# tests drive it with. As root it installs them; otherwise it names them and stops.
+# tests drive it with and the linters. As root it installs them; otherwise it names them and stops.
 set -euo pipefail
 what=${1:-build}
 build=(g++ cmake make libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
        libboost-url1.81-dev libboost-test1.81-dev)
-test=(python3 python3-websockets curl)
+test=(python3 python3-websockets curl git clang-format clang-tidy)
 pkgs=("${build[@]}")
 [[ $what == test ]] && pkgs+=("${test[@]}")
 

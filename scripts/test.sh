@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds and runs every test: warnings-as-errors Debug, then ASan+UBSan, then TSan.
-# `scripts/test.sh dev` runs one preset only.
+# Lints, then builds and runs every test: warnings-as-errors Debug, ASan+UBSan, TSan.
+# `scripts/test.sh dev` runs one preset only (and skips the lint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
 presets=("${@:-dev}")
-(($#)) || presets=(dev asan tsan)
+if ((!$#)); then
+  presets=(dev asan tsan)
+  scripts/lint.sh
+fi
 for p in "${presets[@]}"; do
   echo "=== preset $p"
   cmake --workflow --preset "$p"
