@@ -128,6 +128,25 @@ class Retention(unittest.IsolatedAsyncioTestCase):
             s.close()
 
 
+class DeadPeer(unittest.TestCase):
+    def test_a_peer_that_stops_answering_pings_is_dropped(self):
+        s = Server("--ws-ping-interval", str(scaled(0.2)))
+        try:
+            dead = socket.create_connection(("127.0.0.1", s.port))
+            dead.sendall(b"GET /ws/ghost HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            self.assertIn(b"101", dead.recv(200))
+            self.assertEqual(s.request("GET", "/v1/status", admin=True).json["websockets"], 1)
+            # It never answers a ping: gone after two intervals, without any client action.
+            deadline = time.monotonic() + scaled(3)
+            while s.request("GET", "/v1/status", admin=True).json["websockets"] != 0:
+                self.assertLess(time.monotonic(), deadline, "dead peer still counted as open")
+                time.sleep(0.05)
+            dead.close()
+        finally:
+            s.close()
+
+
 class SlowConsumer(unittest.IsolatedAsyncioTestCase):
     async def test_client_that_cannot_keep_up_is_closed_1013_not_skipped(self):
         s = Server("--ws-send-queue", "64", "--ws-send-buffer", "8192", "--workers", "8",
