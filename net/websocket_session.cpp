@@ -12,6 +12,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <vector>
+
 namespace quiesce::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -77,13 +79,21 @@ asio::awaitable<void> read_loop(ws_stream& ws, stream_client& c) {
   }
 }
 
-asio::awaitable<void> write_loop(ws_stream& ws, stream_client& c) {
+asio::awaitable<bool> send(ws_stream& ws, const frame& f) {
+  auto [ec, n] = co_await ws.async_write(asio::buffer(*f), asio::as_tuple(asio::use_awaitable));
+  co_return !ec;
+}
+
+// `first` (hello, gap, replay) goes out before anything queued. The replay is bounded by the
+// retention window, not by the send queue: that limit is for live events a client falls behind on.
+asio::awaitable<void> write_loop(ws_stream& ws, stream_client& c, std::vector<frame> first) {
+  for (const auto& f : first)
+    if (!co_await send(ws, f)) co_return;
+  first.clear();  // the replayed events may leave the window now
   for (;;) {
     auto item = co_await c.out().next();
     if (item.text) {
-      auto [ec, n] =
-          co_await ws.async_write(asio::buffer(*item.text), asio::as_tuple(asio::use_awaitable));
-      if (ec) co_return;
+      if (!co_await send(ws, item.text)) co_return;
       continue;
     }
     // A peer gone before the handshake ends is not worth more than the close timeout.
@@ -123,16 +133,18 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
   bool same_epoch = !what.epoch || *what.epoch == bus.epoch();
   bool admitted = hub.add(client);
   auto replay = bus.subscribe(client, what.since, same_epoch);
-  // Hello and replay go in before any live event: those are posted to this strand and run
-  // only after this coroutine next suspends.
-  client->out().push(make_frame({{"type", "hello"},
-                                 {"client_id", what.client_id},
-                                 {"pod", s.pod},
-                                 {"namespace", s.pod_namespace},
-                                 {"epoch", bus.epoch()},
-                                 {"seq", replay.last_seq}}));
-  if (replay.gap) client->out().push(make_frame({{"type", "gap"}, {"epoch", bus.epoch()}}));
-  for (auto& e : replay.events) client->out().push(frame(e, &e->text));
+  std::vector<frame> first;
+  first.reserve(replay.events.size() + 2);
+  first.push_back(make_frame({{"type", "hello"},
+                              {"client_id", what.client_id},
+                              {"pod", s.pod},
+                              {"namespace", s.pod_namespace},
+                              {"epoch", bus.epoch()},
+                              {"seq", replay.last_seq}}));
+  if (replay.gap) first.push_back(make_frame({{"type", "gap"}, {"epoch", bus.epoch()}}));
+  for (auto& e : replay.events) first.emplace_back(e, &e->text);
+  const auto replayed = replay.events.size();
+  replay.events.clear();
   if (!admitted)  // the drain already closed the others: this one goes the same way
     client->out().close(
         websocket::close_reason(websocket::close_code::service_restart, "server restarting"),
@@ -146,8 +158,8 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
       hub.remove(c);
     }
   } on_exit{hub, client.get()};
-  log::debug("stream opened", {{"client_id", what.client_id}, {"replayed", replay.events.size()}});
-  co_await (read_loop(ws, *client) || write_loop(ws, *client));
+  log::debug("stream opened", {{"client_id", what.client_id}, {"replayed", replayed}});
+  co_await (read_loop(ws, *client) || write_loop(ws, *client, std::move(first)));
 }
 
 }  // namespace quiesce::net

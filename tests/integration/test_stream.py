@@ -128,6 +128,27 @@ class Retention(unittest.IsolatedAsyncioTestCase):
             s.close()
 
 
+    async def test_a_replay_longer_than_the_send_queue_is_delivered_whole(self):
+        # A client moved from a draining pod replays the new pod's whole window: the send-queue
+        # limit is for live events it falls behind on, not for the replay it asked for.
+        s = Server("--ws-send-queue", "16", "--workers", "4")
+        try:
+            ids = [post(s, kind="sleep", seconds=0) for _ in range(20)]
+            deadline = time.monotonic() + scaled(5)
+            while s.request("GET", "/v1/status", admin=True).json["last_seq"] < 60:
+                self.assertLess(time.monotonic(), deadline)
+                await asyncio.sleep(0.02)
+            async with websockets.connect(s.ws_url("/ws/moved?since=7&epoch=old-pod")) as ws:
+                hello = json.loads(await ws.recv())
+                frames = [json.loads(await asyncio.wait_for(ws.recv(), scaled(5)))
+                          for _ in range(hello["seq"])]
+            self.assertEqual([f["seq"] for f in frames], list(range(1, hello["seq"] + 1)))
+            done = {f["task_id"] for f in frames if f["status"] == "succeeded"}
+            self.assertEqual(done, set(ids))
+        finally:
+            s.close()
+
+
 class DeadPeer(unittest.TestCase):
     def test_a_peer_that_stops_answering_pings_is_dropped(self):
         s = Server("--ws-ping-interval", str(scaled(0.2)))
