@@ -23,7 +23,8 @@ std::string env_or(const char* name, const char* fallback) {
   return v && *v ? v : fallback;
 }
 
-// Starts the accept loop of one listener in `group`; each connection joins `sessions`.
+// Starts the accept loop of one listener in `group`; each connection joins `sessions` and is
+// served on a strand of `io`.
 void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
             lifecycle::task_group& group, lifecycle::task_group& sessions,
             std::shared_ptr<const net::session_context> ctx) {
@@ -44,6 +45,11 @@ void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
 
 int run_server(const config& cfg) {
   asio::io_context io(static_cast<int>(cfg.threads));
+  // The control plane has its own thread: signals, the coordinator, both acceptors and the admin
+  // sessions. A SIGTERM then closes the public listener, and probes get answers, even while the
+  // network threads are saturated (a fan-out to 10,000 streams had queued 220 ms of work ahead
+  // of the signal).
+  asio::io_context control(1);
   asio::thread_pool cpu(cfg.cpu_threads);
 
   tasks::memory_task_store store;
@@ -73,7 +79,7 @@ int run_server(const config& cfg) {
                 {"queued", c.queued}, {"running", c.running}, {"websockets", hub.open()}};
           },
   };
-  lifecycle::coordinator coord(io.get_executor(),
+  lifecycle::coordinator coord(control.get_executor(),
                                {to_ms(cfg.drain_delay), to_ms(cfg.close_spread),
                                 to_ms(cfg.close_timeout), to_ms(cfg.shutdown_timeout)},
                                std::move(hooks));
@@ -92,8 +98,8 @@ int run_server(const config& cfg) {
     // v4 addresses are served through a v6 socket as mapped addresses, so sessions need one
     // socket type.
     if (address.is_v4()) address = asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4());
-    public_acceptor = net::open_acceptor(asio::make_strand(io), {address, cfg.port});
-    admin_acceptor = net::open_acceptor(asio::make_strand(io), {address, cfg.admin_port});
+    public_acceptor = net::open_acceptor(asio::make_strand(control), {address, cfg.port});
+    admin_acceptor = net::open_acceptor(asio::make_strand(control), {address, cfg.admin_port});
   } catch (const std::exception& e) {
     log::error("cannot listen", {{"bind", cfg.bind},
                                  {"port", cfg.port},
@@ -105,7 +111,7 @@ int run_server(const config& cfg) {
   auto admin_port = admin_acceptor.local_endpoint().port();
   auto& tree = coord.tree();
   listen(io, std::move(public_acceptor), "public", tree.listeners, tree.connections, public_ctx);
-  listen(io, std::move(admin_acceptor), "admin", tree.admin, tree.admin, admin_ctx);
+  listen(control, std::move(admin_acceptor), "admin", tree.admin, tree.admin, admin_ctx);
   service.start(io, tree.workers);
 
   for (auto& w : timing_warnings(cfg)) log::warn("timings do not fit", {{"detail", w}});
@@ -129,9 +135,11 @@ int run_server(const config& cfg) {
       exit_code = code;
     }
     io.stop();
+    control.stop();
   });
 
   std::vector<std::thread> threads;
+  threads.emplace_back([&control] { control.run(); });
   for (unsigned i = 1; i < cfg.threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();

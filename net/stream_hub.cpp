@@ -44,10 +44,10 @@ bool stream_hub::add(const std::shared_ptr<stream_client>& c) {
   return true;
 }
 
-void stream_hub::remove(const stream_client* c) {
+void stream_hub::remove(const std::shared_ptr<stream_client>& c) {
   {
     std::lock_guard lock(mutex_);
-    std::erase_if(clients_, [c](auto& p) { return p.get() == c; });
+    clients_.erase(c);  // by key: a scan made 10,000 streams closing at once quadratic
   }
   changed_.notify_all();
 }

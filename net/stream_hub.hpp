@@ -71,7 +71,7 @@ class stream_hub {
 
   // False once the hub is closing: the caller closes the new stream 1012 itself.
   bool add(const std::shared_ptr<stream_client>& c);
-  void remove(const stream_client* c);
+  void remove(const std::shared_ptr<stream_client>& c);
 
   // Tells every stream `draining` after what it still has to send, closes it 1012 (spread
   // over `spread`), and completes when all are gone or the close timeout has passed.

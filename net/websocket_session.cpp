@@ -152,12 +152,12 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
 
   struct leave {
     stream_hub& hub;
-    stream_client* c;
+    const std::shared_ptr<stream_client>& c;
     ~leave() {
-      hub.bus().unsubscribe(c);
+      hub.bus().unsubscribe(c.get());
       hub.remove(c);
     }
-  } on_exit{hub, client.get()};
+  } on_exit{hub, client};
   log::debug("stream opened", {{"client_id", what.client_id}, {"replayed", replayed}});
   co_await (read_loop(ws, *client) || write_loop(ws, *client, std::move(first)));
 }

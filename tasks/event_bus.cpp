@@ -32,13 +32,23 @@ event_bus::replay event_bus::subscribe(std::shared_ptr<event_sink> sink,
     for (auto& e : window_)
       if (e->seq > after) r.events.push_back(e);
   }
+  sink_index_.emplace(sink.get(), sinks_.size());
   sinks_.push_back(std::move(sink));
   return r;
 }
 
 void event_bus::unsubscribe(const event_sink* sink) {
+  // Swap with the last and pop: a linear erase made 10,000 streams closing at once quadratic.
   std::lock_guard lock(mutex_);
-  std::erase_if(sinks_, [sink](auto& s) { return s.get() == sink; });
+  auto it = sink_index_.find(sink);
+  if (it == sink_index_.end()) return;
+  std::size_t i = it->second;
+  sink_index_.erase(it);
+  if (i + 1 != sinks_.size()) {
+    sinks_[i] = std::move(sinks_.back());
+    sink_index_[sinks_[i].get()] = i;
+  }
+  sinks_.pop_back();
 }
 
 std::uint64_t event_bus::last_seq() const {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace quiesce::tasks {
@@ -57,7 +58,8 @@ class event_bus {
   mutable std::mutex mutex_;
   std::uint64_t seq_ = 0;
   std::deque<event_ptr> window_;
-  std::vector<std::shared_ptr<event_sink>> sinks_;
+  std::vector<std::shared_ptr<event_sink>> sinks_;                 // walked on every publish
+  std::unordered_map<const event_sink*, std::size_t> sink_index_;  // O(1) unsubscribe
 };
 
 }  // namespace quiesce::tasks

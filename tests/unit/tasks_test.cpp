@@ -62,6 +62,26 @@ BOOST_AUTO_TEST_CASE(bus_numbers_events_in_order_and_replays_since) {
   BOOST_TEST(sink->got.size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(bus_unsubscribes_any_sink_and_keeps_delivering_to_the_rest) {
+  event_bus bus("E", 100);
+  std::vector<std::shared_ptr<collecting_sink>> sinks;
+  for (int i = 0; i < 4; ++i) {
+    sinks.push_back(std::make_shared<collecting_sink>());
+    bus.subscribe(sinks.back(), std::nullopt, true);
+  }
+  bus.unsubscribe(sinks[1].get());  // from the middle
+  bus.unsubscribe(sinks[3].get());  // the last
+  bus.unsubscribe(sinks[3].get());  // twice: nothing happens
+  bus.publish("t", {{"type", "task"}});
+  std::vector<std::size_t> counts;
+  for (auto& s : sinks) counts.push_back(s->got.size());
+  BOOST_TEST(counts == (std::vector<std::size_t>{1, 0, 1, 0}), boost::test_tools::per_element());
+  bus.unsubscribe(sinks[0].get());
+  bus.publish("t", {{"type", "task"}});
+  BOOST_TEST(sinks[0]->got.size() == 1u);
+  BOOST_TEST(sinks[2]->got.size() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(bus_reports_a_gap_when_asked_events_left_the_window) {
   event_bus bus("E", 3);
   for (int i = 0; i < 10; ++i) bus.publish("t", {});

@@ -1,0 +1,335 @@
+"""Every benchmark of issue 3 in one run: prints a table with each target met / not met and
+writes the numbers as JSON. Driven by bench/run.sh; not part of CI's pass/fail.
+
+    /usr/bin/python3 bench/bench.py --build build/release --out bench/results.json [--quick]
+"""
+import argparse
+import calendar
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
+ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
+ap.add_argument("--quick", action="store_true", help="shorter runs, fewer repetitions")
+opts = ap.parse_args()
+os.environ["QUIESCE_BIN"] = os.path.join(opts.build, "app", "quiesce")
+WSLOAD = os.path.join(opts.build, "bench", "quiesce-wsload")
+from harness import Server  # noqa: E402  (after QUIESCE_BIN is set)
+
+WRK_SECONDS = 3 if opts.quick else 10
+REPEATS = 5 if opts.quick else 20
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 streams need 20,000 fds
+BIG = 10000 if hard >= 10100 else hard - 100  # per process: the server and the client each
+results = {"machine": {"cores": os.cpu_count(), "kernel": platform.release(),
+                       "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                                    if l.startswith("model name")), "?"),
+                       "date": time.strftime("%Y-%m-%d")}}
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+
+
+def wrk(url, script=None, threads=2, conns=64):
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{WRK_SECONDS}s", "--latency", url]
+    if script:
+        cmd[1:1] = ["-s", os.path.join(ROOT, "bench", script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": to_ms(lat["50"]), "p99_ms": to_ms(lat["99"]), "requests": reqs,
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def nginx(workers):
+    d = tempfile.mkdtemp()
+    conf = open(os.path.join(ROOT, "bench", "nginx.conf")).read()
+    conf = re.sub(r"worker_processes \d+;", f"worker_processes {workers};", conf)
+    conf = conf.replace("/tmp/quiesce-bench-nginx.pid", os.path.join(d, "nginx.pid"))
+    path = os.path.join(d, "nginx.conf")
+    open(path, "w").write(conf)
+    p = subprocess.Popen(["nginx", "-c", path, "-p", d], stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            http.client.HTTPConnection("127.0.0.1", 18080, timeout=1).request("GET", "/")
+            break
+        except OSError:
+            time.sleep(0.05)
+    return p
+
+
+def quiesce(**knobs):
+    """A server with the bench's defaults; knobs override them (threads=1 is --threads 1)."""
+    flags = {"log_level": "warn", "workers": 64, "queue_capacity": 10000000,
+             "event_retention": 1000, "task_seconds": 0, **knobs}
+    return Server(*[a for k, v in flags.items() for a in ("--" + k.replace("_", "-"), v)])
+
+
+def wsload(mode, port, *args, stdin=None):
+    return subprocess.Popen([WSLOAD, mode, "--port", str(port), *map(str, args)],
+                            stdout=subprocess.PIPE, stdin=stdin, text=True)
+
+
+def line(proc):
+    return json.loads(proc.stdout.readline())
+
+
+def pct(values, q):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))]
+
+
+def unix_ms(ts):  # the server's log timestamps: RFC 3339 UTC with milliseconds
+    return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) * 1000 + int(ts[20:23])
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+def bench_http():
+    out = {}
+    for threads in (1, 2):
+        log(f"http: nginx and quiesce at {threads} thread(s)")
+        ng = nginx(threads)
+        try:
+            ref = wrk("http://127.0.0.1:18080/v1/tasks", "post_task.lua")
+        finally:
+            ng.terminate()
+            ng.wait()
+        s = quiesce(threads=threads)
+        try:
+            cpu0 = cpu_seconds(s.proc.pid)
+            post = wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua")
+            cpu = cpu_seconds(s.proc.pid) - cpu0
+            original = wrk(f"http://127.0.0.1:{s.port}/v1/create-task/", "post_empty.lua")
+            ready = wrk(f"http://127.0.0.1:{s.admin_port}/readyz")
+        finally:
+            s.close()
+        accepted = post["requests"] - post["non_2xx"]
+        out[f"threads_{threads}"] = {
+            "nginx_fixed_202": ref, "post_v1_tasks": post, "post_create_task": original,
+            "get_readyz": ready,
+            "post_ratio": post["rps"] / ref["rps"], "readyz_ratio": ready["rps"] / ref["rps"],
+            "cpu_us_per_task": cpu * 1e6 / max(accepted, 1)}
+    return out
+
+
+# --- WebSockets -------------------------------------------------------------------------------
+def bench_capacity(n):
+    log(f"capacity: {n} idle streams")
+    s = quiesce()
+    try:
+        before = rss_kib(s.proc.pid)
+        w = wsload("hold", s.port, "--connections", n, stdin=subprocess.PIPE)
+        opened = line(w)
+        time.sleep(0.5)
+        after = rss_kib(s.proc.pid)
+        w.stdin.close()
+        w.wait()
+    finally:
+        s.close()
+    return {"connections": opened["opened"], "failed": opened["failed"],
+            "opened_per_second": opened["per_second"], "rss_before_kib": before,
+            "rss_after_kib": after, "kib_per_connection": (after - before) / opened["opened"]}
+
+
+def bench_fanout(n):
+    log(f"fan-out: one event to {n} subscribers")
+    s = quiesce()
+    try:
+        w = wsload("fanout", s.port, "--connections", n, "--probes", 10 if opts.quick else 20)
+        r = line(w)
+        w.wait()
+    finally:
+        s.close()
+    return r
+
+
+def bench_rate(n):
+    """Frames/s to n subscribers at rising task rates; the best run in which nobody was closed."""
+    runs = []
+    for rate in (25, 50, 100, 200, 400):
+        log(f"rate: {rate} tasks/s to {n} subscribers")
+        s = quiesce()
+        try:
+            w = wsload("rate", s.port, "--connections", n, "--seconds", 2 if opts.quick else 5,
+                       "--posters", 8, "--rate", rate)
+            r = line(w)
+            w.wait()
+        finally:
+            s.close()
+        r["asked_tasks_per_second"] = rate
+        runs.append(r)
+        if r["closed_during_run"]:
+            break
+    clean = [r for r in runs if not r["closed_during_run"]]
+    best = max(clean, key=lambda r: r["frames_per_second"]) if clean else None
+    return {"runs": runs, "best_frames_per_second": best["frames_per_second"] if best else 0}
+
+
+# --- drain ------------------------------------------------------------------------------------
+def bench_refuse():
+    log(f"drain: SIGTERM to refused connects, {REPEATS} runs")
+    times = []
+    for _ in range(REPEATS):
+        s = quiesce()
+        try:
+            w = wsload("refuse", s.port, "--pid", s.proc.pid)
+            times.append(line(w)["ms"])
+            w.wait()
+            s.wait(30)
+        finally:
+            s.close()
+    return {"runs": len(times), "p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99),
+            "max_ms": max(times)}
+
+
+def bench_exit_with_streams(n):
+    log(f"drain: last task end to exit with {n} streams")
+    s = quiesce(close_spread=0, log_level="info")
+    try:
+        w = wsload("hold", s.port, "--connections", n, stdin=subprocess.PIPE)
+        line(w)
+        r = s.request("POST", "/v1/tasks", {"kind": "sleep", "seconds": 0.3})
+        assert r.status == 202, r.raw
+        s.signal(signal.SIGTERM)
+        rc = s.wait(60)
+        exited = time.time() * 1000
+        closes = line(w)
+        w.stdin.close()
+        w.wait()
+        finished = next(l for l in s.logs() if l["msg"] == "tasks finished")
+    finally:
+        s.close()
+    return {"streams": n, "exit_code": rc, "codes": closes["codes"],
+            "last_task_to_exit_ms": exited - unix_ms(finished["ts"]),
+            "last_task_to_last_close_ms": closes["last_close_unix_ms"] - unix_ms(finished["ts"])}
+
+
+def bench_exit_with_queue():
+    log("drain: 1,000 queued zero-second tasks behind 8 running ones")
+    s = quiesce(workers=8, close_spread=0)
+    try:
+        conn = s.connection()
+        blockers = []
+        for _ in range(8):
+            conn.request("POST", "/v1/tasks", json.dumps({"kind": "sleep", "seconds": 2}),
+                         {"Content-Type": "application/json"})
+            blockers.append(json.loads(conn.getresponse().read())["task_id"])
+        for _ in range(1000):
+            conn.request("POST", "/v1/tasks", json.dumps({"kind": "sleep", "seconds": 0}),
+                         {"Content-Type": "application/json"})
+            assert conn.getresponse().read()
+        starts = []
+        for tid in blockers:
+            conn.request("GET", f"/v1/tasks/{tid}")
+            starts.append(json.loads(conn.getresponse().read())["started_at"])
+        conn.close()
+        queued = s.request("GET", "/v1/status", admin=True).json["queued"]
+        s.signal(signal.SIGTERM)
+        rc = s.wait(60)
+        exited = time.time() * 1000
+    finally:
+        s.close()
+    blockers_end = max(unix_ms(t) for t in starts) + 2000
+    return {"queued_at_sigterm": queued, "exit_code": rc,
+            "running_tasks_end_to_exit_ms": exited - blockers_end}
+
+
+# --- run --------------------------------------------------------------------------------------
+results["http"] = bench_http()
+results["capacity"] = [bench_capacity(1000), bench_capacity(BIG)]
+results["fanout"] = [bench_fanout(1000), bench_fanout(BIG)]
+results["rate_1000"] = bench_rate(1000)
+results["drain"] = {"sigterm_to_refused": bench_refuse(),
+                    "exit_with_streams": [bench_exit_with_streams(1000), bench_exit_with_streams(BIG)],
+                    "exit_with_queue": bench_exit_with_queue()}
+
+h = results["http"]
+targets = [
+    ("POST /v1/tasks >= 0.5 x nginx (1 thread)", h["threads_1"]["post_ratio"], ">=", 0.5),
+    ("POST /v1/tasks >= 0.5 x nginx (2 threads)", h["threads_2"]["post_ratio"], ">=", 0.5),
+    ("GET /readyz >= 0.7 x nginx (1 thread)", h["threads_1"]["readyz_ratio"], ">=", 0.7),
+    ("GET /readyz >= 0.7 x nginx (2 threads)", h["threads_2"]["readyz_ratio"], ">=", 0.7),
+    (f"RSS per idle WebSocket at {BIG} <= 12 KiB", results["capacity"][1]["kib_per_connection"], "<=", 12),
+    (f"fan-out to {BIG}: p99 <= 50 ms", results["fanout"][1]["p99_ms"], "<=", 50),
+    ("frames/s to 1,000 subscribers >= 300,000", results["rate_1000"]["best_frames_per_second"], ">=", 300000),
+    ("SIGTERM -> connect refused p99 <= 5 ms", results["drain"]["sigterm_to_refused"]["p99_ms"], "<=", 5),
+    ("last task end -> exit, 1,000 streams <= 50 ms",
+     results["drain"]["exit_with_streams"][0]["last_task_to_exit_ms"], "<=", 50),
+    (f"last task end -> exit, {BIG} streams <= 500 ms",
+     results["drain"]["exit_with_streams"][1]["last_task_to_exit_ms"], "<=", 500),
+]
+results["targets"] = [{"target": name, "value": v, "met": v >= goal if op == ">=" else v <= goal}
+                      for name, v, op, goal in targets]
+with open(opts.out, "w") as f:
+    json.dump(results, f, indent=1)
+
+# The table (Markdown, so bench/README.md can hold it as printed).
+print(f"machine: {results['machine']['cores']} cores, {results['machine']['cpu']}, "
+      f"kernel {results['machine']['kernel']}, {results['machine']['date']}; "
+      f"wrk -t2 -c64 -d{WRK_SECONDS}s on the same cores\n")
+print("| HTTP | threads | req/s | p50 ms | p99 ms | of nginx |")
+print("|---|---|---|---|---|---|")
+for t in (1, 2):
+    r = h[f"threads_{t}"]
+    for name, key in (("nginx fixed 202", "nginx_fixed_202"), ("POST /v1/tasks", "post_v1_tasks"),
+                      ("POST /v1/create-task/", "post_create_task"), ("GET /readyz", "get_readyz")):
+        m = r[key]
+        print(f"| {name} | {t} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | "
+              f"{m['rps'] / r['nginx_fixed_202']['rps']:.2f} |")
+print(f"\nCPU per task end to end (POST /v1/tasks at saturation): "
+      f"{h['threads_1']['cpu_us_per_task']:.0f} us (1 thread), {h['threads_2']['cpu_us_per_task']:.0f} us (2 threads)\n")
+print("| WebSockets | value |")
+print("|---|---|")
+for c in results["capacity"]:
+    print(f"| {c['connections']:,} idle streams: RSS per stream | {c['kib_per_connection']:.1f} KiB |")
+    print(f"| {c['connections']:,} idle streams: opened per second | {c['opened_per_second']:,.0f} |")
+for f in results["fanout"]:
+    print(f"| one event to {f['subscribers']:,}: p50 / p99 / max | {f['p50_ms']:.1f} / {f['p99_ms']:.1f} / "
+          f"{f['max_ms']:.1f} ms ({f['samples']:,} of {f['expected']:,} samples) |")
+print(f"| frames/s to 1,000 subscribers, nobody closed | {results['rate_1000']['best_frames_per_second']:,.0f} |")
+d = results["drain"]
+print(f"| SIGTERM -> refused, {d['sigterm_to_refused']['runs']} runs: p50 / p99 / max | "
+      f"{d['sigterm_to_refused']['p50_ms']:.2f} / {d['sigterm_to_refused']['p99_ms']:.2f} / "
+      f"{d['sigterm_to_refused']['max_ms']:.2f} ms |")
+for e in d["exit_with_streams"]:
+    print(f"| last task end -> exit, {e['streams']:,} streams | {e['last_task_to_exit_ms']:.0f} ms "
+          f"(last close at {e['last_task_to_last_close_ms']:.0f} ms; codes {e['codes']}; exit {e['exit_code']}) |")
+q = d["exit_with_queue"]
+print(f"| running tasks end -> exit, {q['queued_at_sigterm']:,} queued zero-second tasks | "
+      f"{q['running_tasks_end_to_exit_ms']:.0f} ms (exit {q['exit_code']}) |")
+print("\n| target | measured | met |")
+print("|---|---|---|")
+for t in results["targets"]:
+    print(f"| {t['target']} | {t['value']:,.2f} | {'met' if t['met'] else 'NOT met'} |")
