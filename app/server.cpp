@@ -138,6 +138,10 @@ int run_server(const config& cfg) {
     control.stop();
   });
 
+  // The network threads may run out of work before the drain ends (the workers have stopped,
+  // the last session is gone) while the control plane still posts to them (a group's leave, a
+  // late session): they stay until the coordinator is done and stops them.
+  auto keep_running = asio::make_work_guard(io);
   std::vector<std::thread> threads;
   threads.emplace_back([&control] { control.run(); });
   for (unsigned i = 1; i < cfg.threads; ++i) threads.emplace_back([&io] { io.run(); });

@@ -89,6 +89,8 @@ asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const sessi
       }
       auto decision = ctx->routes.upgrade(req);
       if (auto* what = std::get_if<stream_request>(&decision)) {
+        // This frame outlives the stream: give back its read buffer (4 KiB a stream) first.
+        buffer = beast::flat_buffer();
         co_await serve_stream(std::move(stream), std::move(req), std::move(*what), *ctx->streams);
         co_return;
       }

@@ -89,7 +89,7 @@ asio::awaitable<bool> send(ws_stream& ws, const frame& f) {
 asio::awaitable<void> write_loop(ws_stream& ws, stream_client& c, std::vector<frame> first) {
   for (const auto& f : first)
     if (!co_await send(ws, f)) co_return;
-  first.clear();  // the replayed events may leave the window now
+  first = {};  // the replayed events may leave the window now, and the capacity goes too
   for (;;) {
     auto item = co_await c.out().next();
     if (item.text) {
@@ -123,6 +123,7 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
   ws.text(true);
   auto [aec] = co_await ws.async_accept(req, asio::as_tuple(asio::use_awaitable));
   if (aec) co_return;
+  req = {};  // this frame lives as long as the stream: keep no headers in it
 
   auto client = std::make_shared<stream_client>(strand, what.client_id, s.send_queue_limit);
   client->on_overflow = [&hub, id = what.client_id] {

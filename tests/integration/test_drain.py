@@ -4,6 +4,7 @@ import errno
 import json
 import signal
 import socket
+import threading
 import time
 import unittest
 
@@ -99,6 +100,36 @@ class GracefulDrain(unittest.IsolatedAsyncioTestCase):
             self.assertLess(time.monotonic() - t0, scaled(1))
         finally:
             s.close()
+
+
+class ConnectStorm(unittest.TestCase):
+    def test_connections_arriving_as_the_listener_closes_do_not_stall_the_exit(self):
+        # Found by the bench: a connection accepted in the last instant was handed to network
+        # threads that had already run dry, the end of the drain waited out its close timeout,
+        # and the process then crashed tearing down the coroutine it never ran.
+        for _ in range(5):
+            s = Server("--close-timeout", "2")
+            stop = threading.Event()
+
+            def storm():
+                while not stop.is_set():
+                    try:
+                        socket.create_connection(("127.0.0.1", s.port), timeout=1).close()
+                    except OSError:
+                        return  # refused: the listener is closed
+
+            t = threading.Thread(target=storm)
+            try:
+                t.start()
+                time.sleep(0.05)
+                s.signal(signal.SIGTERM)
+                self.assertEqual(s.wait(scaled(10)), 0)
+                stopped = s.wait_log(lambda l: l.get("msg") == "stopped", scaled(1))
+                self.assertLess(stopped["since_signal_ms"], 2000, "the end waited out the close timeout")
+            finally:
+                stop.set()
+                t.join()
+                s.close()
 
 
 class DrainDelay(unittest.TestCase):
