@@ -9,37 +9,37 @@ namespace asio = boost::asio;
 task_group::child_list::iterator task_group::join(asio::any_io_executor executor) {
   auto c = std::make_shared<child>();
   c->executor = std::move(executor);
-  std::lock_guard lock(mutex_);
-  return children_.insert(children_.end(), std::move(c));
+  std::lock_guard lock(state_->mutex);
+  return state_->children.insert(state_->children.end(), std::move(c));
 }
 
-void task_group::leave(child_list::iterator it) {
+void task_group::leave(state& s, child_list::iterator it) {
   {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(s.mutex);
     // The handler installed by co_spawn in our slot refers to the finished coroutine; drop it
     // so a late emit finds nothing. We run on the child's executor, as the emits do.
     (*it)->signal.slot().clear();
-    children_.erase(it);
+    s.children.erase(it);
   }
-  changed_.notify_all();
+  s.changed.notify_all();
 }
 
 void task_group::emit(asio::cancellation_type type) {
-  std::lock_guard lock(mutex_);
-  for (auto& c : children_) asio::post(c->executor, [c, type] { c->signal.emit(type); });
+  std::lock_guard lock(state_->mutex);
+  for (auto& c : state_->children) asio::post(c->executor, [c, type] { c->signal.emit(type); });
 }
 
 asio::awaitable<void> task_group::wait_empty() {
   for (;;) {
-    auto key = changed_.prepare_wait();
+    auto key = state_->changed.prepare_wait();
     if (size() == 0) co_return;
-    co_await changed_.wait(key);
+    co_await state_->changed.wait(key);
   }
 }
 
 std::size_t task_group::size() const {
-  std::lock_guard lock(mutex_);
-  return children_.size();
+  std::lock_guard lock(state_->mutex);
+  return state_->children.size();
 }
 
 }  // namespace quiesce::lifecycle

@@ -28,19 +28,26 @@ class task_group {
     boost::asio::any_io_executor executor;  // the child's strand: signal is only touched there
   };
   using child_list = std::list<std::shared_ptr<child>>;
+  // Shared with the members: a coroutine destroyed unrun when its io_context goes (after a
+  // drain that timed out) may outlive the group object, and must still be able to leave.
+  struct state {
+    mutable std::mutex mutex;
+    child_list children;
+    event_count changed;
+  };
 
   // Leaves the group when the child's completion handler is destroyed (after it ran).
   class member {
    public:
-    member(task_group* g, child_list::iterator it) : group_(g), it_(it) {}
-    member(member&& o) noexcept : group_(std::exchange(o.group_, nullptr)), it_(o.it_) {}
+    member(std::shared_ptr<state> s, child_list::iterator it) : state_(std::move(s)), it_(it) {}
+    member(member&& o) noexcept = default;
     member& operator=(member&&) = delete;
     ~member() {
-      if (group_) group_->leave(it_);
+      if (state_) leave(*state_, it_);
     }
 
    private:
-    task_group* group_;
+    std::shared_ptr<state> state_;
     child_list::iterator it_;
   };
 
@@ -55,7 +62,7 @@ class task_group {
     auto it = join(std::move(executor));
     auto& signal = (*it)->signal;
     return boost::asio::bind_cancellation_slot(
-        signal.slot(), boost::asio::consign(std::move(token), member{this, it}));
+        signal.slot(), boost::asio::consign(std::move(token), member{state_, it}));
   }
 
   // Delivers `type` to every current child, each on its own executor.
@@ -67,12 +74,10 @@ class task_group {
 
  private:
   child_list::iterator join(boost::asio::any_io_executor executor);
-  void leave(child_list::iterator it);
+  static void leave(state& s, child_list::iterator it);
 
   std::string name_;
-  mutable std::mutex mutex_;
-  child_list children_;
-  event_count changed_;
+  std::shared_ptr<state> state_ = std::make_shared<state>();
 };
 
 }  // namespace quiesce::lifecycle

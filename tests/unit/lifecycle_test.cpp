@@ -13,6 +13,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
+#include <memory>
 
 namespace asio = boost::asio;
 using namespace quiesce::lifecycle;
@@ -68,6 +69,22 @@ BOOST_AUTO_TEST_CASE(wait_empty_completes_when_the_last_child_ends) {
   group.emit(asio::cancellation_type::terminal);
   io.run_for(50ms);
   BOOST_TEST(waited);
+}
+
+BOOST_AUTO_TEST_CASE(a_child_destroyed_unrun_after_its_group_is_gone_leaves_safely) {
+  // The teardown order of a drain that timed out: the group (in the coordinator) goes first,
+  // the io_context then destroys the coroutine it never finished. ASan catches a dangling group.
+  std::string ended;
+  {
+    asio::io_context io;
+    auto group = std::make_unique<task_group>("g");
+    auto s = asio::make_strand(io);
+    asio::co_spawn(s, wait_forever(false, ended), group->adapt(s));
+    io.run_for(20ms);
+    BOOST_TEST(group->size() == 1u);
+    group.reset();
+  }
+  BOOST_TEST(ended.empty());  // destroyed, never resumed
 }
 
 BOOST_AUTO_TEST_CASE(event_count_never_loses_a_notify_between_prepare_and_wait) {
