@@ -21,6 +21,14 @@ def finished(tid):
     return lambda f: f.get("type") == "task" and f["task_id"] == tid and f["status"] == "succeeded"
 
 
+async def until_published(s, seq):
+    """Until the server has numbered `seq` events (its /v1/status says so)."""
+    deadline = time.monotonic() + scaled(5)
+    while s.request("GET", "/v1/status", admin=True).json["last_seq"] < seq:
+        assert time.monotonic() < deadline, f"fewer than {seq} events published"
+        await asyncio.sleep(0.02)
+
+
 class Stream(unittest.IsolatedAsyncioTestCase):
     def setUp(self):
         self.s = Server("--task-seconds", "0.1", "--workers", "4",
@@ -105,10 +113,7 @@ class Retention(unittest.IsolatedAsyncioTestCase):
         try:
             for _ in range(4):  # 3 events each at least: more than the window
                 post(s, kind="sleep", seconds=0)
-            deadline = time.monotonic() + scaled(5)
-            while s.request("GET", "/v1/status", admin=True).json["last_seq"] < 12:
-                self.assertLess(time.monotonic(), deadline)
-                await asyncio.sleep(0.02)
+            await until_published(s, 12)
             async with websockets.connect(s.ws_url("/ws/erin?since=1")) as ws:
                 hello = json.loads(await ws.recv())
                 gap = json.loads(await ws.recv())
@@ -134,10 +139,7 @@ class Retention(unittest.IsolatedAsyncioTestCase):
         s = Server("--ws-send-queue", "16", "--workers", "4")
         try:
             ids = [post(s, kind="sleep", seconds=0) for _ in range(20)]
-            deadline = time.monotonic() + scaled(5)
-            while s.request("GET", "/v1/status", admin=True).json["last_seq"] < 60:
-                self.assertLess(time.monotonic(), deadline)
-                await asyncio.sleep(0.02)
+            await until_published(s, 60)
             async with websockets.connect(s.ws_url("/ws/moved?since=7&epoch=old-pod")) as ws:
                 hello = json.loads(await ws.recv())
                 frames = [json.loads(await asyncio.wait_for(ws.recv(), scaled(5)))

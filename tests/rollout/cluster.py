@@ -14,19 +14,16 @@ import json
 import os
 import random
 import signal
+import sys
 import time
 
-BIN = os.environ.get("QUIESCE_BIN", "build/dev/app/quiesce")
-SCALE = float(os.environ.get("QUIESCE_TIME_SCALE", "1"))
-SANITIZER_MARKS = ("WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                   "runtime error:")
+# The binary, the time scale of the sanitizer presets and the sanitizer report marks are the
+# integration harness's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import BIN, SANITIZER_MARKS, SCALE, scaled  # noqa: E402
+
 NAMESPACE = "rollout"
 PROBE_TIMEOUT = 1.0 * SCALE  # Kubernetes' default timeoutSeconds
-
-
-def scaled(seconds):
-    return seconds * SCALE
-
 
 async def http_get(port, path, timeout):
     """Status code of GET path on 127.0.0.1:port, or None if it could not be asked."""

@@ -70,6 +70,20 @@ class Deployment:
             await self.start_pod()
             self.terminate(old)
 
+    async def rollouts_under_load(self, replicas, clients, cycles, after):
+        """Steady load from `clients`; `cycles` rolling updates a second apart, each once the
+        clients have moved (minutes apart, in a real cluster); `after` seconds more; settle."""
+        await self.start(replicas)
+        self.add_clients(clients, period=0.05)
+        await self.until_following()
+        self.start_load()
+        for _ in range(cycles):
+            await asyncio.sleep(1.0)
+            await self.rolling_update()
+            await self.until_following()
+        await asyncio.sleep(after)
+        await self.stop_load_and_settle(scaled(10))
+
     def add_clients(self, n, period, body=None):
         for i in range(n):
             c = Client(f"client-{i}", self.service, period, body)
@@ -159,9 +173,10 @@ class Scenario(unittest.IsolatedAsyncioTestCase):
     """Runs `scenario` within its own time bound and always stops every pod it started."""
 
     async def run_deployment(self, d, scenario, bound):
+        """Runs the coroutine `scenario` on `d` within `bound` seconds (scaled)."""
         try:
             async with asyncio.timeout(scaled(bound)):
-                await scenario(d)
+                await scenario
         finally:
             await d.shutdown()
         self.assertEqual(d.sanitizer_reports(), [])
@@ -177,20 +192,7 @@ class SurgeOneReplica(Scenario):
     async def test_three_rolling_updates_of_one_replica_under_load(self):
         d = Deployment(lag=0.2, prestop=0.5)
 
-        async def scenario(d):
-            await d.start(replicas=1)
-            d.add_clients(3, period=0.05)
-            await d.until_following()
-            d.start_load()
-            for _ in range(3):
-                await asyncio.sleep(1.0)
-                await d.rolling_update()
-                # The next rollout comes after the clients moved (minutes, in a real cluster).
-                await d.until_following()
-            await asyncio.sleep(1.0)
-            await d.stop_load_and_settle(scaled(10))
-
-        await self.run_deployment(d, scenario, 90)
+        await self.run_deployment(d, d.rollouts_under_load(1, clients=3, cycles=3, after=1.0), 90)
         r, lost = d.result("surge-1-replica")
         self.assertGreater(r["accepted"], 50)
         self.assertEqual(lost, set())
@@ -204,17 +206,7 @@ class SurgeThreeReplicas(Scenario):
     async def test_rolling_update_of_three_replicas_under_load(self):
         d = Deployment(lag=0.2, prestop=0.5)
 
-        async def scenario(d):
-            await d.start(replicas=3)
-            d.add_clients(4, period=0.05)
-            await d.until_following()
-            d.start_load()
-            await asyncio.sleep(1.0)
-            await d.rolling_update()
-            await asyncio.sleep(1.0)
-            await d.stop_load_and_settle(scaled(10))
-
-        await self.run_deployment(d, scenario, 90)
+        await self.run_deployment(d, d.rollouts_under_load(3, clients=4, cycles=1, after=1.0), 90)
         r, lost = d.result("surge-3-replicas")
         self.assertGreater(r["accepted"], 50)
         self.assertEqual(lost, set())
@@ -228,17 +220,7 @@ class LaggingEndpointsNoPreStop(Scenario):
     async def test_traffic_after_sigterm_is_refused_and_retried_never_lost(self):
         d = Deployment(lag=1.0, prestop=0)
 
-        async def scenario(d):
-            await d.start(replicas=1)
-            d.add_clients(3, period=0.05)
-            await d.until_following()
-            d.start_load()
-            await asyncio.sleep(1.0)
-            await d.rolling_update()
-            await asyncio.sleep(2.0)
-            await d.stop_load_and_settle(scaled(10))
-
-        await self.run_deployment(d, scenario, 60)
+        await self.run_deployment(d, d.rollouts_under_load(1, clients=3, cycles=1, after=2.0), 60)
         r, lost = d.result("lag-1s-no-prestop")
         self.assertEqual(lost, set())
         refused = sum(n for k, n in r["errors"].items() if k.startswith("submit:"))
@@ -266,7 +248,7 @@ class TaskLongerThanShutdownTimeout(Scenario):
             await d.rolling_update()
             await d.stop_load_and_settle(scaled(10))
 
-        await self.run_deployment(d, scenario, 60)
+        await self.run_deployment(d, scenario(d), 60)
         r, lost = d.result("deadline")
         old = d.all[0]
         self.assertEqual(old.ended_tasks().get(self.task_id), "interrupted")
@@ -295,7 +277,7 @@ class CrashUnderLoad(Scenario):
             await asyncio.sleep(1.0)
             await d.stop_load_and_settle(scaled(10))
 
-        await self.run_deployment(d, scenario, 60)
+        await self.run_deployment(d, scenario(d), 60)
         r, lost = d.result("sigkill")
         accepted_by_victim = {t for c in d.clients for t, pod in c.accepted.items()
                               if pod == self.victim.name}
