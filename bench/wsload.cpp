@@ -94,6 +94,7 @@ class contexts {
 
 // What every subscriber reports; updated from several threads.
 struct tally {
+  explicit tally(asio::io_context& home) : gate(home, clock_type::time_point::max()) {}
   std::atomic<long> opened{0};
   std::atomic<long> failed{0};
   std::atomic<long> closed{0};
@@ -103,16 +104,32 @@ struct tally {
   std::vector<double> latencies_us;
   clock_type::time_point last_close{};
   // The driver coroutine waits on this timer; subscribers on other threads wake it by posting.
-  asio::steady_timer* gate = nullptr;
+  asio::steady_timer gate;
   void wake() {
-    asio::post(gate->get_executor(), [g = gate] { g->cancel(); });
+    asio::post(gate.get_executor(), [this] { gate.cancel(); });
   }
+  // Close codes as JSON; the caller holds `mutex`.
+  boost::json::object codes() const {
+    boost::json::object o;
+    for (const auto& [code, n] : close_codes) o[std::to_string(code)] = n;
+    return o;
+  }
+};
+
+// One run: the client threads, the driver's home context (kept running) and the tally.
+struct load {
+  contexts ctx;
+  asio::io_context& home;
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  tally t;
+  explicit load(int threads)
+      : ctx(threads), home(ctx.next()), work(asio::make_work_guard(home)), t(home) {}
 };
 
 // Waits on the gate until `done()` holds (checked on the gate's thread, so no lost wake-up).
 template <class Pred>
 asio::awaitable<void> until(tally& t, Pred done) {
-  while (!done()) co_await t.gate->async_wait(asio::as_tuple(asio::use_awaitable));
+  while (!done()) co_await t.gate.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
 // Probe k was POSTed at probe_sent[k]; a subscriber's k-th `queued` frame is probe k's.
@@ -221,12 +238,10 @@ double percentile(std::vector<double> v, double q) {
 
 // hold: the open rate, then every close the server sends (a drain's 1012s).
 int run_hold(const options& o) {
-  contexts ctx(o.threads);
-  asio::io_context& home = ctx.next();
-  auto work = asio::make_work_guard(home);
-  tally t;
-  asio::steady_timer gate(home, clock_type::time_point::max());
-  t.gate = &gate;
+  load run(o.threads);
+  auto& ctx = run.ctx;
+  auto& home = run.home;
+  auto& t = run.t;
   auto start = clock_type::now();
   asio::co_spawn(
       home,
@@ -244,14 +259,12 @@ int run_hold(const options& o) {
         in.async_read_some(asio::buffer(&c, 1), [&](auto, auto) { ctx.stop(); });
         co_await until(t, [&] { return t.closed >= t.opened; });
         std::lock_guard lock(t.mutex);
-        boost::json::object codes;
-        for (auto& [code, n] : t.close_codes) codes[std::to_string(code)] = n;
         auto wall = std::chrono::system_clock::now() -
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(
                         clock_type::now() - t.last_close);
         print({{"mode", "hold"},
                {"closed", t.closed.load()},
-               {"codes", codes},
+               {"codes", t.codes()},
                {"last_close_unix_ms",
                 std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch())
                     .count()}});
@@ -264,13 +277,11 @@ int run_hold(const options& o) {
 
 // fanout: K probes, one at a time, each waited for at every subscriber.
 int run_fanout(const options& o) {
-  contexts ctx(o.threads);
-  asio::io_context& home = ctx.next();
-  auto work = asio::make_work_guard(home);
-  tally t;
+  load run(o.threads);
+  auto& ctx = run.ctx;
+  auto& home = run.home;
+  auto& t = run.t;
   probes p(o.probes);
-  asio::steady_timer gate(home, clock_type::time_point::max());
-  t.gate = &gate;
   int exit_code = 0;
   asio::co_spawn(
       home,
@@ -314,14 +325,12 @@ int run_fanout(const options& o) {
 
 // rate: posters flat out for D seconds; frames delivered per second to all subscribers.
 int run_rate(const options& o) {
-  contexts ctx(o.threads);
-  asio::io_context& home = ctx.next();
-  auto work = asio::make_work_guard(home);
-  tally t;
+  load run(o.threads);
+  auto& ctx = run.ctx;
+  auto& home = run.home;
+  auto& t = run.t;
   std::atomic<long> posted{0};
   std::atomic<bool> running{true};
-  asio::steady_timer gate(home, clock_type::time_point::max());
-  t.gate = &gate;
   asio::co_spawn(
       home,
       [&]() -> asio::awaitable<void> {
@@ -357,15 +366,13 @@ int run_rate(const options& o) {
         long frames = t.frames - frames0, tasks = posted - posted0;
         running = false;
         std::lock_guard lock(t.mutex);
-        boost::json::object codes;
-        for (auto& [code, n] : t.close_codes) codes[std::to_string(code)] = n;
         print({{"mode", "rate"},
                {"subscribers", t.opened.load()},
                {"seconds", secs},
                {"tasks_per_second", static_cast<double>(tasks) / secs},
                {"frames_per_second", static_cast<double>(frames) / secs},
                {"closed_during_run", t.closed.load()},
-               {"close_codes", codes}});
+               {"close_codes", t.codes()}});
         ctx.stop();
       },
       asio::detached);
