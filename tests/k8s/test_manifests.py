@@ -1,0 +1,124 @@
+"""k8s/: valid against the Kubernetes schemas, rendered by kustomize, and timed so that a drain
+always ends before the kubelet's SIGKILL. The timings come from the manifests and from the real
+binary (its --help defaults, and a drain run with the Deployment's environment)."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import unittest
+
+import manifests as m
+from harness import Server, scaled
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+API_OBJECTS = ["deployment.yaml", "service.yaml", "pdb.yaml"]
+
+
+def validate(*files, stdin=None):
+    return subprocess.run(["node", "validate.mjs", *files], cwd=HERE, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+class Schemas(unittest.TestCase):
+    def test_every_manifest_validates(self):
+        r = validate(*(os.path.join(m.K8S, f) for f in API_OBJECTS))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(re.findall(r"^ok +(\w+)/", r.stdout, re.M),
+                         ["Deployment", "Service", "PodDisruptionBudget"])
+
+    def test_the_validator_rejects_a_wrong_field_type(self):
+        with open(os.path.join(m.K8S, "deployment.yaml")) as f:
+            text = f.read().replace("periodSeconds: 2", 'periodSeconds: "2"')
+        r = validate("-", stdin=text)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("periodSeconds must be integer", r.stdout)
+
+    def test_kustomize_renders_the_set(self):
+        if not shutil.which("kubectl"):
+            self.skipTest("kubectl is not installed (Debian 12 has no package for it)")
+        out = subprocess.run(["kubectl", "kustomize", m.K8S], capture_output=True, text=True,
+                             check=True, timeout=60).stdout
+        r = validate("-", stdin=out)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(sorted(re.findall(r"^ok +(\w+)/", r.stdout, re.M)),
+                         ["Deployment", "PodDisruptionBudget", "Service"])
+
+
+class Timings(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dep = m.deployment()
+        cls.c = m.container(cls.dep)
+        cls.defaults = m.server_defaults()
+
+    def knob(self, name):
+        return float(m.effective(self.c, name, self.defaults))
+
+    def test_grace_period_covers_prestop_shutdown_timeout_and_exit(self):
+        grace = self.dep["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+        prestop = m.prestop_seconds(self.c)
+        shutdown = self.knob("shutdown-timeout")
+        # Past its deadline the server still waits up to --close-timeout for close handshakes.
+        margin = self.knob("close-timeout") + 1
+        self.assertGreater(prestop, 0, "no preStop sleep: endpoint removal races the SIGTERM")
+        self.assertLessEqual(prestop + shutdown + margin, grace,
+                             f"preStop {prestop} s + --shutdown-timeout {shutdown} s + margin "
+                             f"{margin} s exceed terminationGracePeriodSeconds {grace}")
+
+    def test_the_server_runs_with_the_deployments_environment(self):
+        # The kubelet's environment given to the real binary: the deadline it announces is the one
+        # computed above, and its own start-up check finds nothing that does not fit.
+        server = Server(env=m.kubelet_env(self.c))
+        try:
+            server.signal(signal.SIGTERM)
+            line = server.wait_log(lambda l: l.get("msg") == "drain started", scaled(5))
+            self.assertEqual(line["shutdown_timeout_ms"], round(self.knob("shutdown-timeout") * 1000))
+            self.assertEqual(server.wait(scaled(10)), 0)
+            self.assertEqual([l for l in server.logs() if l["level"] == "warn"], [])
+        finally:
+            server.close()
+
+    def test_probes_point_at_the_admin_port(self):
+        admin = int(self.knob("admin-port"))
+        for kind in ("readinessProbe", "livenessProbe"):
+            self.assertIn(kind, self.c)
+        for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
+            if kind in self.c:
+                self.assertEqual(m.port_number(self.c, self.c[kind]["httpGet"]["port"]), admin, kind)
+        self.assertEqual(self.c["readinessProbe"]["httpGet"]["path"], "/readyz")
+        # /readyz fails for the whole drain: as a liveness probe it would restart draining pods.
+        self.assertEqual(self.c["livenessProbe"]["httpGet"]["path"], "/healthz")
+
+    def test_the_service_exposes_only_the_public_port(self):
+        svc = m.load("service.yaml")["spec"]
+        self.assertEqual(svc["type"], "NodePort")
+        self.assertEqual([(m.port_number(self.c, p["targetPort"]), p["nodePort"]) for p in svc["ports"]],
+                         [(int(self.knob("port")), 30000)])
+
+    def test_a_rollout_and_a_node_drain_keep_a_pod_serving(self):
+        spec = self.dep["spec"]
+        self.assertGreaterEqual(spec["replicas"], 2)
+        self.assertEqual(spec["strategy"]["rollingUpdate"], {"maxSurge": 1, "maxUnavailable": 0})
+        pdb = m.load("pdb.yaml")["spec"]
+        self.assertEqual(pdb["minAvailable"], 1)
+        labels = spec["template"]["metadata"]["labels"]
+        for selector in (spec["selector"]["matchLabels"], pdb["selector"]["matchLabels"],
+                         m.load("service.yaml")["spec"]["selector"]):
+            self.assertLessEqual(selector.items(), labels.items())
+
+    def test_the_pod_runs_the_images_user_without_privileges(self):
+        with open(os.path.join(m.ROOT, "Containerfile")) as f:
+            image = f.read()
+        uid, gid = map(int, re.search(r"^USER (\d+):(\d+)$", image, re.M).groups())
+        pod = self.dep["spec"]["template"]["spec"]["securityContext"]
+        self.assertEqual((pod["runAsNonRoot"], pod["runAsUser"], pod["runAsGroup"]), (True, uid, gid))
+        sc = self.c["securityContext"]
+        self.assertEqual((sc["allowPrivilegeEscalation"], sc["readOnlyRootFilesystem"]), (False, True))
+        self.assertEqual(sc["capabilities"]["drop"], ["ALL"])
+        exposed = sorted(map(int, re.search(r"^EXPOSE (.*)$", image, re.M).group(1).split()))
+        self.assertEqual(sorted(p["containerPort"] for p in self.c["ports"]), exposed)
+
+
+if __name__ == "__main__":
+    unittest.main()
