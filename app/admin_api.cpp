@@ -26,6 +26,8 @@ response status_body(app_state& s) {
                                     {"running", c.running},
                                     {"queue_capacity", c.capacity},
                                     {"websockets", s.streams.open()},
+                                    {"connections", s.connections.open()},
+                                    {"connections_refused", s.connections.refused()},
                                     {"deadline_in_ms", deadline ? boost::json::value(ms(deadline))
                                                                 : boost::json::value(nullptr)},
                                     {"epoch", s.bus.epoch()},
@@ -51,6 +53,11 @@ response metrics(app_state& s) {
   m << "quiesce_tasks_running " << c.running << '\n';
   family("quiesce_websockets_open", "gauge", "Open WebSocket event streams.");
   m << "quiesce_websockets_open " << s.streams.open() << '\n';
+  family("quiesce_connections_open", "gauge", "Open connections on the public port.");
+  m << "quiesce_connections_open " << s.connections.open() << '\n';
+  family("quiesce_connections_refused_total", "counter",
+         "Connections reset at accept because --max-connections were open.");
+  m << "quiesce_connections_refused_total " << s.connections.refused() << '\n';
   family("quiesce_events_published_total", "counter", "Task events published.");
   m << "quiesce_events_published_total " << s.bus.published() << '\n';
   family("quiesce_websockets_dropped_slow_total", "counter",

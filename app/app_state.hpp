@@ -16,6 +16,7 @@ struct app_state {
   tasks::event_bus& bus;
   net::stream_hub& streams;
   const lifecycle::phase_state& phase;
+  const net::connection_limit& connections;  // the public listener's
 };
 
 net::http_routes public_routes(app_state& s);  // public_api.cpp

@@ -199,6 +199,13 @@ std::variant<response, net::stream_request> upgrade(app_state& s, const request&
   }
   if (s.phase.draining())
     return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
+  // Upgrades checked at once may each pass: the overshoot is bounded by the network threads.
+  if (s.streams.open() >= s.cfg.max_websockets) {
+    auto res = error_response(status::service_unavailable, "too_many_streams",
+                              "the server holds --max-websockets streams; retry later");
+    res.set(http::field::retry_after, "1");
+    return res;
+  }
   auto params = url->params();
   if (auto it = params.find("since"); it != params.end()) {
     auto seq = parse_seq((*it).value);

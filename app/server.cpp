@@ -10,7 +10,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <sys/resource.h>
+
 #include <cstdlib>
+#include <limits>
 #include <thread>
 
 namespace quiesce::app {
@@ -23,27 +26,57 @@ std::string env_or(const char* name, const char* fallback) {
   return v && *v ? v : fallback;
 }
 
+// Resets a connection past the limit at once; logged at the 1st, 2nd, 4th, 8th... refusal so
+// that a flood cannot flood the log too.
+void refuse(net::tcp::socket& s, const net::connection_limit& limit) {
+  boost::system::error_code ignored;
+  s.set_option(asio::socket_base::linger(true, 0), ignored);
+  s.close(ignored);
+  auto n = limit.refused();
+  if ((n & (n - 1)) == 0)
+    log::warn("connection refused: limit reached",
+              {{"max_connections", limit.max()}, {"refused_total", n}});
+}
+
 // Starts the accept loop of one listener in `group`; each connection joins `sessions` and is
-// served on a strand of `io`.
+// served on a strand of `io`, unless `limit` says too many are open.
 void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
             lifecycle::task_group& group, lifecycle::task_group& sessions,
-            std::shared_ptr<const net::session_context> ctx) {
+            std::shared_ptr<const net::session_context> ctx, net::connection_limit& limit) {
   auto strand = acceptor.get_executor();
-  auto spawn = [&io, &sessions, ctx](net::tcp::socket s) {
+  auto spawn = [&io, &sessions, ctx, &limit](net::tcp::socket s) {
+    auto place = limit.try_acquire();
+    if (!place) return refuse(s, limit);
     auto session_strand = asio::make_strand(io);
     // The socket moves to the session's strand, so its timers run there too.
     auto fd = s.release();
     net::tcp::socket own(session_strand, net::tcp::v6(), fd);
-    asio::co_spawn(session_strand, net::serve_http(std::move(own), ctx),
+    asio::co_spawn(session_strand, net::serve_http(std::move(own), ctx, std::move(place)),
                    sessions.adapt(session_strand));
   };
   asio::co_spawn(strand, net::accept_loop(std::move(acceptor), std::move(name), spawn),
                  group.adapt(strand));
 }
 
+// Connections need descriptors: take the hard limit (a container's default soft limit may be
+// 1024) and say so when even that is short of --max-connections.
+void raise_descriptor_limit(const config& cfg) {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+  if (r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+  constexpr std::size_t spare = 64;  // listeners, the log, the event loop's own
+  if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < cfg.max_connections + spare)
+    log::warn("descriptor limit below --max-connections",
+              {{"nofile", r.rlim_cur}, {"max_connections", cfg.max_connections}});
+}
+
 }  // namespace
 
 int run_server(const config& cfg) {
+  raise_descriptor_limit(cfg);
   asio::io_context io(static_cast<int>(cfg.threads));
   // The control plane has its own thread: signals, the coordinator, both acceptors and the admin
   // sessions. A SIGTERM then closes the public listener, and probes get answers, even while the
@@ -83,7 +116,10 @@ int run_server(const config& cfg) {
                                {to_ms(cfg.drain_delay), to_ms(cfg.close_spread),
                                 to_ms(cfg.close_timeout), to_ms(cfg.shutdown_timeout)},
                                std::move(hooks));
-  app_state state{cfg, service, bus, hub, coord.state()};
+  net::connection_limit public_connections(cfg.max_connections);
+  // The admin port serves the kubelet's probes and is not exposed outside the pod.
+  net::connection_limit admin_connections(std::numeric_limits<std::size_t>::max());
+  app_state state{cfg, service, bus, hub, coord.state(), public_connections};
 
   net::http_limits limits{cfg.header_limit, cfg.body_limit, to_ms(cfg.idle_timeout),
                           to_ms(cfg.header_timeout)};
@@ -110,8 +146,10 @@ int run_server(const config& cfg) {
   auto port = public_acceptor.local_endpoint().port();
   auto admin_port = admin_acceptor.local_endpoint().port();
   auto& tree = coord.tree();
-  listen(io, std::move(public_acceptor), "public", tree.listeners, tree.connections, public_ctx);
-  listen(control, std::move(admin_acceptor), "admin", tree.admin, tree.admin, admin_ctx);
+  listen(io, std::move(public_acceptor), "public", tree.listeners, tree.connections, public_ctx,
+         public_connections);
+  listen(control, std::move(admin_acceptor), "admin", tree.admin, tree.admin, admin_ctx,
+         admin_connections);
   service.start(io, tree.workers);
 
   for (auto& w : timing_warnings(cfg)) log::warn("timings do not fit", {{"detail", w}});

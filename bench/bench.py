@@ -93,7 +93,8 @@ def nginx(workers):
 def quiesce(**knobs):
     """A server with the bench's defaults; knobs override them (threads=1 is --threads 1)."""
     flags = {"log_level": "warn", "workers": 64, "queue_capacity": 10000000,
-             "event_retention": 1000, "task_seconds": 0, **knobs}
+             "event_retention": 1000, "task_seconds": 0, "max_connections": 15000,
+             "max_websockets": 15000, **knobs}
     return Server(*[a for k, v in flags.items() for a in ("--" + k.replace("_", "-"), v)])
 
 

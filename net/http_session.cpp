@@ -16,7 +16,8 @@ namespace beast = boost::beast;
 
 namespace {
 
-// The answer to a request that could not be read, or nothing when the peer just went away.
+// The answer to a request that could not be read, or nothing when the peer just went away or
+// was too slow (the stream's timeout has closed the socket: a slow client is simply cut off).
 std::optional<response> read_error_response(const boost::system::error_code& ec) {
   if (ec == http::error::body_limit)
     return error_response(http::status::payload_too_large, "body_too_large",
@@ -25,9 +26,6 @@ std::optional<response> read_error_response(const boost::system::error_code& ec)
     return error_response(
         http::status::request_header_fields_too_large, "headers_too_large",
         "the request headers are larger than the server accepts (--header-limit)");
-  if (ec == beast::error::timeout)
-    return error_response(http::status::request_timeout, "request_timeout",
-                          "the request did not arrive in time (--header-timeout)");
   if (ec.category() == make_error_code(http::error::bad_target).category() &&
       ec != http::error::end_of_stream && ec != http::error::partial_message)
     return error_response(http::status::bad_request, "bad_request",
@@ -43,7 +41,8 @@ asio::awaitable<bool> write(beast::tcp_stream& stream, response& res, const http
 
 }  // namespace
 
-asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const session_context> ctx) {
+asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const session_context> ctx,
+                                 connection_limit::slot /*place*/) {
   const auto& limits = ctx->limits;
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;

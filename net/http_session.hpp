@@ -4,6 +4,7 @@
 #pragma once
 
 #include "lifecycle/phase.hpp"
+#include "net/connection_limit.hpp"
 #include "net/http.hpp"
 #include "net/listener.hpp"
 #include "net/websocket_session.hpp"
@@ -28,7 +29,9 @@ struct session_context {
   stream_hub* streams = nullptr;  // null: no upgrades on this listener
 };
 
+// `place` is held until the connection ends, its WebSocket stream included.
 boost::asio::awaitable<void> serve_http(tcp::socket socket,
-                                        std::shared_ptr<const session_context> ctx);
+                                        std::shared_ptr<const session_context> ctx,
+                                        connection_limit::slot place);
 
 }  // namespace quiesce::net
