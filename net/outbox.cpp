@@ -3,11 +3,16 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/system/system_error.hpp>
 
 namespace quiesce::net {
 namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
+
+frame make_frame(const boost::json::object& o) {
+  return std::make_shared<const std::string>(boost::json::serialize(o));
+}
 
 outbox::outbox(asio::any_io_executor executor, std::size_t limit)
     : limit_(limit), wake_(executor, asio::steady_timer::time_point::max()) {}

@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/json/object.hpp>
 
 #include <deque>
 #include <memory>
@@ -14,6 +15,7 @@
 namespace quiesce::net {
 
 using frame = std::shared_ptr<const std::string>;
+frame make_frame(const boost::json::object& o);  // one text frame: the object serialised
 
 class outbox {
  public:

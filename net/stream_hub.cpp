@@ -6,7 +6,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/json/serialize.hpp>
 
 #include <random>
 
@@ -65,7 +64,7 @@ frame stream_hub::draining_frame() const {
                         {"epoch", bus_.epoch()},
                         {"last_seq", bus_.last_seq()},
                         {"reconnect_after_ms", 100 + jitter() % 900}};
-  return std::make_shared<const std::string>(boost::json::serialize(o));
+  return make_frame(o);
 }
 
 asio::awaitable<void> stream_hub::close_all(std::chrono::milliseconds spread) {

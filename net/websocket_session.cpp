@@ -1,6 +1,7 @@
 #include "net/websocket_session.hpp"
 
 #include "lifecycle/log.hpp"
+#include "net/client_message.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -9,8 +10,6 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 
 #include <vector>
 
@@ -23,58 +22,12 @@ using ws_stream = websocket::stream<beast::tcp_stream>;
 
 namespace {
 
-frame make_frame(const boost::json::object& o) {
-  return std::make_shared<const std::string>(boost::json::serialize(o));
-}
-
-frame error_frame(std::string_view detail) {
-  return make_frame({{"type", "error"}, {"error", "bad_message"}, {"detail", detail}});
-}
-
-// Applies one client message; answers on the outbox.
-void handle_message(stream_client& c, std::string_view text) {
-  boost::system::error_code ec;
-  auto v = boost::json::parse(text, ec);
-  if (ec || !v.is_object()) {
-    c.out().push(error_frame("messages must be JSON objects"));
-    return;
-  }
-  auto& o = v.as_object();
-  auto type = o.if_contains("type");
-  if (!type || !type->is_string() || type->as_string() != "subscribe") {
-    c.out().push(error_frame("the only message a client sends is {\"type\":\"subscribe\",...}"));
-    return;
-  }
-  if (auto all = o.if_contains("all"); all && all->is_bool() && all->as_bool()) {
-    c.follow_all();
-    c.out().push(make_frame({{"type", "subscribed"}, {"all", true}}));
-    return;
-  }
-  auto tasks = o.if_contains("tasks");
-  if (!tasks || !tasks->is_array()) {
-    c.out().push(error_frame("subscribe needs \"tasks\": [ids] or \"all\": true"));
-    return;
-  }
-  std::set<std::string> ids;
-  boost::json::array echoed;
-  for (auto& t : tasks->as_array()) {
-    if (!t.is_string()) {
-      c.out().push(error_frame("tasks must be an array of task id strings"));
-      return;
-    }
-    ids.emplace(t.as_string());
-    echoed.push_back(t);
-  }
-  c.follow(std::move(ids));
-  c.out().push(make_frame({{"type", "subscribed"}, {"tasks", std::move(echoed)}}));
-}
-
 asio::awaitable<void> read_loop(ws_stream& ws, stream_client& c) {
   beast::flat_buffer buffer;
   for (;;) {
     auto [ec, n] = co_await ws.async_read(buffer, asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;  // peer closed, dead (ping timeout) or oversized frame: beast closed it
-    handle_message(c, beast::buffers_to_string(buffer.data()));
+    handle_client_message(c, beast::buffers_to_string(buffer.data()));
     buffer.consume(buffer.size());
   }
 }
