@@ -1,5 +1,6 @@
 """Every route and error code of DESIGN section 2, against the real binary."""
 import json
+import os
 import socket
 import subprocess
 import time
@@ -205,6 +206,30 @@ class Configuration(unittest.TestCase):
         line = json.loads(bad.stdout.strip().splitlines()[-1])
         self.assertEqual(line["level"], "error")
         self.assertIn("--workers", line["error"])
+
+    def test_placeholder_text_in_an_option_or_value_is_refused_not_a_hang(self):
+        # Found by fuzz.config: Boost.Program_options expands %value% and the like in its error
+        # messages over and over, so `--port %value%` used to hang at start-up instead of exiting.
+        from harness import BIN
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QUIESCE_")}
+        for args, extra_env, knob in ((["--port", "%value%"], {}, "--port"),
+                                      (["--x%canonical_option%"], {}, "%canonical_option%"),
+                                      ([], {"QUIESCE_BIND": "%value%"}, "QUIESCE_BIND")):
+            bad = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=scaled(10),
+                                 env={**env, **extra_env})
+            self.assertEqual(bad.returncode, 64, args or extra_env)
+            self.assertIn(knob, json.loads(bad.stdout.strip().splitlines()[-1])["error"])
+
+    def test_long_port_numbers_and_abbreviated_options_are_refused(self):
+        # Found by fuzz.config: `--a 1999...9` was read as --admin-port through a 16-bit cast that
+        # overflows (undefined behaviour); abbreviations are no longer guessed at all.
+        from harness import BIN
+        for args, knob in ((["--port", "1999999999999999999"], "--port"),
+                           (["--admin-port", "65536"], "--admin-port"),
+                           (["--a", "1"], "--a"), (["--work", "3"], "--work")):
+            bad = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=scaled(10))
+            self.assertEqual(bad.returncode, 64, args)
+            self.assertIn(knob, json.loads(bad.stdout.strip().splitlines()[-1])["error"])
 
     def test_listening_and_phase_lines_are_written_at_any_log_level(self):
         import signal

@@ -1,0 +1,14 @@
+// libFuzzer: one text message from a stream's client (`subscribe`, or anything else it may send).
+#include "net/client_message.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <cstdint>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static boost::asio::io_context io;
+  auto client = std::make_shared<quiesce::net::stream_client>(io.get_executor(), "fuzz", 4);
+  quiesce::net::handle_client_message(*client,
+                                      std::string_view(reinterpret_cast<const char*>(data), size));
+  return 0;
+}
