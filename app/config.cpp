@@ -4,10 +4,14 @@
 
 #include <boost/program_options.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 namespace quiesce::app {
@@ -53,6 +57,37 @@ po::options_description describe(config& c) {
   return d;
 }
 
+// Boost.Program_options expands %value%, %canonical_option% and the like in its error messages
+// until none is left: such text in an argument made the parser loop for ever (found by
+// fuzz.config). Refused before parsing.
+void refuse_placeholders(std::string_view text, const std::string& where) {
+  for (auto open = text.find('%'); open != std::string_view::npos;) {
+    auto close = text.find('%', open + 1);
+    if (close == std::string_view::npos) return;
+    auto name = text.substr(open + 1, close - open - 1);
+    if (!name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char ch) {
+          return std::islower(ch) || ch == '_';
+        }))
+      throw std::invalid_argument(where + ": '%" + std::string(name) +
+                                  "%' is not allowed in an option or a value");
+    open = close;
+  }
+}
+
+void refuse_placeholders(int argc, const char* const argv[]) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    bool option = arg.rfind('-', 0) == 0;
+    refuse_placeholders(arg, option || i == 1 ? "option " + std::string(arg)
+                                              : "value of " + std::string(argv[i - 1]));
+  }
+  for (char** env = environ; *env; ++env) {
+    std::string_view var = *env;
+    if (var.rfind("QUIESCE_", 0) == 0)
+      refuse_placeholders(var.substr(var.find('=') + 1), std::string(var.substr(0, var.find('='))));
+  }
+}
+
 void check(bool ok, const char* knob, const char* why) {
   if (!ok) throw std::invalid_argument(std::string("--") + knob + " " + why);
 }
@@ -63,8 +98,16 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
   config c;
   auto desc = describe(c);
   po::variables_map vm;
+  refuse_placeholders(argc, argv);
   try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
+    // No abbreviations (`--work` for --workers): one that is unique today is ambiguous once a
+    // knob is added, and a typo should be an error, not a guess.
+    po::store(
+        po::command_line_parser(argc, argv)
+            .options(desc)
+            .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
+            .run(),
+        vm);
     // Stored second, so a flag given on the command line wins over its variable.
     po::store(po::parse_environment(
                   desc,
@@ -89,6 +132,8 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (c.threads == 0) c.threads = cores;
   if (c.cpu_threads == 0) c.cpu_threads = cores;
+  check(c.port <= 65535, "port", "must be a port number, 0 to 65535");
+  check(c.admin_port <= 65535, "admin-port", "must be a port number, 0 to 65535");
   check(c.workers > 0, "workers", "must be at least 1");
   check(c.queue_capacity > 0, "queue-capacity", "must be at least 1");
   check(c.task_seconds >= 0 && c.task_seconds <= c.max_task_seconds, "task-seconds",

@@ -11,8 +11,10 @@ namespace quiesce::app {
 
 struct config {
   std::string bind = "0.0.0.0";
-  std::uint16_t port = 8000;
-  std::uint16_t admin_port = 9000;
+  // Ports are read as unsigned and checked (0 to 65535): Boost's lexical_cast to a 16-bit type
+  // overflows an int on long digit strings (undefined behaviour, found by fuzz.config).
+  unsigned port = 8000;
+  unsigned admin_port = 9000;
   unsigned threads = 0;      // 0: the core count
   unsigned cpu_threads = 0;  // 0: the core count
   unsigned workers = 8;

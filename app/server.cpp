@@ -134,8 +134,10 @@ int run_server(const config& cfg) {
     // v4 addresses are served through a v6 socket as mapped addresses, so sessions need one
     // socket type.
     if (address.is_v4()) address = asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4());
-    public_acceptor = net::open_acceptor(asio::make_strand(control), {address, cfg.port});
-    admin_acceptor = net::open_acceptor(asio::make_strand(control), {address, cfg.admin_port});
+    public_acceptor = net::open_acceptor(asio::make_strand(control),
+                                         {address, static_cast<std::uint16_t>(cfg.port)});
+    admin_acceptor = net::open_acceptor(asio::make_strand(control),
+                                        {address, static_cast<std::uint16_t>(cfg.admin_port)});
   } catch (const std::exception& e) {
     log::error("cannot listen", {{"bind", cfg.bind},
                                  {"port", cfg.port},
