@@ -168,7 +168,7 @@ std::vector<std::string> timing_warnings(const config& c) {
     out.push_back(w.str());
   }
   if (c.shutdown_timeout >= 30)
-    out.push_back(
+    out.emplace_back(
         "--shutdown-timeout is not below Kubernetes' default 30 s grace period: "
         "raise terminationGracePeriodSeconds to match");
   return out;

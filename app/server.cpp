@@ -21,8 +21,9 @@ namespace asio = boost::asio;
 
 namespace {
 
+// Read at start-up, before any thread exists (nothing here calls setenv).
 std::string env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
   return v && *v ? v : fallback;
 }
 
