@@ -86,7 +86,7 @@ int run_server(const config& cfg) {
   asio::io_context control(1);
   asio::thread_pool cpu(cfg.cpu_threads);
 
-  tasks::memory_task_store store;
+  tasks::memory_task_store store(cfg.task_retention);
   tasks::event_bus bus(tasks::new_task_id(), cfg.event_retention);
   tasks::task_service service({cfg.workers, cfg.queue_capacity},
                               tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds}), store,

@@ -17,7 +17,20 @@ void memory_task_store::update(const task_record& t) {
   if (it == tasks_.end()) throw std::logic_error("update of unknown task " + t.id);
   --counts_[static_cast<std::size_t>(it->second.status)];
   ++counts_[static_cast<std::size_t>(t.status)];
+  bool finishes = is_final(t.status) && !is_final(it->second.status);
   it->second = t;
+  if (finishes) {
+    finished_.push_back(t.id);
+    if (finished_.size() > retention_) forget_oldest();
+  }
+}
+
+void memory_task_store::forget_oldest() {
+  auto it = tasks_.find(finished_.front());
+  finished_.pop_front();
+  --counts_[static_cast<std::size_t>(it->second.status)];
+  if (it->second.idempotency_key) keys_.erase(*it->second.idempotency_key);
+  tasks_.erase(it);
 }
 
 std::optional<task_record> memory_task_store::get(std::string_view id) const {

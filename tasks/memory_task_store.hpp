@@ -1,8 +1,11 @@
 // Task records in memory: lost with the process (durable storage comes with the SQLite store).
+// Finished tasks are kept for `retention` more finishes, then forgotten with their idempotency
+// keys, oldest first: memory stays bounded however long the process runs.
 #pragma once
 
 #include "tasks/task_store.hpp"
 
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 
@@ -10,6 +13,8 @@ namespace quiesce::tasks {
 
 class memory_task_store final : public task_store {
  public:
+  explicit memory_task_store(std::size_t retention) : retention_(retention) {}
+
   void insert(const task_record& t) override;
   void update(const task_record& t) override;
   std::optional<task_record> get(std::string_view id) const override;
@@ -17,10 +22,14 @@ class memory_task_store final : public task_store {
   std::array<std::size_t, status_count> count_by_status() const override;
 
  private:
+  void forget_oldest();  // under mutex_
+
   mutable std::mutex mutex_;
   std::unordered_map<std::string, task_record> tasks_;
   std::unordered_map<std::string, std::string> keys_;  // idempotency key -> task id
   std::array<std::size_t, status_count> counts_{};
+  std::size_t retention_;
+  std::deque<std::string> finished_;  // ids in the order they finished
 };
 
 }  // namespace quiesce::tasks

@@ -19,7 +19,7 @@ using namespace quiesce;
 // A server's parts without sockets, made afresh for each input so that no state carries over.
 struct server_parts {
   app::config cfg;
-  tasks::memory_task_store store;
+  tasks::memory_task_store store{cfg.task_retention};
   tasks::event_bus bus{"fuzz-epoch", 64};
   tasks::task_service service;
   net::stream_hub hub;

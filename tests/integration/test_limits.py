@@ -126,6 +126,28 @@ class Limits(unittest.TestCase):
         finally:
             server.close()
 
+    def test_finished_tasks_past_the_retention_are_forgotten_oldest_first(self):
+        server = Server("--task-retention", 2, "--workers", 1)
+        try:
+            ids = []
+            for i in range(3):
+                r = server.request("POST", "/v1/tasks", {"kind": "sleep", "seconds": 0},
+                                   headers={"Idempotency-Key": f"k{i}"})
+                self.assertEqual(r.status, 202)
+                ids.append(r.json["task_id"])
+            # One worker runs them in order: once the last has finished, the first has been forgotten.
+            self.assertTrue(eventually(
+                lambda: server.request("GET", f"/v1/tasks/{ids[2]}").json["status"] == "succeeded",
+                scaled(5)))
+            self.assertEqual(server.request("GET", f"/v1/tasks/{ids[0]}").status, 404)
+            self.assertEqual(server.request("GET", f"/v1/tasks/{ids[1]}").json["status"], "succeeded")
+            again = server.request("POST", "/v1/tasks", {"kind": "sleep", "seconds": 0},
+                                   headers={"Idempotency-Key": "k0"})
+            self.assertEqual(again.status, 202)
+            self.assertNotEqual(again.json["task_id"], ids[0], "its key was forgotten with it")
+        finally:
+            server.close()
+
 
 class Timeouts(unittest.TestCase):
     def test_headers_sent_too_slowly_are_cut_off_at_the_header_timeout(self):

@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(bus_replays_whole_window_for_a_foreign_epoch) {
 }
 
 BOOST_AUTO_TEST_CASE(store_finds_tasks_by_idempotency_key_and_counts_status) {
-  memory_task_store s;
+  memory_task_store s(10);
   task_record t;
   t.id = "a";
   t.idempotency_key = "k1";
@@ -119,11 +119,36 @@ BOOST_AUTO_TEST_CASE(store_finds_tasks_by_idempotency_key_and_counts_status) {
   BOOST_TEST(c[size_t(task_status::running)] == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(store_forgets_the_oldest_finished_task_past_its_retention) {
+  memory_task_store s(2);
+  std::vector<task_record> ts(4);
+  for (int i = 0; i < 4; ++i) {
+    ts[i].id = "t" + std::to_string(i);
+    ts[i].idempotency_key = "k" + std::to_string(i);
+    s.insert(ts[i]);
+  }
+  for (int i : {0, 1, 2}) {
+    ts[i].move_to(task_status::succeeded);
+    s.update(ts[i]);
+  }
+  // t0 finished first and is forgotten with its key; t3 never finished and stays, whatever its age.
+  BOOST_TEST(!s.get("t0").has_value());
+  BOOST_TEST(!s.find_by_idempotency_key("k0").has_value());
+  BOOST_TEST(s.get("t1").has_value());
+  BOOST_TEST(s.get("t3").has_value());
+  auto c = s.count_by_status();
+  BOOST_TEST(c[size_t(task_status::succeeded)] == 2u);
+  BOOST_TEST(c[size_t(task_status::queued)] == 1u);
+  ts[1].progress = 0.5;  // an update that does not finish it again forgets nothing
+  s.update(ts[1]);
+  BOOST_TEST(s.get("t2").has_value());
+}
+
 namespace {
 struct service_fixture {
   asio::io_context io;
   asio::thread_pool cpu{1};
-  memory_task_store store;
+  memory_task_store store{1000};
   event_bus bus{"E", 1000};
   std::shared_ptr<collecting_sink> sink = std::make_shared<collecting_sink>();
   quiesce::lifecycle::task_group workers{"workers"};
