@@ -204,12 +204,23 @@ class SlowConsumer(unittest.IsolatedAsyncioTestCase):
                     fast_frames.append(json.loads(m))
             reader = asyncio.create_task(keep_up())
 
-            def flood():
+            def flood(n):
                 conn = s.connection()
-                for _ in range(600):
-                    send(conn, "POST", "/v1/tasks", {"kind": "sleep", "seconds": 0})
+                ids = [send(conn, "POST", "/v1/tasks", {"kind": "sleep", "seconds": 0}).json["task_id"]
+                       for _ in range(n)]
                 conn.close()
-            await asyncio.to_thread(flood)  # the event loop keeps serving the fast client
+                return ids
+
+            # In rounds of 50 tasks, each once the fast client has seen the last one succeed: it
+            # never lags by more than its buffers hold, even on a loaded machine, while the slow
+            # client (which reads nothing) falls ever further behind.
+            for _ in range(12):
+                last = (await asyncio.to_thread(flood, 50))[-1]
+                deadline = time.monotonic() + scaled(10)
+                while not any(f.get("task_id") == last and f.get("status") == "succeeded"
+                              for f in fast_frames):
+                    self.assertLess(time.monotonic(), deadline, "the fast client fell behind")
+                    await asyncio.sleep(0.01)
             deadline = time.monotonic() + scaled(20)
             while not re.search(r"^quiesce_websockets_dropped_slow_total 1$",
                                 m := s.request("GET", "/metrics", admin=True).raw, re.M):
