@@ -84,8 +84,9 @@ void refuse_placeholders(int argc, const char* const argv[]) {
   }
   for (char** env = environ; *env; ++env) {
     std::string_view var = *env;
-    if (var.rfind("QUIESCE_", 0) == 0)
-      refuse_placeholders(var.substr(var.find('=') + 1), std::string(var.substr(0, var.find('='))));
+    auto eq = var.find('=');
+    if (var.rfind("QUIESCE_", 0) == 0 && eq != std::string_view::npos)
+      refuse_placeholders(var.substr(eq + 1), std::string(var.substr(0, eq)));
   }
 }
 

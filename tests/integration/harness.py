@@ -78,6 +78,16 @@ class Server:
         finally:
             conn.close()
 
+    def wait_status(self, task_id, want, timeout=5):
+        """Polls GET /v1/tasks/{id} until the task has status `want`; returns that response."""
+        deadline = time.monotonic() + scaled(timeout)
+        while time.monotonic() < deadline:
+            r = self.request("GET", f"/v1/tasks/{task_id}")
+            if r.json["status"] == want:
+                return r
+            time.sleep(0.02)
+        raise AssertionError(f"task {task_id} never reached {want}: {r.json}")
+
     # --- WebSocket ----------------------------------------------------------------------------
     def ws_url(self, path):
         return f"ws://127.0.0.1:{self.port}{path}"

@@ -20,15 +20,6 @@ class Routes(unittest.TestCase):
     def tearDownClass(cls):
         cls.s.close()
 
-    def wait_status(self, task_id, want, timeout=5):
-        deadline = time.monotonic() + scaled(timeout)
-        while time.monotonic() < deadline:
-            r = self.s.request("GET", f"/v1/tasks/{task_id}")
-            if r.json["status"] == want:
-                return r
-            time.sleep(0.02)
-        self.fail(f"task {task_id} never reached {want}: {r.json}")
-
     def test_original_health(self):
         r = self.s.request("GET", "/v1/health")
         self.assertEqual((r.status, r.json), (200, {"status": "ok"}))
@@ -41,7 +32,7 @@ class Routes(unittest.TestCase):
         self.assertEqual(len(tid), 36)
         self.assertIn(self.s.request("GET", f"/v1/tasks/{tid}").json["message"],
                       (f"Task {tid} queued", f"Task {tid} running"))
-        r = self.wait_status(tid, "succeeded")
+        r = self.s.wait_status(tid, "succeeded")
         self.assertEqual(r.json["message"], f"Task {tid} processed")
         self.assertEqual(r.json["task_id"], tid)
 
@@ -67,7 +58,7 @@ class Routes(unittest.TestCase):
             self.assertIn(key, r.json)
         self.assertEqual(r.json["status"], "queued")
         self.assertIsNone(r.json["started_at"])
-        done = self.wait_status(tid, "succeeded").json
+        done = self.s.wait_status(tid, "succeeded").json
         self.assertTrue(done["finished_at"].endswith("Z"))
         self.assertEqual(done["progress"], 1)
 
@@ -82,7 +73,7 @@ class Routes(unittest.TestCase):
         self.assertEqual(r.status, 202)
         # The server keeps answering while CPU work runs.
         self.assertEqual(self.s.request("GET", "/healthz", admin=True).status, 200)
-        done = self.wait_status(r.json["task_id"], "succeeded", timeout=20).json
+        done = self.s.wait_status(r.json["task_id"], "succeeded", timeout=20).json
         self.assertEqual(done["result"]["iterations"], 3000000)
         self.assertEqual(self.s.request("POST", "/v1/tasks", {"kind": "cpu"}).status, 202)
 
@@ -142,7 +133,7 @@ class Routes(unittest.TestCase):
         # Two workers: fill them, then one more waits in the queue.
         running = [self.s.request("POST", "/v1/tasks", {"kind": "sleep", "seconds": 5}).json["task_id"] for _ in range(2)]
         queued = self.s.request("POST", "/v1/tasks", {"kind": "sleep", "seconds": 5}).json["task_id"]
-        self.wait_status(running[0], "running")
+        self.s.wait_status(running[0], "running")
         for tid in [queued] + running:
             r = self.s.request("DELETE", f"/v1/tasks/{tid}")
             self.assertEqual((r.status, r.json["status"]), (200, "cancelled"), r.raw)
@@ -173,7 +164,7 @@ class Routes(unittest.TestCase):
         self.assertTrue(head.startswith("HTTP/1.1 202"), head)
         self.assertIn("Location: /v1/tasks/", head)
         tid = json.loads(body)["task_id"]
-        self.wait_status(tid, "succeeded")
+        self.s.wait_status(tid, "succeeded")
         got = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", f"http://127.0.0.1:{self.s.port}/v1/tasks/{tid}"],
                              capture_output=True, text=True, timeout=scaled(10), check=True).stdout
         body, code = got.rsplit("\n", 1)
