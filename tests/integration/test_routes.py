@@ -3,7 +3,6 @@ import json
 import os
 import socket
 import subprocess
-import time
 import unittest
 
 from harness import Server, scaled, send
