@@ -53,7 +53,10 @@ po::options_description describe(config& c) {
     ("event-retention", po::value(&c.event_retention)->default_value(c.event_retention), "events kept for ?since= replay")
     ("task-retention", po::value(&c.task_retention)->default_value(c.task_retention), "finished tasks kept for GET and Idempotency-Key, oldest forgotten first")
     ("max-connections", po::value(&c.max_connections)->default_value(c.max_connections), "open connections on the public port (past it: reset at once)")
-    ("max-websockets", po::value(&c.max_websockets)->default_value(c.max_websockets), "open WebSocket streams (past it: 503 to the upgrade)");
+    ("max-websockets", po::value(&c.max_websockets)->default_value(c.max_websockets), "open WebSocket streams (past it: 503 to the upgrade)")
+    ("store", po::value(&c.store)->default_value(c.store), "sqlite (tasks survive restarts and crashes) or memory")
+    ("data-dir", po::value(&c.data_dir)->default_value(c.data_dir), "existing directory of the sqlite store (quiesce.db)")
+    ("lease-seconds", po::value(&c.lease_seconds)->default_value(c.lease_seconds), "how long a running task's lease lasts unrenewed (sqlite)");
   // clang-format on
   return d;
 }
@@ -156,6 +159,10 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
   check(c.task_retention > 0, "task-retention", "must be at least 1");
   check(c.max_connections > 0, "max-connections", "must be at least 1");
   check(c.max_websockets > 0, "max-websockets", "must be at least 1");
+  check(c.store == "sqlite" || c.store == "memory", "store", "must be sqlite or memory");
+  check(!c.data_dir.empty(), "data-dir", "must name a directory");
+  check(std::isfinite(c.lease_seconds) && c.lease_seconds >= 1, "lease-seconds",
+        "must be a number of seconds, 1 or more");
   log::parse_level(c.log_level);  // throws with the accepted values
   return c;
 }

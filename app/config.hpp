@@ -38,6 +38,9 @@ struct config {
   std::size_t task_retention = 10000;
   std::size_t max_connections = 10000;  // public listener, WebSocket streams included
   std::size_t max_websockets = 8000;
+  std::string store = "sqlite";   // or "memory": tasks lost with the process
+  std::string data_dir = "data";  // must exist: a missing volume is an error, not a new database
+  double lease_seconds = 30;
 };
 
 // Seconds with decimals, as the knobs are written.

@@ -45,42 +45,49 @@ response task_not_found() {
                        {{"error", "task_not_found"}, {"detail", "Task not found"}});
 }
 
-// The answer when a task was not admitted: 503 while draining, 429 when the queue is full.
-std::optional<response> refusal(const tasks::admission& a) {
+// The answer when a task was not admitted: 503 while draining, 429 when the queue is full, 503
+// when it could not be stored. Waits until a created task is stored: no 2xx before that.
+asio::awaitable<std::optional<response>> refusal(app_state& s, const tasks::admission& a) {
   if (a.outcome == tasks::admit_outcome::closed)
-    return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
+    co_return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
   if (a.outcome == tasks::admit_outcome::queue_full) {
     auto res = error_response(status::too_many_requests, "queue_full",
                               "the task queue is full (--queue-capacity); retry later");
     res.set(http::field::retry_after, "1");
-    return res;
+    co_return res;
   }
-  return std::nullopt;
+  if (a.outcome == tasks::admit_outcome::created && !co_await s.tasks.stored(a.task->id)) {
+    auto res = error_response(status::service_unavailable, "storage_unavailable",
+                              "the task could not be stored, so it was not accepted; retry later");
+    res.set(http::field::retry_after, "1");
+    co_return res;
+  }
+  co_return std::nullopt;
 }
 
 json::object task_body(const tasks::task_record& t) { return tasks::to_json(t); }
 
 // POST /v1/tasks: the body is optional; {"kind": ..., <parameters>}.
-response post_task(app_state& s, const request& req) {
+asio::awaitable<response> post_task(app_state& s, const request& req) {
   json::object params;
   std::string kind = "sleep";
   if (!req.body().empty()) {
     auto type = req[http::field::content_type];
     if (type.substr(0, type.find(';')) != "application/json")
-      return error_response(status::unsupported_media_type, "unsupported_media_type",
-                            "send the task as Content-Type: application/json");
+      co_return error_response(status::unsupported_media_type, "unsupported_media_type",
+                               "send the task as Content-Type: application/json");
     json::error_code ec;
     auto v = json::parse(req.body(), ec);
     if (ec)
-      return error_response(status::bad_request, "malformed_json",
-                            "the body is not valid JSON: " + ec.message());
+      co_return error_response(status::bad_request, "malformed_json",
+                               "the body is not valid JSON: " + ec.message());
     if (!v.is_object())
-      return error_response(status::bad_request, "malformed_json",
-                            "the body must be a JSON object");
+      co_return error_response(status::bad_request, "malformed_json",
+                               "the body must be a JSON object");
     params = std::move(v.as_object());
     if (auto k = params.if_contains("kind")) {
       if (!k->is_string())
-        return error_response(status::bad_request, "bad_parameter", "kind must be a string");
+        co_return error_response(status::bad_request, "bad_parameter", "kind must be a string");
       kind = k->as_string();
       params.erase("kind");
     }
@@ -88,31 +95,32 @@ response post_task(app_state& s, const request& req) {
   std::optional<std::string> key;
   if (auto k = req["Idempotency-Key"]; !k.empty()) {
     if (k.size() > 200)
-      return error_response(status::bad_request, "bad_parameter",
-                            "Idempotency-Key is longer than 200 characters");
+      co_return error_response(status::bad_request, "bad_parameter",
+                               "Idempotency-Key is longer than 200 characters");
     key = std::string(k);
   }
   tasks::admission a;
+  std::optional<response> bad;  // co_return cannot appear in a handler
   try {
     a = s.tasks.submit(kind, params, std::move(key));
   } catch (const tasks::bad_parameter& e) {
-    auto res = error_response(status::bad_request,
-                              e.field == "kind" ? "unknown_kind" : "bad_parameter", e.what());
-    return res;
+    bad = error_response(status::bad_request, e.field == "kind" ? "unknown_kind" : "bad_parameter",
+                         e.what());
   }
-  if (auto refused = refusal(a)) return std::move(*refused);
+  if (bad) co_return std::move(*bad);
+  if (auto refused = co_await refusal(s, a)) co_return std::move(*refused);
   auto res = json_response(status::accepted, task_body(*a.task));
   res.set(http::field::location, "/v1/tasks/" + a.task->id);
   if (a.outcome == tasks::admit_outcome::replayed) res.set("Idempotent-Replayed", "true");
-  return res;
+  co_return res;
 }
 
 // POST /v1/create-task/: the original's default task, its exact answer.
-response create_task(app_state& s) {
+asio::awaitable<response> create_task(app_state& s) {
   auto a = s.tasks.submit("sleep", {}, std::nullopt);
-  if (auto refused = refusal(a)) return std::move(*refused);
+  if (auto refused = co_await refusal(s, a)) co_return std::move(*refused);
   auto& id = a.task->id;
-  return json_response(status::ok, {{"message", "Task " + id + " Queued"}, {"task_id", id}});
+  co_return json_response(status::ok, {{"message", "Task " + id + " Queued"}, {"task_id", id}});
 }
 
 asio::awaitable<response> delete_task(app_state& s, std::string id) {
@@ -147,7 +155,7 @@ asio::awaitable<response> answer(app_state& s, request& req) {
   }
   if (path == "/v1/create-task/" || path == "/v1/create-task") {
     if (m != http::verb::post) co_return method_not_allowed("POST");
-    co_return create_task(s);
+    co_return co_await create_task(s);
   }
   if (path == "/v1/get_queue_length/" || path == "/v1/get_queue_length") {
     if (m != http::verb::get) co_return method_not_allowed("GET");
@@ -156,7 +164,7 @@ asio::awaitable<response> answer(app_state& s, request& req) {
   }
   if (path == "/v1/tasks") {
     if (m != http::verb::post) co_return method_not_allowed("POST");
-    co_return post_task(s, req);
+    co_return co_await post_task(s, req);
   }
   if (path.rfind(task_prefix, 0) == 0 && path.size() > task_prefix.size() &&
       path.find('/', task_prefix.size()) == std::string::npos) {

@@ -5,6 +5,7 @@
 #include "lifecycle/log.hpp"
 #include "net/listener.hpp"
 #include "tasks/memory_task_store.hpp"
+#include "tasks/sqlite_journal.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -86,11 +87,41 @@ int run_server(const config& cfg) {
   asio::io_context control(1);
   asio::thread_pool cpu(cfg.cpu_threads);
 
+  // The sqlite store: the journal makes every change durable before it is delivered, the
+  // memory store answers reads. Opening it is the first thing that can refuse a start.
+  const bool durable = cfg.store == "sqlite";
+  std::optional<tasks::sqlite_journal> journal;
+  tasks::stored_state stored;
+  if (durable) {
+    try {
+      journal.emplace(tasks::journal_settings{cfg.data_dir, cfg.task_retention, cfg.event_retention,
+                                              to_ms(cfg.lease_seconds), tasks::new_task_id()});
+      stored = journal->load();
+    } catch (const tasks::storage_error& e) {
+      log::error("cannot open the task store", {{"file", e.file}, {"error", e.what()}});
+      return exit_storage;
+    }
+  } else {
+    stored.epoch = tasks::new_task_id();  // a new epoch: nothing survives this process
+  }
   tasks::memory_task_store store(cfg.task_retention);
-  tasks::event_bus bus(tasks::new_task_id(), cfg.event_retention);
-  tasks::task_service service({cfg.workers, cfg.queue_capacity},
+  std::vector<tasks::task_record> unfinished;
+  for (auto& t : stored.tasks) {
+    store.insert(t);
+    if (!tasks::is_final(t.status)) unfinished.push_back(std::move(t));
+  }
+  tasks::event_bus bus(stored.epoch, cfg.event_retention, stored.last_seq,
+                       std::move(stored.events));
+  if (journal) {
+    journal->start([&bus](const std::vector<tasks::event_ptr>& events, std::uint64_t settled) {
+      bus.deliver(events, settled);
+    });
+    bus.attach(*journal);
+  }
+  tasks::task_service service({cfg.workers, cfg.queue_capacity, durable},
                               tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds}), store,
                               bus, cpu);
+  service.recover(unfinished);
   net::stream_settings ss;
   ss.send_queue_limit = cfg.ws_send_queue;
   ss.message_limit = cfg.ws_message_limit;
@@ -104,7 +135,7 @@ int run_server(const config& cfg) {
   lifecycle::drain_hooks hooks{
       .stop_admission = [&service] { service.stop_admission(); },
       .work_done = [&service] { return service.wait_idle(); },
-      .interrupt_queued = [&service] { service.interrupt_queued(); },
+      .interrupt_queued = [&service] { return service.interrupt_queued(); },
       .close_streams = [&hub](std::chrono::milliseconds spread) { return hub.close_all(spread); },
       .counts =
           [&service, &hub] {
@@ -162,6 +193,7 @@ int run_server(const config& cfg) {
                             {"threads", cfg.threads},
                             {"workers", cfg.workers},
                             {"epoch", bus.epoch()},
+                            {"store", durable ? journal->file().string() : "memory"},
                             {"pod", ss.pod}});
 
   int exit_code = 1;
@@ -189,6 +221,7 @@ int run_server(const config& cfg) {
   io.run();
   for (auto& t : threads) t.join();
   cpu.join();
+  if (journal) journal->stop();  // after the workers: their last changes are stored first
   return exit_code;
 }
 

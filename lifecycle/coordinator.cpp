@@ -102,7 +102,7 @@ asio::awaitable<void> coordinator::interrupt(const std::string& reason) {
   // Terminal reaches running tasks through their workers; they end `interrupted` and say so.
   tree_.workers.emit(asio::cancellation_type::terminal);
   co_await (tree_.workers.wait_empty() || elapsed(settings_.close_timeout));
-  hooks_.interrupt_queued();
+  co_await (hooks_.interrupt_queued() || elapsed(settings_.close_timeout));
   co_await hooks_.close_streams(milliseconds(0));
 }
 

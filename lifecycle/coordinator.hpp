@@ -27,7 +27,9 @@ struct drain_settings {
 struct drain_hooks {
   std::function<void()> stop_admission;                     // refuse new work from now on
   std::function<boost::asio::awaitable<void>()> work_done;  // no task queued or running
-  std::function<void()> interrupt_queued;                   // forced: mark queued tasks interrupted
+  // Forced: what is still queued is interrupted (or left queued for a durable store's next
+  // process) and its subscribers told; completes when told (bounded by close_timeout).
+  std::function<boost::asio::awaitable<void>()> interrupt_queued;
   // Tell every stream `draining` and close it 1012; complete when closed (bounded by the hook).
   std::function<boost::asio::awaitable<void>(std::chrono::milliseconds spread)> close_streams;
   std::function<boost::json::object()> counts;  // for the phase log lines

@@ -5,4 +5,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh build
 cmake --preset release >/dev/null
 cmake --build --preset release --target quiesce
+# The sqlite store's directory (--data-dir, default ./data) must exist: quiesce never creates
+# one, so that a missing volume is an error rather than an empty database.
+mkdir -p data
 exec build/release/app/quiesce "$@"

@@ -6,29 +6,95 @@
 
 namespace quiesce::tasks {
 
-event_bus::event_bus(std::string epoch, std::size_t retention)
-    : epoch_(std::move(epoch)), retention_(std::max<std::size_t>(retention, 1)) {}
+event_bus::event_bus(std::string epoch, std::size_t retention, std::uint64_t last_seq,
+                     std::vector<event_ptr> window)
+    : epoch_(std::move(epoch)),
+      retention_(std::max<std::size_t>(retention, 1)),
+      seq_(last_seq),
+      delivered_(last_seq),
+      settled_(last_seq) {
+  for (auto& e : window) window_.push_back(std::move(e));
+  while (window_.size() > retention_) window_.pop_front();
+}
 
-void event_bus::publish(std::string task_id, boost::json::object body) {
-  std::lock_guard lock(mutex_);
+event_ptr event_bus::stamp(std::string task_id, boost::json::object& body) {
   body["seq"] = ++seq_;
-  auto e = std::make_shared<const stream_event>(
+  ++published_;
+  return std::make_shared<const stream_event>(
       stream_event{seq_, std::move(task_id), boost::json::serialize(body)});
+}
+
+void event_bus::deliver_locked(const event_ptr& e) {
   window_.push_back(e);
   if (window_.size() > retention_) window_.pop_front();
+  delivered_ = e->seq;
   // Delivering under the lock is what keeps seq increasing on every stream.
   for (auto& s : sinks_) s->deliver(e);
+}
+
+void event_bus::publish(const task_record& t, boost::json::object body,
+                        std::function<void(bool)> on_stored) {
+  {
+    std::lock_guard lock(mutex_);
+    auto e = stamp(t.id, body);
+    if (journal_) {
+      // Appended under the lock, so the journal sees events in seq order.
+      journal_->append({t, std::move(e), std::move(on_stored)});
+      return;
+    }
+    deliver_locked(e);
+    settled_ = e->seq;
+  }
+  settled_changed_.notify_all();
+  // Outside the lock: the admission it completes takes the service's lock, which is held
+  // around other publishes.
+  if (on_stored) on_stored(true);
+}
+
+void event_bus::publish(std::string task_id, boost::json::object body) {
+  {
+    std::lock_guard lock(mutex_);
+    auto e = stamp(std::move(task_id), body);
+    deliver_locked(e);
+    settled_ = e->seq;
+  }
+  settled_changed_.notify_all();
+}
+
+void event_bus::deliver(const std::vector<event_ptr>& stored, std::uint64_t settled) {
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& e : stored) deliver_locked(e);
+    settled_ = std::max(settled_, settled);
+  }
+  settled_changed_.notify_all();
+}
+
+boost::asio::awaitable<void> event_bus::flush() {
+  std::uint64_t target = 0;
+  {
+    std::lock_guard lock(mutex_);
+    target = seq_;
+  }
+  for (;;) {
+    auto key = settled_changed_.prepare_wait();
+    {
+      std::lock_guard lock(mutex_);
+      if (settled_ >= target) co_return;
+    }
+    co_await settled_changed_.wait(key);
+  }
 }
 
 event_bus::replay event_bus::subscribe(std::shared_ptr<event_sink> sink,
                                        std::optional<std::uint64_t> since, bool same_epoch) {
   std::lock_guard lock(mutex_);
   replay r;
-  r.last_seq = seq_;
+  r.last_seq = delivered_;
   if (since || !same_epoch) {
     std::uint64_t after = same_epoch ? *since : 0;
-    std::uint64_t oldest_kept = window_.empty() ? seq_ + 1 : window_.front()->seq;
-    r.gap = after + 1 < oldest_kept && after < seq_;
+    std::uint64_t oldest_kept = window_.empty() ? delivered_ + 1 : window_.front()->seq;
+    r.gap = after + 1 < oldest_kept && after < delivered_;
     for (auto& e : window_)
       if (e->seq > after) r.events.push_back(e);
   }
@@ -53,9 +119,12 @@ void event_bus::unsubscribe(const event_sink* sink) {
 
 std::uint64_t event_bus::last_seq() const {
   std::lock_guard lock(mutex_);
-  return seq_;
+  return delivered_;
 }
 
-std::uint64_t event_bus::published() const { return last_seq(); }
+std::uint64_t event_bus::published() const {
+  std::lock_guard lock(mutex_);
+  return published_;
+}
 
 }  // namespace quiesce::tasks

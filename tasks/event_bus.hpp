@@ -1,7 +1,12 @@
-// Task events, numbered with one strictly increasing `seq` per process (the epoch), kept in a
-// bounded window for `?since=` replay, and handed to every stream in seq order.
+// Task events, numbered with one strictly increasing `seq` per epoch, kept in a bounded window
+// for `?since=` replay, and handed to every stream in seq order. Without a journal an event is
+// delivered as it is published; with one (the durable store), once the journal has stored it.
 #pragma once
 
+#include "lifecycle/event_count.hpp"
+#include "tasks/task_journal.hpp"
+
+#include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
 
 #include <cstdint>
@@ -15,13 +20,6 @@
 
 namespace quiesce::tasks {
 
-struct stream_event {
-  std::uint64_t seq;
-  std::string task_id;
-  std::string text;  // the serialised JSON frame, shared by every stream
-};
-using event_ptr = std::shared_ptr<const stream_event>;
-
 // A stream that receives events. deliver() is called with the bus locked, so it must only hand
 // the event over (post it to the stream's strand), never block.
 class event_sink {
@@ -32,9 +30,26 @@ class event_sink {
 
 class event_bus {
  public:
-  event_bus(std::string epoch, std::size_t retention);
+  // `last_seq` and `window`: what a durable store kept from earlier processes of this epoch.
+  event_bus(std::string epoch, std::size_t retention, std::uint64_t last_seq = 0,
+            std::vector<event_ptr> window = {});
 
+  // From then on every event goes through `j` before delivery. Set before the first publish.
+  void attach(task_journal& j) { journal_ = &j; }
+
+  // An event about task `t` (its state after the change). `on_stored` (admissions) is told
+  // whether it was stored; without a journal at once, after the bus's lock is released.
+  void publish(const task_record& t, boost::json::object body,
+               std::function<void(bool stored)> on_stored = {});
+  // An event with no task state to store (tests of the bus).
   void publish(std::string task_id, boost::json::object body);
+
+  // The journal's answer: `stored` events go out in seq order; every seq up to `settled` is
+  // either among them or was dropped (a refused admission).
+  void deliver(const std::vector<event_ptr>& stored, std::uint64_t settled);
+  // Completes once every event published before the call is delivered or dropped: the drain
+  // awaits it so that streams close only after their last events.
+  boost::asio::awaitable<void> flush();
 
   struct replay {
     std::vector<event_ptr> events;
@@ -49,14 +64,22 @@ class event_bus {
   void unsubscribe(const event_sink* sink);
 
   const std::string& epoch() const { return epoch_; }
-  std::uint64_t last_seq() const;
+  std::uint64_t last_seq() const;  // the last delivered
   std::uint64_t published() const;
 
  private:
+  event_ptr stamp(std::string task_id, boost::json::object& body);  // under mutex_
+  void deliver_locked(const event_ptr& e);
+
   const std::string epoch_;
   const std::size_t retention_;
+  task_journal* journal_ = nullptr;
   mutable std::mutex mutex_;
-  std::uint64_t seq_ = 0;
+  std::uint64_t seq_ = 0;        // the last stamped
+  std::uint64_t delivered_ = 0;  // the last delivered
+  std::uint64_t settled_ = 0;    // every seq up to it delivered or dropped
+  std::uint64_t published_ = 0;  // events published by this process
+  lifecycle::event_count settled_changed_;
   std::deque<event_ptr> window_;
   std::vector<std::shared_ptr<event_sink>> sinks_;                 // walked on every publish
   std::unordered_map<const event_sink*, std::size_t> sink_index_;  // O(1) unsubscribe

@@ -7,8 +7,22 @@ namespace quiesce::tasks {
 void memory_task_store::insert(const task_record& t) {
   std::lock_guard lock(mutex_);
   if (!tasks_.emplace(t.id, t).second) throw std::logic_error("duplicate task id " + t.id);
-  if (t.idempotency_key) keys_.emplace(*t.idempotency_key, t.id);
+  // The newest task holding a key wins (a durable store loads them oldest first).
+  if (t.idempotency_key) keys_.insert_or_assign(*t.idempotency_key, t.id);
   ++counts_[static_cast<std::size_t>(t.status)];
+  if (is_final(t.status)) {  // loaded from a durable store, in the order they finished
+    finished_.push_back(t.id);
+    if (finished_.size() > retention_) forget_oldest();
+  }
+}
+
+void memory_task_store::erase(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  auto it = tasks_.find(std::string(id));
+  if (it == tasks_.end()) return;
+  --counts_[static_cast<std::size_t>(it->second.status)];
+  drop_key(it->second);
+  tasks_.erase(it);
 }
 
 void memory_task_store::update(const task_record& t) {
@@ -25,11 +39,18 @@ void memory_task_store::update(const task_record& t) {
   }
 }
 
+void memory_task_store::drop_key(const task_record& t) {
+  if (!t.idempotency_key) return;
+  // Only if the key still names this task (a newer one may hold it).
+  if (auto k = keys_.find(*t.idempotency_key); k != keys_.end() && k->second == t.id)
+    keys_.erase(k);
+}
+
 void memory_task_store::forget_oldest() {
   auto it = tasks_.find(finished_.front());
   finished_.pop_front();
   --counts_[static_cast<std::size_t>(it->second.status)];
-  if (it->second.idempotency_key) keys_.erase(*it->second.idempotency_key);
+  drop_key(it->second);
   tasks_.erase(it);
 }
 

@@ -1,4 +1,5 @@
-// Task records in memory: lost with the process (durable storage comes with the SQLite store).
+// Task records in memory: the whole store with --store memory, and the cache every read is
+// answered from with --store sqlite (the journal makes changes durable; see task_journal.hpp).
 // Finished tasks are kept for `retention` more finishes, then forgotten with their idempotency
 // keys, oldest first: memory stays bounded however long the process runs.
 #pragma once
@@ -17,12 +18,14 @@ class memory_task_store final : public task_store {
 
   void insert(const task_record& t) override;
   void update(const task_record& t) override;
+  void erase(std::string_view id) override;
   std::optional<task_record> get(std::string_view id) const override;
   std::optional<task_record> find_by_idempotency_key(std::string_view key) const override;
   std::array<std::size_t, status_count> count_by_status() const override;
 
  private:
-  void forget_oldest();  // under mutex_
+  void forget_oldest();                 // under mutex_
+  void drop_key(const task_record& t);  // under mutex_
 
   mutable std::mutex mutex_;
   std::unordered_map<std::string, task_record> tasks_;

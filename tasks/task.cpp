@@ -57,9 +57,20 @@ void task_record::move_to(task_status to, time_point now) {
                            " to " + std::string(to_string(to)));
   status = to;
   message = status_message(id, to);
-  if (to == task_status::running) started_at = now;
+  if (to == task_status::running) {
+    started_at = now;
+    ++attempt;
+  }
   if (is_final(to)) finished_at = now;
   if (to == task_status::succeeded) progress = 1.0;
+}
+
+void task_record::requeue(std::string_view why) {
+  if (is_final(status)) throw std::logic_error("task " + id + " has ended; it cannot be requeued");
+  status = task_status::queued;
+  message = "Task " + id + " requeued: " + std::string(why);
+  started_at.reset();
+  progress = 0.0;
 }
 
 boost::json::object to_json(const task_record& t) {
@@ -79,6 +90,7 @@ boost::json::object to_json(const task_record& t) {
   o["finished_at"] = time(t.finished_at);
   o["result"] = t.result;
   o["error"] = t.error ? boost::json::value(*t.error) : boost::json::value(nullptr);
+  o["attempt"] = t.attempt;
   return o;
 }
 

@@ -16,7 +16,8 @@ inline constexpr std::size_t status_count = 6;
 
 std::string_view to_string(task_status s);
 bool is_final(task_status s);
-// The only transitions a task makes: queued -> running -> final, or queued -> final.
+// The transitions move_to makes: queued -> running -> final, or queued -> final. The one
+// way back, running -> queued, is requeue() (a durable store's shutdown or crash recovery).
 bool can_move(task_status from, task_status to);
 // "Task <id> queued", "... processed" (as the original), "... failed: why", and so on.
 std::string status_message(std::string_view id, task_status s);
@@ -36,9 +37,12 @@ struct task_record {
   boost::json::value result;  // null until succeeded
   std::optional<std::string> error;
   std::optional<std::string> idempotency_key;
+  int attempt = 0;  // how many times it started running; above 1 it is a retry
 
   // Moves to `to`, stamping times and the message. Throws std::logic_error on a bad transition.
   void move_to(task_status to, time_point now = std::chrono::system_clock::now());
+  // Back to `queued` with a reason, so that a later process runs it again (at least once).
+  void requeue(std::string_view why);
 };
 
 boost::json::object to_json(const task_record& t);

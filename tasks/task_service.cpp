@@ -13,10 +13,33 @@ task_service::task_service(service_settings settings, kind_registry kinds, task_
                            event_bus& bus, asio::thread_pool& cpu)
     : settings_(settings), kinds_(std::move(kinds)), store_(store), bus_(bus), cpu_(cpu) {}
 
-void task_service::publish(const task_record& t) {
+void task_service::publish(const task_record& t, std::function<void(bool)> on_stored) {
   auto body = to_json(t);
   body["type"] = "task";
-  bus_.publish(t.id, std::move(body));
+  bus_.publish(t, std::move(body), std::move(on_stored));
+}
+
+void task_service::publish_requeued(const task_record& t) {
+  auto body = to_json(t);
+  body["type"] = "task";
+  body["requeued"] = true;
+  bus_.publish(t, std::move(body));
+}
+
+void task_service::admitted(const std::string& id, bool stored) {
+  {
+    std::lock_guard lock(mutex_);
+    storing_.erase(id);
+    if (stored) {
+      queue_.push_back(id);
+    } else {
+      store_.erase(id);
+    }
+  }
+  if (stored) work_available_.notify_all();
+  // A drain waiting for idle counts admissions being stored.
+  task_ended_.notify_all();
+  admissions_.notify_all();
 }
 
 admission task_service::submit(std::string_view kind, const boost::json::object& params,
@@ -25,12 +48,13 @@ admission task_service::submit(std::string_view kind, const boost::json::object&
   if (!k) throw bad_parameter("kind", "unknown kind '" + std::string(kind) + "'");
   auto validated = k->validate(params);
 
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   if (idempotency_key)
     if (auto existing = store_.find_by_idempotency_key(*idempotency_key))
       return {admit_outcome::replayed, std::move(existing)};
   if (!accepting_) return {admit_outcome::closed, std::nullopt};
-  if (queue_.size() >= settings_.queue_capacity) return {admit_outcome::queue_full, std::nullopt};
+  if (queue_.size() + storing_.size() >= settings_.queue_capacity)
+    return {admit_outcome::queue_full, std::nullopt};
 
   task_record t;
   t.id = new_task_id();
@@ -40,11 +64,39 @@ admission task_service::submit(std::string_view kind, const boost::json::object&
   t.message = status_message(t.id, task_status::queued);
   t.idempotency_key = std::move(idempotency_key);
   store_.insert(t);
-  // Published before a worker can see it, so `queued` always precedes `running`.
-  publish(t);
-  queue_.push_back(t.id);
-  work_available_.notify_all();
+  storing_.insert(t.id);
+  // A worker sees the task only once its `queued` event is stored (and delivered), so
+  // `queued` always precedes `running`. Without a journal that is before publish() returns.
+  lock.unlock();
+  publish(t, [this, id = t.id](bool stored) { admitted(id, stored); });
   return {admit_outcome::created, std::move(t)};
+}
+
+asio::awaitable<bool> task_service::stored(std::string id) {
+  for (;;) {
+    auto key = admissions_.prepare_wait();
+    {
+      std::lock_guard lock(mutex_);
+      if (!storing_.contains(id)) co_return store_.get(id).has_value();
+    }
+    co_await admissions_.wait(key);
+  }
+}
+
+void task_service::recover(const std::vector<task_record>& unfinished) {
+  std::size_t rescued = 0;
+  for (auto t : unfinished) {
+    if (t.status == task_status::running) {
+      t.requeue("the process running it stopped before it ended");
+      store_.update(t);
+      publish_requeued(t);
+      ++rescued;
+    }
+    std::lock_guard lock(mutex_);
+    queue_.push_back(t.id);
+  }
+  if (!unfinished.empty())
+    log::always("tasks recovered", {{"queued", unfinished.size() - rescued}, {"rescued", rescued}});
 }
 
 std::optional<task_record> task_service::get(std::string_view id) const { return store_.get(id); }
@@ -111,24 +163,39 @@ asio::awaitable<void> task_service::wait_idle() {
     auto key = task_ended_.prepare_wait();
     {
       std::lock_guard lock(mutex_);
-      if (queue_.empty() && running_.empty()) co_return;
+      if (queue_.empty() && running_.empty() && storing_.empty()) break;
     }
     co_await task_ended_.wait(key);
   }
+  // Streams close after this: their last events must be out first.
+  co_await bus_.flush();
 }
 
-void task_service::interrupt_queued() {
-  std::lock_guard lock(mutex_);
-  for (auto& id : queue_) {
-    auto t = store_.get(id);
-    t->move_to(task_status::interrupted);
-    t->error = "the server shut down before the task started";
-    store_.update(*t);
-    publish(*t);
+asio::awaitable<void> task_service::interrupt_queued() {
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& id : queue_) {
+      auto t = store_.get(id);
+      if (settings_.requeue_on_shutdown) {
+        // Still queued in the store: the next process runs it. Its subscribers learn why.
+        t->requeue("the server shut down before it started; it runs after a restart");
+        store_.update(*t);
+        publish_requeued(*t);
+        continue;
+      }
+      t->move_to(task_status::interrupted);
+      t->error = "the server shut down before the task started";
+      store_.update(*t);
+      publish(*t);
+    }
+    if (!queue_.empty())
+      log::warn(settings_.requeue_on_shutdown ? "queued tasks left for a restart"
+                                              : "queued tasks interrupted",
+                {{"count", queue_.size()}});
+    queue_.clear();
   }
-  if (!queue_.empty()) log::warn("queued tasks interrupted", {{"count", queue_.size()}});
-  queue_.clear();
   task_ended_.notify_all();
+  co_await bus_.flush();
 }
 
 }  // namespace quiesce::tasks

@@ -15,12 +15,17 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 namespace quiesce::tasks {
 
 struct service_settings {
   std::size_t workers = 4;
   std::size_t queue_capacity = 1000;
+  // With a durable store, a task stopped by the deadline or a second signal goes back to
+  // `queued` for the next process instead of ending `interrupted`.
+  bool requeue_on_shutdown = false;
 };
 
 enum class admit_outcome { created, replayed, queue_full, closed };
@@ -42,9 +47,15 @@ class task_service {
                boost::asio::thread_pool& cpu);
 
   // Checks kind and parameters (throws bad_parameter, field "kind" for an unknown kind),
-  // then queues the task, unless the queue is full or admission is closed.
+  // then admits the task, unless the queue is full or admission is closed. A created task
+  // joins the queue once its `queued` event is stored: await stored() before answering.
   admission submit(std::string_view kind, const boost::json::object& params,
                    std::optional<std::string> idempotency_key);
+  // Whether task `id` (just created) was stored and queued; false: it was not, and is gone.
+  boost::asio::awaitable<bool> stored(std::string id);
+  // At start-up, before start(): what an earlier process left unfinished runs again, in the
+  // order it was created; a task that was running is requeued (its process died).
+  void recover(const std::vector<task_record>& unfinished);
   std::optional<task_record> get(std::string_view id) const;
   // Cancels a queued task at once, a running one through its worker; completes when it ended.
   boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel(
@@ -52,13 +63,14 @@ class task_service {
   task_counts counts() const;
   const kind_registry& kinds() const { return kinds_; }
 
-  // Lifecycle: spawn the workers into `group`; close admission; wait for an empty queue and
-  // no running task; mark what never started `interrupted`.
+  // Lifecycle: spawn the workers into `group`; close admission; wait for an empty queue, no
+  // running task and every event delivered; mark what never started `interrupted` (or, with
+  // requeue_on_shutdown, tell its subscribers it is requeued) and wait for those events.
   void start(boost::asio::io_context& io, lifecycle::task_group& group);
   void stop_admission();
   bool accepting() const;
   boost::asio::awaitable<void> wait_idle();
-  void interrupt_queued();
+  boost::asio::awaitable<void> interrupt_queued();
 
  private:
   struct running_task {
@@ -77,8 +89,11 @@ class task_service {
                                                    std::shared_ptr<boost::asio::steady_timer> t);
   next_task take_next(const boost::asio::any_io_executor& worker_executor);
   void finish(task_record& t, task_status status);
+  void requeue(task_record& t);  // stopped from above with a durable store
 
-  void publish(const task_record& t);
+  void publish(const task_record& t, std::function<void(bool)> on_stored = {});
+  void publish_requeued(const task_record& t);  // a `task` event with "requeued": true
+  void admitted(const std::string& id, bool stored);
 
   const service_settings settings_;
   const kind_registry kinds_;
@@ -88,10 +103,12 @@ class task_service {
 
   mutable std::mutex mutex_;
   std::deque<std::string> queue_;
+  std::unordered_set<std::string> storing_;  // created, waiting for their event to be stored
   std::unordered_map<std::string, running_task> running_;
   bool accepting_ = true;
   lifecycle::event_count work_available_;  // the queue grew, or admission closed
   lifecycle::event_count task_ended_;      // a task reached a final status
+  lifecycle::event_count admissions_;      // an admission was stored or refused
 };
 
 }  // namespace quiesce::tasks

@@ -38,7 +38,7 @@ void task_service::start(asio::io_context& io, lifecycle::task_group& group) {
 
 task_service::next_task task_service::take_next(const asio::any_io_executor& worker_executor) {
   std::lock_guard lock(mutex_);
-  if (queue_.empty()) return {std::nullopt, !accepting_};
+  if (queue_.empty()) return {std::nullopt, !accepting_ && storing_.empty()};
   auto id = std::move(queue_.front());
   queue_.pop_front();
   auto t = store_.get(id);
@@ -110,9 +110,13 @@ asio::awaitable<void> task_service::run_one(task_record t) {
     failure = std::current_exception();
   }
   if (failure) {
-    // Cancelled from above (deadline, second signal) is `interrupted`; anything else is the
-    // task's own failure.
+    // Cancelled from above (deadline, second signal) is `interrupted`, or with a durable store
+    // `queued` again for the next process; anything else is the task's own failure.
     auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none && settings_.requeue_on_shutdown) {
+      requeue(t);
+      co_return;
+    }
     if (cs.cancelled() != asio::cancellation_type::none) {
       status = task_status::interrupted;
       t.error = "interrupted by the shutdown deadline or a second signal";
@@ -122,6 +126,18 @@ asio::awaitable<void> task_service::run_one(task_record t) {
     }
   }
   finish(t, status);
+}
+
+void task_service::requeue(task_record& t) {
+  t.requeue("stopped by the shutdown deadline or a second signal; it runs again after a restart");
+  {
+    std::lock_guard lock(mutex_);
+    running_.erase(t.id);
+    store_.update(t);
+    publish_requeued(t);
+  }
+  log::info("task requeued", {{"task_id", t.id}, {"attempt", t.attempt}});
+  task_ended_.notify_all();
 }
 
 void task_service::finish(task_record& t, task_status status) {

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -25,8 +26,19 @@ def scaled(seconds):
 
 
 class Server:
-    def __init__(self, *args, env=None):
-        cmd = [BIN, "--bind", "127.0.0.1", "--port", "0", "--admin-port", "0", *map(str, args)]
+    """The server with its default store (sqlite) in a fresh data directory, or in `data_dir`
+    (a restart on the same data), or with the arguments' own --store/--data-dir."""
+
+    def __init__(self, *args, env=None, data_dir=None, wait_listening=True):
+        args = [str(a) for a in args]
+        self._tmp = None
+        if data_dir is None and "--data-dir" not in args and "--store" not in args:
+            self._tmp = tempfile.TemporaryDirectory(prefix="quiesce-data-")
+            data_dir = self._tmp.name
+        self.data_dir = data_dir
+        if data_dir is not None:
+            args += ["--data-dir", str(data_dir)]
+        cmd = [BIN, "--bind", "127.0.0.1", "--port", "0", "--admin-port", "0", *args]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("QUIESCE_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True)
@@ -34,6 +46,8 @@ class Server:
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        if not wait_listening:
+            return
         line = self.wait_log(lambda l: l.get("msg") == "listening", scaled(10))
         self.port = line["port"]
         self.admin_port = line["admin_port"]
@@ -108,6 +122,8 @@ class Server:
         # Under the sanitizer presets the server reports on its own output: any report fails
         # the test that started it, whatever the test asserted.
         reports = [l for l in self.lines if any(m in l for m in SANITIZER_MARKS)]
+        if self._tmp:
+            self._tmp.cleanup()
         if reports:
             raise AssertionError("sanitizer report from the server:\n" + "\n".join(self.lines[-60:]))
 

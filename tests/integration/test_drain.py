@@ -149,9 +149,10 @@ class DrainDelay(unittest.TestCase):
 
 
 class ForcedDrain(unittest.IsolatedAsyncioTestCase):
+    # With the memory store; the sqlite store requeues instead (test_durable.py).
     async def test_task_longer_than_the_shutdown_timeout_ends_interrupted_and_clients_are_told(self):
-        s = Server("--workers", "1", "--shutdown-timeout", str(scaled(0.5)), "--close-spread", "0",
-                   "--max-task-seconds", "60")
+        s = Server("--store", "memory", "--workers", "1", "--shutdown-timeout", str(scaled(0.5)),
+                   "--close-spread", "0", "--max-task-seconds", "60")
         try:
             ws = await websockets.connect(s.ws_url("/ws/watcher"))
             await ws.recv()
@@ -171,7 +172,7 @@ class ForcedDrain(unittest.IsolatedAsyncioTestCase):
             s.close()
 
     async def test_second_signal_forces_the_stop_at_once(self):
-        s = Server("--workers", "1", "--shutdown-timeout", "25", "--close-spread", "0")
+        s = Server("--store", "memory", "--workers", "1", "--shutdown-timeout", "25", "--close-spread", "0")
         try:
             ws = await websockets.connect(s.ws_url("/ws/w"))
             await ws.recv()

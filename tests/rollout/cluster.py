@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import sys
+import tempfile
 import time
 
 # The binary, the time scale of the sanitizer presets and the sanitizer report marks are the
@@ -41,9 +42,19 @@ async def http_get(port, path, timeout):
 
 
 class Pod:
-    def __init__(self, name, args, probe_period, on_ready_change):
+    """`data_dir`: the pod's volume (an emptyDir lives and dies with its pod; a container
+    restart or a StatefulSet's PersistentVolumeClaim hands it to the next process)."""
+
+    def __init__(self, name, args, probe_period, on_ready_change, data_dir=None):
         self.name = name
         self.args = [str(a) for a in args]
+        self._volume = None
+        if data_dir is None and "--store" not in self.args:
+            self._volume = tempfile.TemporaryDirectory(prefix=f"{name}-data-")
+            data_dir = self._volume.name
+        self.data_dir = data_dir
+        if data_dir is not None:
+            self.args += ["--data-dir", data_dir]
         self.probe_period = probe_period
         self.on_ready_change = on_ready_change
         self.lines = []

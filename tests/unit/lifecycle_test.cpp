@@ -129,7 +129,10 @@ drain_hooks hooks_for(recorded& r, asio::steady_timer& work) {
         auto [ec] = co_await work.async_wait(asio::as_tuple(asio::use_awaitable));
         if (!ec) r.calls.push_back("work_done");
       },
-      .interrupt_queued = [&r] { r.calls.push_back("interrupt_queued"); },
+      .interrupt_queued = [&r]() -> asio::awaitable<void> {
+        r.calls.push_back("interrupt_queued");
+        co_return;
+      },
       .close_streams = [&r](std::chrono::milliseconds) -> asio::awaitable<void> {
         r.calls.push_back("close_streams");
         co_return;

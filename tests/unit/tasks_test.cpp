@@ -266,7 +266,8 @@ BOOST_FIXTURE_TEST_CASE(cancel_ends_queued_and_running_tasks, service_fixture) {
 BOOST_FIXTURE_TEST_CASE(interrupt_marks_never_started_tasks, service_fixture) {
   auto id = service.submit("sleep", {}, std::nullopt).task->id;
   service.stop_admission();
-  service.interrupt_queued();
+  asio::co_spawn(io, service.interrupt_queued(), asio::detached);
+  io.run();
   BOOST_TEST((store.get(id)->status == task_status::interrupted));
   std::vector<std::string> want{"queued", "interrupted"};
   BOOST_TEST(statuses_of(id) == want, boost::test_tools::per_element());

@@ -1,0 +1,86 @@
+// The durable store: <data-dir>/quiesce.db, SQLite in WAL mode, written by one thread that
+// commits whatever was appended while it was busy as one transaction (group commit). Events
+// are handed back for delivery only once committed; see task_journal.hpp.
+#pragma once
+
+#include "tasks/task_journal.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+struct sqlite3;
+
+namespace quiesce::tasks {
+
+// A data directory or database that cannot be used: `file` names it, what() the cause.
+struct storage_error : std::runtime_error {
+  storage_error(std::string f, const std::string& cause)
+      : std::runtime_error(cause), file(std::move(f)) {}
+  std::string file;
+};
+
+struct journal_settings {
+  std::filesystem::path data_dir;
+  std::size_t task_retention = 10000;   // finished tasks kept, as the memory cache keeps them
+  std::size_t event_retention = 10000;  // events kept for ?since= replay
+  std::chrono::milliseconds lease{30000};
+  std::string owner;  // this process, written on the tasks it runs
+};
+
+// What earlier processes left in the data directory.
+struct stored_state {
+  std::string epoch;
+  std::uint64_t last_seq = 0;
+  std::vector<task_record> tasks;  // finished ones in the order they finished, then the rest
+  std::vector<event_ptr> events;   // the newest `event_retention`, oldest first
+};
+
+class sqlite_journal final : public task_journal {
+ public:
+  using deliver_fn = std::function<void(const std::vector<event_ptr>& stored, std::uint64_t)>;
+
+  // Opens <data_dir>/quiesce.db, creating or migrating its schema, and locks it for this
+  // process. Throws storage_error; never rewrites a file it cannot read.
+  explicit sqlite_journal(journal_settings s);
+  ~sqlite_journal() override;
+  sqlite_journal(const sqlite_journal&) = delete;
+  sqlite_journal& operator=(const sqlite_journal&) = delete;
+
+  const std::filesystem::path& file() const { return file_; }
+  stored_state load();
+  // Starts the writer thread; `deliver` is called from it after each commit.
+  void start(deliver_fn deliver);
+  void append(journal_entry e) override;
+  // Stores what was appended (one last attempt if storage is failing) and ends the writer.
+  void stop();
+  bool healthy() const;  // the last write succeeded
+
+ private:
+  void run();
+  bool write(const std::vector<journal_entry>& batch);
+  bool renew_leases();
+  void settle(std::vector<journal_entry>& batch, bool stored);
+
+  const journal_settings settings_;
+  const std::filesystem::path file_;
+  sqlite3* db_ = nullptr;
+  std::size_t finished_rows_ = 0;  // writer thread only
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<journal_entry> queue_;
+  bool stopping_ = false;
+  bool healthy_ = true;
+  deliver_fn deliver_;
+  std::thread writer_;
+};
+
+}  // namespace quiesce::tasks
