@@ -5,6 +5,7 @@
 #include "tasks/task_service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
@@ -271,4 +272,100 @@ BOOST_FIXTURE_TEST_CASE(interrupt_marks_never_started_tasks, service_fixture) {
   BOOST_TEST((store.get(id)->status == task_status::interrupted));
   std::vector<std::string> want{"queued", "interrupted"};
   BOOST_TEST(statuses_of(id) == want, boost::test_tools::per_element());
+}
+
+namespace {
+// A journal that holds entries until the test says whether they were stored.
+struct held_journal : task_journal {
+  std::vector<journal_entry> held;
+  void append(journal_entry e) override { held.push_back(std::move(e)); }
+};
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(an_admission_that_was_not_stored_is_refused_and_forgotten,
+                        service_fixture) {
+  held_journal journal;
+  bus.attach(journal);
+  auto a = service.submit("sleep", {}, "key-1");
+  BOOST_TEST((a.outcome == admit_outcome::created));
+  BOOST_TEST(service.counts().queued == 0u);  // not runnable before it is stored
+  BOOST_TEST(sink->got.empty());              // and no client has heard of it
+  std::optional<bool> stored;
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { stored = co_await service.stored(a.task->id); },
+      asio::detached);
+  io.poll();
+  BOOST_TEST(!stored.has_value());  // the answer waits for the journal
+  BOOST_REQUIRE(journal.held.size() == 1u);
+  bus.deliver({}, journal.held[0].event->seq);  // dropped, as a failed commit drops it
+  journal.held[0].on_stored(false);
+  io.restart();
+  io.run_for(200ms);
+  BOOST_TEST((stored == std::optional<bool>(false)));
+  BOOST_TEST(!store.get(a.task->id).has_value());
+  BOOST_TEST(!store.find_by_idempotency_key("key-1").has_value());
+  BOOST_TEST(service.counts().queued == 0u);
+  BOOST_TEST(sink->got.empty());
+  // The key is free again: a retry creates the task, and once stored it is queued.
+  auto b = service.submit("sleep", {}, "key-1");
+  BOOST_TEST((b.outcome == admit_outcome::created));
+  BOOST_REQUIRE(journal.held.size() == 2u);
+  bus.deliver({journal.held[1].event}, journal.held[1].event->seq);
+  journal.held[1].on_stored(true);
+  BOOST_TEST(service.counts().queued == 1u);
+  BOOST_TEST(sink->got.size() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(recovery_requeues_a_dead_process_running_task_as_a_retry, service_fixture) {
+  task_record was_running;
+  was_running.id = "r";
+  was_running.kind = "sleep";
+  was_running.params = {{"seconds", 0.05}};
+  was_running.move_to(task_status::running);
+  task_record was_queued;
+  was_queued.id = "q";
+  was_queued.kind = "sleep";
+  was_queued.params = {{"seconds", 0.05}};
+  store.insert(was_running);
+  store.insert(was_queued);
+  service.recover({was_running, was_queued});
+  BOOST_TEST(service.counts().queued == 2u);
+  auto first = boost::json::parse(sink->got.at(0)->text);
+  BOOST_TEST(first.at("task_id").as_string() == "r");
+  BOOST_TEST(first.at("status").as_string() == "queued");
+  BOOST_TEST(first.at("requeued").as_bool());
+  service.stop_admission();
+  service.start(io, workers);
+  io.run_for(2s);
+  BOOST_TEST((store.get("r")->status == task_status::succeeded));
+  BOOST_TEST(store.get("r")->attempt == 2);  // its events say it is a retry
+  BOOST_TEST(store.get("q")->attempt == 1);
+  auto last = boost::json::parse(sink->got.back()->text);
+  BOOST_TEST(last.at("status").as_string() == "succeeded");
+}
+
+BOOST_FIXTURE_TEST_CASE(with_a_durable_store_the_deadline_requeues_instead_of_interrupting,
+                        service_fixture) {
+  task_service durable{{1, 3, true}, builtin_kinds({0.05, 10}), store, bus, cpu};
+  auto running = durable.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto queued = durable.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  durable.start(io, workers);
+  io.run_for(100ms);
+  BOOST_TEST((store.get(running)->status == task_status::running));
+  durable.stop_admission();
+  workers.emit(asio::cancellation_type::terminal);
+  io.run_for(200ms);
+  io.restart();  // the workers have ended: run_for stopped the context
+  asio::co_spawn(io, durable.interrupt_queued(), asio::detached);
+  io.run_for(200ms);
+  for (auto& id : {running, queued}) {
+    BOOST_TEST((store.get(id)->status == task_status::queued));
+    bool told = false;
+    for (auto& e : sink->got) {
+      auto v = boost::json::parse(e->text);
+      told |= v.at("task_id").as_string() == id && v.as_object().contains("requeued");
+    }
+    BOOST_TEST(told);
+  }
+  BOOST_TEST(store.get(running)->attempt == 1);
 }
