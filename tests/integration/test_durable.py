@@ -47,6 +47,7 @@ class Follower:
         self.final = {}  # task_id -> final status seen
         self.requeued = set()
         self.attempts = {}  # task_id -> highest attempt seen
+        self.on_final = None  # called at once when a task's final event arrives
 
     async def follow(self, server, hello_seen):
         url = server.ws_url("/v1/events" + (f"?since={self.last_seq}&epoch={self.epoch}" if self.epoch else ""))
@@ -69,6 +70,8 @@ class Follower:
                             self.requeued.add(f["task_id"])
                         if f["status"] not in ("queued", "running"):
                             self.final[f["task_id"]] = f["status"]
+                            if self.on_final:
+                                self.on_final()
         except (websockets.ConnectionClosed, OSError):
             pass  # the server was killed (or drained): resume on the next one
 
@@ -114,7 +117,7 @@ class CrashRounds(unittest.IsolatedAsyncioTestCase):
             return sorted({l["task_id"] for l in s.logs() if l.get("msg") == "task ended"} & finished_before)
 
         try:
-            for _ in range(ROUNDS):
+            for rnd in range(ROUNDS):
                 s, follow, finished_before = await restart()
                 try:
                     stop = threading.Event()
@@ -123,7 +126,15 @@ class CrashRounds(unittest.IsolatedAsyncioTestCase):
                     for p in posters:
                         p.start()
                     await asyncio.sleep(rng.uniform(0.2, 1.5) * scaled(1))
-                    s.proc.kill()  # SIGKILL: no drain, no flush
+                    if rnd % 2:
+                        # The instant a client learns a task ended: had the event gone out before
+                        # its commit, the restart would run that task again.
+                        killed = asyncio.Event()
+                        follower.on_final = lambda: (s.proc.kill(), killed.set())
+                        await asyncio.wait_for(killed.wait(), scaled(5))
+                        follower.on_final = None
+                    else:
+                        s.proc.kill()  # SIGKILL: no drain, no flush
                     s.wait(scaled(5))
                     stop.set()
                     for p in posters:
