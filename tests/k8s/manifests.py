@@ -18,6 +18,12 @@ def load(name):
         return yaml.safe_load(f)
 
 
+def load_all(name):
+    """Every object of a multi-document file, by kind."""
+    with open(os.path.join(K8S, name)) as f:
+        return {o["kind"]: o for o in yaml.safe_load_all(f) if o}
+
+
 def deployment():
     return load("deployment.yaml")
 

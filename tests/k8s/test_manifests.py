@@ -12,7 +12,7 @@ import manifests as m
 from harness import Server, scaled
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-API_OBJECTS = ["deployment.yaml", "service.yaml", "pdb.yaml"]
+API_OBJECTS = ["deployment.yaml", "service.yaml", "pdb.yaml", "variants/statefulset.yaml"]
 
 
 def validate(*files, stdin=None):
@@ -31,7 +31,7 @@ class Schemas(unittest.TestCase):
         r = validate(*(os.path.join(m.K8S, f) for f in API_OBJECTS))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(re.findall(r"^ok +(\w+)/", r.stdout, re.M),
-                         ["Deployment", "Service", "PodDisruptionBudget"])
+                         ["Deployment", "Service", "PodDisruptionBudget", "Service", "StatefulSet"])
 
     def test_the_validator_rejects_a_wrong_field_type(self):
         with open(os.path.join(m.K8S, "deployment.yaml")) as f:
@@ -124,6 +124,29 @@ class Timings(unittest.TestCase):
         self.assertEqual(sc["capabilities"]["drop"], ["ALL"])
         exposed = sorted(map(int, re.search(r"^EXPOSE (.*)$", image, re.M).group(1).split()))
         self.assertEqual(sorted(p["containerPort"] for p in self.c["ports"]), exposed)
+
+    def test_the_store_lives_on_a_volume_the_servers_user_can_write(self):
+        pod = self.dep["spec"]["template"]["spec"]
+        data_dir = m.literal_env(self.c)["QUIESCE_DATA_DIR"]
+        (mount,) = [v for v in self.c["volumeMounts"] if v["mountPath"] == data_dir]
+        self.assertFalse(mount.get("readOnly", False))
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        self.assertIn("emptyDir", volume, "the Deployment's store lasts as long as its pod")
+        self.assertEqual(pod["securityContext"]["fsGroup"], pod["securityContext"]["runAsGroup"])
+
+    def test_the_statefulset_variant_runs_the_deployments_pod_on_a_claim(self):
+        variant = m.load_all("variants/statefulset.yaml")
+        sts = variant["StatefulSet"]["spec"]
+        dep_pod = {k: v for k, v in self.dep["spec"]["template"]["spec"].items() if k != "volumes"}
+        self.assertEqual(sts["template"]["metadata"], self.dep["spec"]["template"]["metadata"])
+        self.assertEqual(sts["template"]["spec"], dep_pod, "the variant's pod drifted from deployment.yaml")
+        (claim,) = sts["volumeClaimTemplates"]
+        (mount,) = self.c["volumeMounts"]
+        self.assertEqual(claim["metadata"]["name"], mount["name"])
+        self.assertEqual(claim["spec"]["accessModes"], ["ReadWriteOnce"])
+        self.assertEqual(sts["serviceName"], variant["Service"]["metadata"]["name"])
+        self.assertEqual(variant["Service"]["spec"]["clusterIP"], "None")
+        self.assertEqual(sts["persistentVolumeClaimRetentionPolicy"]["whenDeleted"], "Retain")
 
 
 if __name__ == "__main__":
