@@ -118,6 +118,13 @@ int run_server(const config& cfg) {
     });
     bus.attach(*journal);
   }
+  // On every way out the writer stops (storing what is left) before the bus it delivers to goes.
+  struct journal_stopper {
+    std::optional<tasks::sqlite_journal>& j;
+    ~journal_stopper() {
+      if (j) j->stop();
+    }
+  } stop_journal{journal};
   tasks::task_service service({cfg.workers, cfg.queue_capacity, durable},
                               tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds}), store,
                               bus, cpu);
@@ -221,7 +228,6 @@ int run_server(const config& cfg) {
   io.run();
   for (auto& t : threads) t.join();
   cpu.join();
-  if (journal) journal->stop();  // after the workers: their last changes are stored first
   return exit_code;
 }
 

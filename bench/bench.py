@@ -24,6 +24,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
 ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
 ap.add_argument("--quick", action="store_true", help="shorter runs, fewer repetitions")
+ap.add_argument("--only", choices=["durability"], help="run one group and print its table")
 opts = ap.parse_args()
 os.environ["QUIESCE_BIN"] = os.path.join(opts.build, "app", "quiesce")
 WSLOAD = os.path.join(opts.build, "bench", "quiesce-wsload")
@@ -267,8 +268,70 @@ def bench_exit_with_queue():
             "running_tasks_end_to_exit_ms": exited - blockers_end}
 
 
+# --- durability -------------------------------------------------------------------------------
+def bench_durability():
+    """POST /v1/tasks with the memory store and the sqlite store (WAL, synchronous=FULL, group
+    commit) on the same machine in one go; each task runs to its end (0 s), so the journal writes
+    its queued, running and succeeded changes. Then how long a start-up takes to load 10,000
+    stored tasks."""
+    out = {}
+    for store in ("memory", "sqlite"):
+        for conns in (64, 1):
+            log(f"durability: {store}, {conns} connection(s)")
+            s = quiesce(threads=2, store=store)
+            try:
+                out[f"{store}_c{conns}"] = wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua",
+                                               threads=min(2, conns), conns=conns)
+            finally:
+                s.close()
+    with tempfile.TemporaryDirectory() as d:
+        s = quiesce(threads=2, data_dir=d, task_retention=10000)
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", s.port)
+            for _ in range(10000):
+                conn.request("POST", "/v1/tasks", body='{"seconds":0}', headers={"Content-Type": "application/json"})
+                conn.getresponse().read()
+            s.signal(signal.SIGTERM)
+            s.wait(60)
+        finally:
+            s.close()
+        starts = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            s = quiesce(threads=2, data_dir=d, task_retention=10000)
+            starts.append((time.monotonic() - t0) * 1000)
+            s.signal(signal.SIGTERM)
+            s.wait(60)
+            s.close()
+        out["start_with_10000_tasks_ms"] = sorted(starts)[len(starts) // 2]
+        out["db_mib"] = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)) / 2**20
+    out["ratio_c64"] = out["sqlite_c64"]["rps"] / out["memory_c64"]["rps"]
+    out["ratio_c1"] = out["sqlite_c1"]["rps"] / out["memory_c1"]["rps"]
+    return out
+
+
+def print_durability(r):
+    print("| POST /v1/tasks | connections | req/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|")
+    for conns in (64, 1):
+        for store in ("memory", "sqlite"):
+            m = r[f"{store}_c{conns}"]
+            print(f"| {store} | {conns} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} |")
+    print(f"\nsqlite / memory throughput: {r['ratio_c64']:.2f} at 64 connections, {r['ratio_c1']:.2f} at 1; "
+          f"start-up with 10,000 stored tasks: {r['start_with_10000_tasks_ms']:.0f} ms (to `listening`, "
+          f"median of 5; database {r['db_mib']:.1f} MiB)")
+
+
+if opts.only == "durability":
+    r = bench_durability()
+    print_durability(r)
+    with open(opts.out.replace(".json", "-durability.json"), "w") as f:
+        json.dump({"machine": results["machine"], "durability": r}, f, indent=1)
+    sys.exit(0)
+
 # --- run --------------------------------------------------------------------------------------
 results["http"] = bench_http()
+results["durability"] = bench_durability()
 results["capacity"] = [bench_capacity(1000), bench_capacity(BIG)]
 results["fanout"] = [bench_fanout(1000), bench_fanout(BIG)]
 results["rate_1000"] = bench_rate(1000)
@@ -282,6 +345,7 @@ targets = [
     ("POST /v1/tasks >= 0.5 x nginx (2 threads)", h["threads_2"]["post_ratio"], ">=", 0.5),
     ("GET /readyz >= 0.7 x nginx (1 thread)", h["threads_1"]["readyz_ratio"], ">=", 0.7),
     ("GET /readyz >= 0.7 x nginx (2 threads)", h["threads_2"]["readyz_ratio"], ">=", 0.7),
+    ("POST /v1/tasks sqlite >= 0.5 x memory (64 connections)", results["durability"]["ratio_c64"], ">=", 0.5),
     (f"RSS per idle WebSocket at {BIG} <= 12 KiB", results["capacity"][1]["kib_per_connection"], "<=", 12),
     (f"fan-out to {BIG}: p99 <= 50 ms", results["fanout"][1]["p99_ms"], "<=", 50),
     ("frames/s to 1,000 subscribers >= 300,000", results["rate_1000"]["best_frames_per_second"], ">=", 300000),
@@ -311,6 +375,8 @@ for t in (1, 2):
               f"{m['rps'] / r['nginx_fixed_202']['rps']:.2f} |")
 print(f"\nCPU per task end to end (POST /v1/tasks at saturation): "
       f"{h['threads_1']['cpu_us_per_task']:.0f} us (1 thread), {h['threads_2']['cpu_us_per_task']:.0f} us (2 threads)\n")
+print_durability(results["durability"])
+print()
 print("| WebSockets | value |")
 print("|---|---|")
 for c in results["capacity"]:

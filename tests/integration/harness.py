@@ -32,7 +32,8 @@ class Server:
     def __init__(self, *args, env=None, data_dir=None, wait_listening=True):
         args = [str(a) for a in args]
         self._tmp = None
-        if data_dir is None and "--data-dir" not in args and "--store" not in args:
+        memory = "--store" in args and args[args.index("--store") + 1] == "memory"
+        if data_dir is None and "--data-dir" not in args and not memory:
             self._tmp = tempfile.TemporaryDirectory(prefix="quiesce-data-")
             data_dir = self._tmp.name
         self.data_dir = data_dir
