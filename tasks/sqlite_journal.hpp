@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -69,10 +70,15 @@ class sqlite_journal final : public task_journal {
   bool renew_leases();
   void settle(std::vector<journal_entry>& batch, bool stored);
 
+  struct statements;
+
   const journal_settings settings_;
   const std::filesystem::path file_;
   sqlite3* db_ = nullptr;
-  std::size_t finished_rows_ = 0;  // writer thread only
+  std::unique_ptr<statements> statements_;   // writer thread only, once started
+  std::size_t finished_rows_ = 0;            // writer thread only
+  std::uint64_t pruned_through_ = 0;         // writer thread only
+  std::uint64_t commits_ = 0, changes_ = 0;  // writer thread only
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -27,9 +27,13 @@ void task_service::publish_requeued(const task_record& t) {
 }
 
 void task_service::admitted(const std::string& id, bool stored) {
+  std::shared_ptr<storing> waiting;
   {
     std::lock_guard lock(mutex_);
-    storing_.erase(id);
+    auto it = storing_.find(id);
+    waiting = std::move(it->second);
+    waiting->stored = stored;
+    storing_.erase(it);
     if (stored) {
       queue_.push_back(id);
     } else {
@@ -39,7 +43,7 @@ void task_service::admitted(const std::string& id, bool stored) {
   if (stored) work_available_.notify_all();
   // A drain waiting for idle counts admissions being stored.
   task_ended_.notify_all();
-  admissions_.notify_all();
+  waiting->answered.notify_all();
 }
 
 admission task_service::submit(std::string_view kind, const boost::json::object& params,
@@ -64,7 +68,7 @@ admission task_service::submit(std::string_view kind, const boost::json::object&
   t.message = status_message(t.id, task_status::queued);
   t.idempotency_key = std::move(idempotency_key);
   store_.insert(t);
-  storing_.insert(t.id);
+  storing_.emplace(t.id, std::make_shared<storing>());
   // A worker sees the task only once its `queued` event is stored (and delivered), so
   // `queued` always precedes `running`. Without a journal that is before publish() returns.
   lock.unlock();
@@ -73,13 +77,20 @@ admission task_service::submit(std::string_view kind, const boost::json::object&
 }
 
 asio::awaitable<bool> task_service::stored(std::string id) {
+  std::shared_ptr<storing> waiting;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = storing_.find(id);
+    if (it == storing_.end()) co_return store_.get(id).has_value();  // answered already
+    waiting = it->second;
+  }
   for (;;) {
-    auto key = admissions_.prepare_wait();
+    auto key = waiting->answered.prepare_wait();
     {
       std::lock_guard lock(mutex_);
-      if (!storing_.contains(id)) co_return store_.get(id).has_value();
+      if (waiting->stored) co_return *waiting->stored;
     }
-    co_await admissions_.wait(key);
+    co_await waiting->answered.wait(key);
   }
 }
 

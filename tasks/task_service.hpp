@@ -15,7 +15,6 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace quiesce::tasks {
@@ -103,12 +102,17 @@ class task_service {
 
   mutable std::mutex mutex_;
   std::deque<std::string> queue_;
-  std::unordered_set<std::string> storing_;  // created, waiting for their event to be stored
+  // An admission waiting for the journal; its POST waits on `answered` alone (one wake-up per
+  // answer, not one per commit for every POST in flight).
+  struct storing {
+    lifecycle::event_count answered;
+    std::optional<bool> stored;  // under mutex_
+  };
+  std::unordered_map<std::string, std::shared_ptr<storing>> storing_;
   std::unordered_map<std::string, running_task> running_;
   bool accepting_ = true;
   lifecycle::event_count work_available_;  // the queue grew, or admission closed
   lifecycle::event_count task_ended_;      // a task reached a final status
-  lifecycle::event_count admissions_;      // an admission was stored or refused
 };
 
 }  // namespace quiesce::tasks
