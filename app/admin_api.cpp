@@ -31,7 +31,9 @@ response status_body(app_state& s) {
                                     {"deadline_in_ms", deadline ? boost::json::value(ms(deadline))
                                                                 : boost::json::value(nullptr)},
                                     {"epoch", s.bus.epoch()},
-                                    {"last_seq", s.bus.last_seq()}});
+                                    {"last_seq", s.bus.last_seq()},
+                                    {"store", s.journal ? "sqlite" : "memory"},
+                                    {"store_healthy", !s.journal || s.journal->healthy()}});
 }
 
 // Prometheus text format 0.0.4.
@@ -63,6 +65,9 @@ response metrics(app_state& s) {
   family("quiesce_websockets_dropped_slow_total", "counter",
          "Streams closed 1013 for not keeping up.");
   m << "quiesce_websockets_dropped_slow_total " << s.streams.dropped_slow() << '\n';
+  family("quiesce_store_healthy", "gauge",
+         "1 if the last write to the task store succeeded (always 1 with --store memory).");
+  m << "quiesce_store_healthy " << (!s.journal || s.journal->healthy() ? 1 : 0) << '\n';
   family("quiesce_drain_phase", "gauge", "1 for the phase the process is in.");
   for (auto p : {lifecycle::phase::running, lifecycle::phase::draining, lifecycle::phase::closing,
                  lifecycle::phase::terminating, lifecycle::phase::stopped})

@@ -6,6 +6,7 @@
 #include "net/http_session.hpp"
 #include "net/stream_hub.hpp"
 #include "tasks/event_bus.hpp"
+#include "tasks/sqlite_journal.hpp"
 #include "tasks/task_service.hpp"
 
 namespace quiesce::app {
@@ -17,6 +18,7 @@ struct app_state {
   net::stream_hub& streams;
   const lifecycle::phase_state& phase;
   const net::connection_limit& connections;  // the public listener's
+  const tasks::sqlite_journal* journal;      // null with --store memory
 };
 
 net::http_routes public_routes(app_state& s);  // public_api.cpp

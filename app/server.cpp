@@ -158,7 +158,8 @@ int run_server(const config& cfg) {
   net::connection_limit public_connections(cfg.max_connections);
   // The admin port serves the kubelet's probes and is not exposed outside the pod.
   net::connection_limit admin_connections(std::numeric_limits<std::size_t>::max());
-  app_state state{cfg, service, bus, hub, coord.state(), public_connections};
+  app_state state{
+      cfg, service, bus, hub, coord.state(), public_connections, journal ? &*journal : nullptr};
 
   net::http_limits limits{cfg.header_limit, cfg.body_limit, to_ms(cfg.idle_timeout),
                           to_ms(cfg.header_timeout)};

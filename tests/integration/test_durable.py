@@ -347,12 +347,14 @@ class FullDisk(unittest.TestCase):
                                             "refused": len(refused)}), flush=True)
             self.assertTrue(any(l.get("msg") == "cannot store task changes" and "full" in l["error"]
                                 for l in s.logs()), "the log names the cause")
+            self.assertFalse(s.request("GET", "/v1/status", admin=True).json["store_healthy"])
             os.remove(os.path.join(self.mnt, "filler"))
             # Space again: the tasks accepted before all finish; new ones are accepted.
             for r in before:
                 s.wait_status(r.json["task_id"], "succeeded", timeout=10)
             after = self.post(s, "after")
             self.assertEqual(after.status, 202)
+            self.assertTrue(s.request("GET", "/v1/status", admin=True).json["store_healthy"])
             s.wait_status(after.json["task_id"], "succeeded", timeout=10)
             s.signal(signal.SIGTERM)
             self.assertEqual(s.wait(scaled(5)), 0)
