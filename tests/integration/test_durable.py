@@ -103,7 +103,10 @@ class CrashRounds(unittest.IsolatedAsyncioTestCase):
         reruns, absent_after_restart = [], []
 
         async def restart():
-            """A server on the data directory; checks what it kept; the follower resumes."""
+            """A server on the data directory; checks what it kept; the follower resumes.
+            Also returns the tasks the client had seen finish before this server started (read
+            first: the follower sees this server's own events as soon as it has said hello)."""
+            finished_before = {t for t, st in follower.final.items() if st == "succeeded"}
             s = Server(*args, data_dir=data.name)
             stats["rescued"] += sum(l.get("rescued", 0) for l in s.logs() if l.get("msg") == "tasks recovered")
             # Every task that got a 202 before any kill is there after the restart.
@@ -111,7 +114,7 @@ class CrashRounds(unittest.IsolatedAsyncioTestCase):
             hello = asyncio.Event()
             follow = asyncio.create_task(follower.follow(s, hello))
             await asyncio.wait_for(hello.wait(), scaled(5))
-            return s, follow, {t for t, st in follower.final.items() if st == "succeeded"}
+            return s, follow, finished_before
 
         def ran_again(s, finished_before):
             return sorted({l["task_id"] for l in s.logs() if l.get("msg") == "task ended"} & finished_before)
