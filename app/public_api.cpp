@@ -3,7 +3,10 @@
 
 #include "tasks/task_kind.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/url/parse.hpp>
 
@@ -14,6 +17,7 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using net::error_response;
 namespace http = net::http;
+using namespace asio::experimental::awaitable_operators;
 using http::status;
 using net::json_response;
 using net::request;
@@ -66,6 +70,14 @@ asio::awaitable<std::optional<response>> refusal(app_state& s, const tasks::admi
 }
 
 json::object task_body(const tasks::task_record& t) { return tasks::to_json(t); }
+
+// A GET answers from memory, where a change lands before the journal has stored it: waiting
+// until what was published so far is stored (a commit or two) means a GET never shows a state a
+// crash could undo, as the event stream never does. Bounded: a failing disk must not hang it.
+asio::awaitable<void> stored_so_far(app_state& s) {
+  asio::steady_timer bound(co_await asio::this_coro::executor, std::chrono::seconds(1));
+  co_await (s.bus.flush() || bound.async_wait(asio::use_awaitable));
+}
 
 // POST /v1/tasks: the body is optional; {"kind": ..., <parameters>}.
 asio::awaitable<response> post_task(app_state& s, const request& req) {
@@ -170,6 +182,7 @@ asio::awaitable<response> answer(app_state& s, request& req) {
       path.find('/', task_prefix.size()) == std::string::npos) {
     auto id = path.substr(task_prefix.size());
     if (m == http::verb::get) {
+      co_await stored_so_far(s);
       auto t = s.tasks.get(id);
       if (!t) co_return task_not_found();
       co_return json_response(status::ok, task_body(*t));

@@ -188,7 +188,10 @@ class Deadline(unittest.IsolatedAsyncioTestCase):
         try:
             ws = await websockets.connect(s.ws_url("/v1/events"))
             await ws.recv()
-            ids = [s.request("POST", "/v1/tasks", {"kind": "sleep", "seconds": 2}).json["task_id"] for _ in range(3)]
+            # Longer than the (scaled) shutdown timeout, short enough to finish after the restart.
+            seconds = scaled(0.5) + 1.5
+            ids = [s.request("POST", "/v1/tasks", {"kind": "sleep", "seconds": seconds}).json["task_id"]
+                   for _ in range(3)]
             for t in ids[:2]:
                 s.wait_status(t, "running")
             s.signal(signal.SIGTERM)
@@ -203,7 +206,7 @@ class Deadline(unittest.IsolatedAsyncioTestCase):
         self.assertEqual({t: stored_statuses(data.name)[t] for t in ids}, {t: "queued" for t in ids})
         s = Server("--workers", "2", data_dir=data.name)
         try:
-            done = [s.wait_status(t, "succeeded", timeout=10).json for t in ids]
+            done = [s.wait_status(t, "succeeded", timeout=15).json for t in ids]
             self.assertEqual([d["attempt"] for d in done], [2, 2, 1], "the two that had started are retries")
             s.signal(signal.SIGTERM)
             self.assertEqual(s.wait(scaled(5)), 0)
