@@ -50,7 +50,7 @@ response task_not_found() {
 }
 
 // The answer when a task was not admitted: 503 while draining, 429 when the queue is full, 503
-// when it could not be stored. Waits until a created task is stored: no 2xx before that.
+// when it could not be stored. Waits until the task is stored: no 2xx before that.
 asio::awaitable<std::optional<response>> refusal(app_state& s, const tasks::admission& a) {
   if (a.outcome == tasks::admit_outcome::closed)
     co_return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
@@ -60,7 +60,9 @@ asio::awaitable<std::optional<response>> refusal(app_state& s, const tasks::admi
     res.set(http::field::retry_after, "1");
     co_return res;
   }
-  if (a.outcome == tasks::admit_outcome::created && !co_await s.tasks.stored(a.task->id)) {
+  // A replay too: its key may name a task whose own admission is still being stored.
+  if ((a.outcome == tasks::admit_outcome::created || a.outcome == tasks::admit_outcome::replayed) &&
+      !co_await s.tasks.stored(a.task->id)) {
     auto res = error_response(status::service_unavailable, "storage_unavailable",
                               "the task could not be stored, so it was not accepted; retry later");
     res.set(http::field::retry_after, "1");

@@ -349,7 +349,9 @@ void sqlite_journal::run() {
     if (stopping && !stored) {
       log::error("task changes not stored at exit",
                  {{"file", file_.string()}, {"count", batch.size()}});
-      settle(batch, true);  // nothing more will be tried: let the drain finish
+      // Nothing more will be tried, and the drain must finish: the changes are settled but not
+      // delivered (no client sees what was not stored); their tasks run again next start.
+      if (!batch.empty()) deliver_({}, batch.back().event->seq);
       return;
     }
   }

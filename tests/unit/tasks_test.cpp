@@ -290,18 +290,29 @@ BOOST_FIXTURE_TEST_CASE(an_admission_that_was_not_stored_is_refused_and_forgotte
   BOOST_TEST((a.outcome == admit_outcome::created));
   BOOST_TEST(service.counts().queued == 0u);  // not runnable before it is stored
   BOOST_TEST(sink->got.empty());              // and no client has heard of it
-  std::optional<bool> stored;
+  // A retry with the same key while the first is being stored names the same task, and its
+  // answer waits for the same commit.
+  auto retry = service.submit("sleep", {}, "key-1");
+  BOOST_TEST((retry.outcome == admit_outcome::replayed));
+  BOOST_TEST(retry.task->id == a.task->id);
+  std::optional<bool> stored, retry_stored;
   asio::co_spawn(
       io, [&]() -> asio::awaitable<void> { stored = co_await service.stored(a.task->id); },
       asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> { retry_stored = co_await service.stored(retry.task->id); },
+      asio::detached);
   io.poll();
   BOOST_TEST(!stored.has_value());  // the answer waits for the journal
+  BOOST_TEST(!retry_stored.has_value());
   BOOST_REQUIRE(journal.held.size() == 1u);
   bus.deliver({}, journal.held[0].event->seq);  // dropped, as a failed commit drops it
   journal.held[0].on_stored(false);
   io.restart();
   io.run_for(200ms);
   BOOST_TEST((stored == std::optional<bool>(false)));
+  BOOST_TEST((retry_stored == std::optional<bool>(false)));
   BOOST_TEST(!store.get(a.task->id).has_value());
   BOOST_TEST(!store.find_by_idempotency_key("key-1").has_value());
   BOOST_TEST(service.counts().queued == 0u);
