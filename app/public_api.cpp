@@ -77,6 +77,7 @@ json::object task_body(const tasks::task_record& t) { return tasks::to_json(t); 
 // until what was published so far is stored (a commit or two) means a GET never shows a state a
 // crash could undo, as the event stream never does. Bounded: a failing disk must not hang it.
 asio::awaitable<void> stored_so_far(app_state& s) {
+  if (s.bus.settled()) co_return;  // always with --store memory: no timer on that path
   asio::steady_timer bound(co_await asio::this_coro::executor, std::chrono::seconds(1));
   co_await (s.bus.flush() || bound.async_wait(asio::use_awaitable));
 }

@@ -52,13 +52,9 @@ void event_bus::publish(const task_record& t, boost::json::object body,
 }
 
 void event_bus::publish(std::string task_id, boost::json::object body) {
-  {
-    std::lock_guard lock(mutex_);
-    auto e = stamp(std::move(task_id), body);
-    deliver_locked(e);
-    settled_ = e->seq;
-  }
-  settled_changed_.notify_all();
+  task_record t;
+  t.id = std::move(task_id);
+  publish(t, std::move(body));
 }
 
 void event_bus::deliver(const std::vector<event_ptr>& stored, std::uint64_t settled) {
@@ -115,6 +111,11 @@ void event_bus::unsubscribe(const event_sink* sink) {
     sink_index_[sinks_[i].get()] = i;
   }
   sinks_.pop_back();
+}
+
+bool event_bus::settled() const {
+  std::lock_guard lock(mutex_);
+  return settled_ >= seq_;
 }
 
 std::uint64_t event_bus::last_seq() const {

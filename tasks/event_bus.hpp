@@ -41,7 +41,7 @@ class event_bus {
   // whether it was stored; without a journal at once, after the bus's lock is released.
   void publish(const task_record& t, boost::json::object body,
                std::function<void(bool stored)> on_stored = {});
-  // An event with no task state to store (tests of the bus).
+  // An event about a task known only by its id (tests of the bus, which attach no journal).
   void publish(std::string task_id, boost::json::object body);
 
   // The journal's answer: `stored` events go out in seq order; every seq up to `settled` is
@@ -50,6 +50,7 @@ class event_bus {
   // Completes once every event published before the call is delivered or dropped: the drain
   // awaits it so that streams close only after their last events.
   boost::asio::awaitable<void> flush();
+  bool settled() const;  // nothing published is waiting for the journal
 
   struct replay {
     std::vector<event_ptr> events;

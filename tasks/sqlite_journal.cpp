@@ -114,7 +114,6 @@ CREATE TABLE tasks(
   idempotency_key TEXT, attempt INTEGER NOT NULL,
   finished_seq INTEGER,                    -- the seq of its final event: the order they ended
   lease_owner TEXT, lease_expires_ms INTEGER);
-CREATE INDEX tasks_by_key ON tasks(idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX tasks_by_finish ON tasks(finished_seq) WHERE finished_seq IS NOT NULL;
 -- The newest event is never pruned: its seq is where the next process numbers on from.
 CREATE TABLE events(seq INTEGER PRIMARY KEY, task_id TEXT NOT NULL, frame TEXT NOT NULL);
@@ -212,6 +211,8 @@ sqlite_journal::sqlite_journal(journal_settings s)
     for (int v = version; v < schema_version; ++v) exec(db_, migrations[v]);
     exec(db_, ("PRAGMA user_version = " + std::to_string(schema_version)).c_str());
     if (!meta(db_, "epoch")) set_meta(db_, "epoch", new_task_id());
+    // Which process holds the directory (for whoever reads the file after a crash); on an
+    // existing database it is also the write that takes the lock.
     set_meta(db_, "opened_by", settings_.owner);
     exec(db_, "COMMIT");
   } catch (const sqlite_failure& e) {
@@ -434,8 +435,7 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
     // Pruning touches old pages, so it waits until an eighth of the retention is due at once
     // (the load reads only the newest `retention`): most commits write only new pages.
     auto last = batch.back().event->seq;
-    if (last > settings_.event_retention + settings_.event_retention / 8 &&
-        last - settings_.event_retention > pruned_through_ + settings_.event_retention / 8) {
+    if (last > pruned_through_ + settings_.event_retention + settings_.event_retention / 8) {
       auto& prune = statements_->prune;
       prune.bind(1, static_cast<std::int64_t>(last - settings_.event_retention));
       prune.run();
@@ -461,16 +461,14 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
   }
 }
 
-bool sqlite_journal::renew_leases() {
+void sqlite_journal::renew_leases() {
   try {
     auto& renew = statements_->renew;
     renew.bind(1, now_ms() + settings_.lease.count());
     renew.bind(2, std::string_view(settings_.owner));
     renew.run();
-    return true;
   } catch (const sqlite_failure& e) {
     log::error("cannot renew task leases", {{"file", file_.string()}, {"error", e.what()}});
-    return false;
   }
 }
 

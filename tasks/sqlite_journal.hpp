@@ -67,7 +67,7 @@ class sqlite_journal final : public task_journal {
  private:
   void run();
   bool write(const std::vector<journal_entry>& batch);
-  bool renew_leases();
+  void renew_leases();
   void settle(std::vector<journal_entry>& batch, bool stored);
 
   struct statements;

@@ -98,6 +98,14 @@ std::string query(const fs::path& db, const std::string& sql) {
   return out;
 }
 
+// Runs `sql` on the database with a connection of its own (the journal closed).
+void execute(const fs::path& db, const char* sql) {
+  sqlite3* h = nullptr;
+  BOOST_REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+  BOOST_REQUIRE(sqlite3_exec(h, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(h);
+}
+
 bool refused_with(const data_dir& d, const std::string& cause) {
   try {
     sqlite_journal j(settings(d));
@@ -256,20 +264,14 @@ BOOST_AUTO_TEST_CASE(a_file_that_is_not_a_database_is_refused_and_left_as_it_is)
 
 BOOST_AUTO_TEST_CASE(another_applications_database_is_refused) {
   data_dir d;
-  sqlite3* h = nullptr;
-  sqlite3_open(d.db().c_str(), &h);
-  sqlite3_exec(h, "CREATE TABLE notes(x)", nullptr, nullptr, nullptr);
-  sqlite3_close(h);
+  execute(d.db(), "CREATE TABLE notes(x)");
   BOOST_TEST(refused_with(d, "not a quiesce database"));
 }
 
 BOOST_AUTO_TEST_CASE(a_schema_from_a_newer_version_is_refused) {
   data_dir d;
   { sqlite_journal j(settings(d)); }
-  sqlite3* h = nullptr;
-  sqlite3_open(d.db().c_str(), &h);
-  sqlite3_exec(h, "PRAGMA user_version = 9", nullptr, nullptr, nullptr);
-  sqlite3_close(h);
+  execute(d.db(), "PRAGMA user_version = 9");
   BOOST_TEST(refused_with(d, "newer"));
 }
 
