@@ -2,6 +2,7 @@
 #pragma once
 
 #include "app/config.hpp"
+#include "app/metrics.hpp"
 #include "lifecycle/phase.hpp"
 #include "net/http_session.hpp"
 #include "net/stream_hub.hpp"
@@ -19,6 +20,7 @@ struct app_state {
   const lifecycle::phase_state& phase;
   const net::connection_limit& connections;  // the public listener's
   const tasks::sqlite_journal* journal;      // null with --store memory
+  app::metrics& metrics;
 };
 
 net::http_routes public_routes(app_state& s);  // public_api.cpp

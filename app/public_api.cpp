@@ -154,7 +154,8 @@ asio::awaitable<response> delete_task(app_state& s, std::string id) {
   }
 }
 
-asio::awaitable<response> answer(app_state& s, request& req) {
+// `route` is set to the template of the route that answered, for the metrics.
+asio::awaitable<response> answer(app_state& s, request& req, std::string_view& route) {
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url)
     co_return error_response(status::bad_request, "bad_request",
@@ -164,25 +165,30 @@ asio::awaitable<response> answer(app_state& s, request& req) {
   const std::string task_prefix = "/v1/tasks/";
 
   if (path == "/v1/health") {
+    route = "/v1/health";
     if (m != http::verb::get) co_return method_not_allowed("GET");
     if (s.phase.draining()) co_return draining_response({{"status", shutdown_text}});
     co_return json_response(status::ok, {{"status", "ok"}});
   }
   if (path == "/v1/create-task/" || path == "/v1/create-task") {
+    route = "/v1/create-task/";
     if (m != http::verb::post) co_return method_not_allowed("POST");
     co_return co_await create_task(s);
   }
   if (path == "/v1/get_queue_length/" || path == "/v1/get_queue_length") {
+    route = "/v1/get_queue_length/";
     if (m != http::verb::get) co_return method_not_allowed("GET");
     auto c = s.tasks.counts();
     co_return json_response(status::ok, {{"task_lenth", c.queued + c.running}});
   }
   if (path == "/v1/tasks") {
+    route = "/v1/tasks";
     if (m != http::verb::post) co_return method_not_allowed("POST");
     co_return co_await post_task(s, req);
   }
   if (path.rfind(task_prefix, 0) == 0 && path.size() > task_prefix.size() &&
       path.find('/', task_prefix.size()) == std::string::npos) {
+    route = "/v1/tasks/{id}";
     auto id = path.substr(task_prefix.size());
     if (m == http::verb::get) {
       co_await stored_so_far(s);
@@ -193,9 +199,11 @@ asio::awaitable<response> answer(app_state& s, request& req) {
     if (m == http::verb::delete_) co_return co_await delete_task(s, std::move(id));
     co_return method_not_allowed("GET, DELETE");
   }
-  if (path == "/v1/events" || path.rfind("/ws/", 0) == 0)
+  if (path == "/v1/events" || path.rfind("/ws/", 0) == 0) {
+    route = path == "/v1/events" ? "/v1/events" : "/ws/{client_id}";
     co_return error_response(status::upgrade_required, "upgrade_required",
                              "this route is a WebSocket stream");
+  }
   co_return not_found();
 }
 
@@ -206,7 +214,8 @@ std::optional<std::uint64_t> parse_seq(std::string_view text) {
   return v;
 }
 
-std::variant<response, net::stream_request> upgrade(app_state& s, const request& req) {
+std::variant<response, net::stream_request> upgrade(app_state& s, const request& req,
+                                                    std::string_view& route) {
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url)
     return error_response(status::bad_request, "bad_request",
@@ -214,9 +223,11 @@ std::variant<response, net::stream_request> upgrade(app_state& s, const request&
   std::string path = url->path();
   net::stream_request what;
   if (path == "/v1/events") {
+    route = "/v1/events";
     what.client_id = tasks::new_task_id();
   } else if (path.rfind("/ws/", 0) == 0 && path.size() > 4 &&
              path.find('/', 4) == std::string::npos) {
+    route = "/ws/{client_id}";
     what.client_id = path.substr(4);
   } else {
     return not_found();
@@ -242,11 +253,31 @@ std::variant<response, net::stream_request> upgrade(app_state& s, const request&
   return what;
 }
 
+// Every answer is counted and timed by route.
+asio::awaitable<response> measured(app_state& s, request& req) {
+  auto start = std::chrono::steady_clock::now();
+  std::string_view route = "other";
+  auto res = co_await answer(s, req, route);
+  s.metrics.http_answered(route, res.result_int(), std::chrono::steady_clock::now() - start);
+  co_return res;
+}
+
+// An accepted upgrade counts as 101.
+std::variant<response, net::stream_request> measured_upgrade(app_state& s, const request& req) {
+  auto start = std::chrono::steady_clock::now();
+  std::string_view route = "other";
+  auto what = upgrade(s, req, route);
+  auto* refused = std::get_if<response>(&what);
+  s.metrics.http_answered(route, refused ? refused->result_int() : 101,
+                          std::chrono::steady_clock::now() - start);
+  return what;
+}
+
 }  // namespace
 
 net::http_routes public_routes(app_state& s) {
-  return {[&s](request& req) { return answer(s, req); },
-          [&s](const request& req) { return upgrade(s, req); }};
+  return {[&s](request& req) { return measured(s, req); },
+          [&s](const request& req) { return measured_upgrade(s, req); }};
 }
 
 }  // namespace quiesce::app

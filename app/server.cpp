@@ -128,6 +128,8 @@ int run_server(const config& cfg) {
   tasks::task_service service({cfg.workers, cfg.queue_capacity, durable},
                               tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds}), store,
                               bus, cpu);
+  metrics meter(service.kinds().names());
+  service.observe(meter);
   service.recover(unfinished);
   net::stream_settings ss;
   ss.send_queue_limit = cfg.ws_send_queue;
@@ -159,7 +161,8 @@ int run_server(const config& cfg) {
   // The admin port serves the kubelet's probes and is not exposed outside the pod.
   net::connection_limit admin_connections(std::numeric_limits<std::size_t>::max());
   app_state state{
-      cfg, service, bus, hub, coord.state(), public_connections, journal ? &*journal : nullptr};
+      cfg,  service, bus, hub, coord.state(), public_connections, journal ? &*journal : nullptr,
+      meter};
 
   net::http_limits limits{cfg.header_limit, cfg.body_limit, to_ms(cfg.idle_timeout),
                           to_ms(cfg.header_timeout)};

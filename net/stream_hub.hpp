@@ -82,6 +82,8 @@ class stream_hub {
   std::uint64_t dropped_slow() const { return dropped_slow_.load(); }
   std::uint64_t opened_total() const { return opened_total_.load(); }
   void count_dropped_slow() { ++dropped_slow_; }
+  std::uint64_t sent() const { return sent_.load(std::memory_order_relaxed); }
+  void count_sent() { sent_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   stream_settings settings_;
@@ -90,7 +92,7 @@ class stream_hub {
   std::unordered_set<std::shared_ptr<stream_client>> clients_;
   bool closing_ = false;
   lifecycle::event_count changed_;
-  std::atomic<std::uint64_t> dropped_slow_{0}, opened_total_{0};
+  std::atomic<std::uint64_t> dropped_slow_{0}, opened_total_{0}, sent_{0};
 };
 
 }  // namespace quiesce::net

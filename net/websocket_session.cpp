@@ -32,21 +32,23 @@ asio::awaitable<void> read_loop(ws_stream& ws, stream_client& c) {
   }
 }
 
-asio::awaitable<bool> send(ws_stream& ws, const frame& f) {
+asio::awaitable<bool> send(ws_stream& ws, const frame& f, stream_hub& hub) {
   auto [ec, n] = co_await ws.async_write(asio::buffer(*f), asio::as_tuple(asio::use_awaitable));
+  if (!ec) hub.count_sent();
   co_return !ec;
 }
 
 // `first` (hello, gap, replay) goes out before anything queued. The replay is bounded by the
 // retention window, not by the send queue: that limit is for live events a client falls behind on.
-asio::awaitable<void> write_loop(ws_stream& ws, stream_client& c, std::vector<frame> first) {
+asio::awaitable<void> write_loop(ws_stream& ws, stream_client& c, std::vector<frame> first,
+                                 stream_hub& hub) {
   for (const auto& f : first)
-    if (!co_await send(ws, f)) co_return;
+    if (!co_await send(ws, f, hub)) co_return;
   first = {};  // the replayed events may leave the window now, and the capacity goes too
   for (;;) {
     auto item = co_await c.out().next();
     if (item.text) {
-      if (!co_await send(ws, item.text)) co_return;
+      if (!co_await send(ws, item.text, hub)) co_return;
       continue;
     }
     // A peer gone before the handshake ends is not worth more than the close timeout.
@@ -113,7 +115,7 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
     }
   } on_exit{hub, client};
   log::debug("stream opened", {{"client_id", what.client_id}, {"replayed", replayed}});
-  co_await (read_loop(ws, *client) || write_loop(ws, *client, std::move(first)));
+  co_await (read_loop(ws, *client) || write_loop(ws, *client, std::move(first), hub));
 }
 
 }  // namespace quiesce::net

@@ -13,15 +13,24 @@ task_service::task_service(service_settings settings, kind_registry kinds, task_
                            event_bus& bus, asio::thread_pool& cpu)
     : settings_(settings), kinds_(std::move(kinds)), store_(store), bus_(bus), cpu_(cpu) {}
 
-void task_service::publish(const task_record& t, std::function<void(bool)> on_stored) {
+namespace {
+boost::json::object event_body(const task_record& t) {
   auto body = to_json(t);
   body["type"] = "task";
-  bus_.publish(t, std::move(body), std::move(on_stored));
+  return body;
+}
+}  // namespace
+
+void task_service::publish(const task_record& t, std::function<void(bool)> on_stored) {
+  if (observer_) observer_->status_changed(t);
+  bus_.publish(t, event_body(t), std::move(on_stored));
 }
 
+void task_service::publish_progress(const task_record& t) { bus_.publish(t, event_body(t)); }
+
 void task_service::publish_requeued(const task_record& t) {
-  auto body = to_json(t);
-  body["type"] = "task";
+  if (observer_) observer_->status_changed(t);
+  auto body = event_body(t);
   body["requeued"] = true;
   bus_.publish(t, std::move(body));
 }

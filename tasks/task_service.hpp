@@ -6,6 +6,7 @@
 #include "lifecycle/task_group.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/task_kind.hpp"
+#include "tasks/task_observer.hpp"
 #include "tasks/task_store.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -61,6 +62,8 @@ class task_service {
       std::string id);
   task_counts counts() const;
   const kind_registry& kinds() const { return kinds_; }
+  // Set before start(); told of every status change from then on.
+  void observe(task_observer& o) { observer_ = &o; }
 
   // Lifecycle: spawn the workers into `group`; close admission; wait for an empty queue, no
   // running task and every event delivered; mark what never started `interrupted` (or, with
@@ -90,7 +93,9 @@ class task_service {
   void finish(task_record& t, task_status status);
   void requeue(task_record& t);  // stopped from above with a durable store
 
+  // A status change: the observer hears of it, then the bus. Progress goes to the bus only.
   void publish(const task_record& t, std::function<void(bool)> on_stored = {});
+  void publish_progress(const task_record& t);
   void publish_requeued(const task_record& t);  // a `task` event with "requeued": true
   void admitted(const std::string& id, bool stored);
 
@@ -98,6 +103,7 @@ class task_service {
   const kind_registry kinds_;
   task_store& store_;
   event_bus& bus_;
+  task_observer* observer_ = nullptr;
   boost::asio::thread_pool& cpu_;
 
   mutable std::mutex mutex_;

@@ -95,7 +95,7 @@ asio::awaitable<void> task_service::run_one(task_record t) {
     auto r = store_.get(id);
     r->progress = progress;
     store_.update(*r);
-    publish(*r);
+    publish_progress(*r);
   };
   const task_kind* kind = kinds_.find(t.kind);
   task_status status = task_status::succeeded;
