@@ -27,7 +27,7 @@ class metrics final : public tasks::task_observer {
   explicit metrics(const std::vector<std::string>& kinds);
 
   void status_changed(const tasks::task_record& t) override;
-  // One answered HTTP request. `route` is the route's template ("/v1/tasks/{id}"), never the
+  // One answered HTTP request. `route` is the route's template ("/v1/tasks/{task_id}"), never the
   // raw path, so that a client cannot create series; unknown paths are "other".
   void http_answered(std::string_view route, unsigned code, std::chrono::steady_clock::duration d);
 

@@ -1,5 +1,6 @@
 // The public routes: the original's five (same paths, codes and keys) and the native task API.
 #include "app/app_state.hpp"
+#include "app/assets.hpp"
 
 #include "tasks/task_kind.hpp"
 
@@ -69,6 +70,29 @@ asio::awaitable<std::optional<response>> refusal(app_state& s, const tasks::admi
     co_return res;
   }
   co_return std::nullopt;
+}
+
+response asset(std::string_view type, std::string_view text) {
+  response res{status::ok, 11};
+  res.set(http::field::content_type, type);
+  res.set(http::field::cache_control, "no-cache");  // the next version of the server may differ
+  res.body() = text;
+  return res;
+}
+
+// The page's only scripts and styles are its own; it talks to this server only.
+response docs_page() {
+  auto res = asset("text/html; charset=utf-8", assets::docs_html);
+  res.set("Content-Security-Policy",
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+          "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'");
+  return res;
+}
+
+// "/v1/tasks/{id}" and "/ws/{client_id}": the prefix and one non-empty segment.
+bool one_segment_under(std::string_view path, std::string_view prefix) {
+  return path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix &&
+         path.find('/', prefix.size()) == std::string_view::npos;
 }
 
 json::object task_body(const tasks::task_record& t) { return tasks::to_json(t); }
@@ -186,9 +210,8 @@ asio::awaitable<response> answer(app_state& s, request& req, std::string_view& r
     if (m != http::verb::post) co_return method_not_allowed("POST");
     co_return co_await post_task(s, req);
   }
-  if (path.rfind(task_prefix, 0) == 0 && path.size() > task_prefix.size() &&
-      path.find('/', task_prefix.size()) == std::string::npos) {
-    route = "/v1/tasks/{id}";
+  if (one_segment_under(path, task_prefix)) {
+    route = "/v1/tasks/{task_id}";
     auto id = path.substr(task_prefix.size());
     if (m == http::verb::get) {
       co_await stored_so_far(s);
@@ -199,8 +222,15 @@ asio::awaitable<response> answer(app_state& s, request& req, std::string_view& r
     if (m == http::verb::delete_) co_return co_await delete_task(s, std::move(id));
     co_return method_not_allowed("GET, DELETE");
   }
-  if (path == "/v1/events" || path.rfind("/ws/", 0) == 0) {
+  if (path == "/openapi.json" || path == "/docs") {
+    route = path == "/docs" ? "/docs" : "/openapi.json";
+    if (m != http::verb::get) co_return method_not_allowed("GET");
+    if (path == "/docs") co_return docs_page();
+    co_return asset("application/json", assets::openapi_json);
+  }
+  if (path == "/v1/events" || one_segment_under(path, "/ws/")) {
     route = path == "/v1/events" ? "/v1/events" : "/ws/{client_id}";
+    if (m != http::verb::get) co_return method_not_allowed("GET");
     co_return error_response(status::upgrade_required, "upgrade_required",
                              "this route is a WebSocket stream");
   }
@@ -225,8 +255,7 @@ std::variant<response, net::stream_request> upgrade(app_state& s, const request&
   if (path == "/v1/events") {
     route = "/v1/events";
     what.client_id = tasks::new_task_id();
-  } else if (path.rfind("/ws/", 0) == 0 && path.size() > 4 &&
-             path.find('/', 4) == std::string::npos) {
+  } else if (one_segment_under(path, "/ws/")) {
     route = "/ws/{client_id}";
     what.client_id = path.substr(4);
   } else {

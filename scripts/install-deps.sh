@@ -9,7 +9,7 @@ build=(g++ cmake make libboost1.81-dev libboost-json1.81-dev libboost-program-op
        libboost-url1.81-dev libboost-test1.81-dev libsqlite3-dev prometheus-cpp-dev)
 # Podman's recommends are many; these are the ones `podman kube play` with ports needs.
 test=(python3 python3-websockets python3-yaml curl git clang-format clang-tidy clang libclang-rt-14-dev
-      podman runc netavark aardvark-dns iptables catatonit debootstrap)
+      podman runc netavark aardvark-dns iptables catatonit debootstrap chromium)
 pkgs=("${build[@]}")
 if [[ $what == test ]]; then
   pkgs+=("${test[@]}")
@@ -40,10 +40,13 @@ if [[ $(id -u) == 0 && ! -e /etc/containers/containers.conf ]]; then
   printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n' \
     >/etc/containers/containers.conf
 fi
-# The manifest validator's packages, as pinned in tests/k8s/package-lock.json. Without the npm
-# registry the schema checks are skipped (with this reason); everything else still runs.
-if [[ ! -d tests/k8s/node_modules ]]; then
-  NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt} \
-    npm ci --prefix tests/k8s --no-audit --no-fund --loglevel=error ||
-    echo "install-deps: npm ci in tests/k8s failed: the manifest schema checks will be skipped" >&2
-fi
+# The npm packages of the manifest validator (tests/k8s) and of the web checks (tests/web), as
+# pinned in their package-lock.json. Without the npm registry those checks are skipped (with
+# this reason); everything else still runs.
+for dir in tests/k8s tests/web; do
+  if [[ ! -d $dir/node_modules ]]; then
+    NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt} \
+      npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error ||
+      echo "install-deps: npm ci in $dir failed: its checks will be skipped" >&2
+  fi
+done

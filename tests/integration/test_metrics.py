@@ -147,7 +147,7 @@ class Metrics(unittest.TestCase):
         self.assertEqual(delta("quiesce_http_requests_total", route="/v1/tasks", code="202"), 4)
         self.assertEqual(delta("quiesce_http_requests_total", route="/v1/tasks", code="400"), 1)
         self.assertEqual(delta("quiesce_http_requests_total", route="other", code="404"), 1)
-        self.assertEqual(delta("quiesce_http_requests_total", route="/v1/tasks/{id}", code="200"), 4)
+        self.assertEqual(delta("quiesce_http_requests_total", route="/v1/tasks/{task_id}", code="200"), 4)
         self.assertEqual(delta("quiesce_http_requests_total", route="/v1/events", code="101"), 1)
         self.assertEqual(delta("quiesce_http_request_duration_seconds_count", route="/v1/tasks"), 5)
         # The scrapes count themselves: each is counted once answered, so seen by the next.
