@@ -39,7 +39,8 @@ class Server:
         self.data_dir = data_dir
         if data_dir is not None:
             args += ["--data-dir", str(data_dir)]
-        cmd = [BIN, "--bind", "127.0.0.1", "--port", "0", "--admin-port", "0", *args]
+        ports = [] if "--port" in args else ["--port", "0", "--admin-port", "0"]
+        cmd = [BIN, "--bind", "127.0.0.1", *ports, *args]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("QUIESCE_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True)

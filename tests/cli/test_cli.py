@@ -1,0 +1,182 @@
+"""quiesce-cli against the real server: piped (JSON lines), under a pseudo-terminal (`script`,
+a progress bar), its exit codes, and `submit --follow` across a drain where the server is
+replaced by a new process on the same port."""
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+from harness import Server, scaled  # noqa: E402
+
+CLI = os.environ.get("QUIESCE_CLI", "build/dev/cli/quiesce-cli")
+OUT = os.environ.get("QUIESCE_TEST_OUTPUT", os.path.join(os.path.dirname(__file__), "output"))
+
+
+def cli(server_port, *args, timeout=30):
+    return subprocess.run([CLI, "--url", f"http://127.0.0.1:{server_port}", *map(str, args)],
+                          capture_output=True, text=True, timeout=scaled(timeout))
+
+
+def events(stdout):
+    """Every stdout line must be a JSON object (piped output is machine-readable)."""
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def read_until(stream, needle, timeout):
+    """Lines of `stream` up to and including the first that contains `needle`."""
+    got, deadline = "", time.monotonic() + timeout
+    while needle not in got:
+        ready, _, _ = select.select([stream], [], [], max(0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"{needle!r} not seen; got:\n{got}")
+        line = stream.readline()
+        if not line:
+            raise AssertionError(f"the stream ended before {needle!r}; got:\n{got}")
+        got += line
+    return got
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Piped(unittest.TestCase):
+    def setUp(self):
+        self.s = Server("--store", "memory")
+        self.addCleanup(self.s.close)
+
+    def test_submit_follow_prints_json_lines_and_exits_0(self):
+        r = cli(self.s.port, "submit", "--seconds", 0.5, "--follow")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        got = events(r.stdout)
+        self.assertEqual({e["task_id"] for e in got}, {got[0]["task_id"]})
+        self.assertEqual([e["status"] for e in got][0:2], ["queued", "running"])
+        self.assertEqual((got[-1]["status"], got[-1]["progress"]), ("succeeded", 1.0))
+        seqs = [e["seq"] for e in got]
+        self.assertEqual(seqs, sorted(set(seqs)))
+        self.assertEqual(self.s.request("GET", f"/v1/tasks/{got[0]['task_id']}").json["status"], "succeeded")
+
+    def test_a_cancelled_task_exits_1(self):
+        p = subprocess.Popen([CLI, "--url", f"http://127.0.0.1:{self.s.port}", "submit", "--seconds", "10",
+                              "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = json.loads(p.stdout.readline())
+        self.assertEqual(self.s.request("DELETE", f"/v1/tasks/{first['task_id']}").status, 200)
+        rest, _ = p.communicate(timeout=scaled(10))
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(events(rest)[-1]["status"], "cancelled")
+
+    def test_submit_status_and_watch(self):
+        r = cli(self.s.port, "submit", "--kind", "cpu", "--iterations", 1000)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tid = json.loads(r.stdout)["task_id"]
+        self.s.wait_status(tid, "succeeded")
+        st = cli(self.s.port, "status", tid)
+        self.assertEqual((st.returncode, json.loads(st.stdout)["status"]), (0, "succeeded"))
+        health = cli(self.s.port, "status")
+        self.assertEqual(json.loads(health.stdout), {"status": "ok", "tasks_queued_or_running": 0})
+        ids = [self.s.request("POST", "/v1/tasks", {"seconds": 0.3}).json["task_id"] for _ in range(2)]
+        w = cli(self.s.port, "watch", "--task", ids[0], "--task", ids[1])
+        self.assertEqual(w.returncode, 0, w.stderr)
+        ends = {e["task_id"]: e["status"] for e in events(w.stdout) if e["status"] == "succeeded"}
+        self.assertEqual(ends, dict.fromkeys(ids, "succeeded"))
+
+    def test_exit_codes_for_refusals_and_no_server(self):
+        bad = cli(self.s.port, "submit", "--kind", "nope")
+        self.assertEqual(bad.returncode, 4)
+        self.assertIn("unknown_kind", bad.stderr)
+        self.assertEqual(cli(self.s.port, "status", "no-such-task").returncode, 4)
+        self.assertEqual(cli(self.s.port, "frobnicate").returncode, 2)
+        gone = cli(free_port(), "status")
+        self.assertEqual(gone.returncode, 3)
+        self.assertIn("Connection refused", gone.stderr)
+
+
+class Terminal(unittest.TestCase):
+    @unittest.skipUnless(shutil.which("script"), "script(1) from util-linux is not installed")
+    def test_follow_draws_a_progress_bar_on_a_terminal(self):
+        s = Server("--store", "memory")
+        self.addCleanup(s.close)
+        cmd = f"{os.path.abspath(CLI)} --url http://127.0.0.1:{s.port} submit --seconds 0.5 --follow"
+        # script -e: the command's exit code; the typescript goes nowhere, its output to us.
+        r = subprocess.run(["script", "-qfec", cmd, "/dev/null"], capture_output=True,
+                           timeout=scaled(30), stdin=subprocess.DEVNULL)
+        screen = r.stdout.decode()  # bytes: text mode would turn each \r into a newline
+        self.assertEqual(r.returncode, 0, screen)
+        self.assertNotIn("{", screen)  # no JSON on a terminal
+        self.assertIn("\r\x1b[K", screen)  # the bar is redrawn in place
+        frames = [f for f in screen.split("\r\x1b[K") if f.strip()]
+        self.assertGreaterEqual(len(frames), 5)
+        self.assertRegex(frames[-1], r"^[0-9a-f]{8} sleep \[#{30}\] 100 % succeeded\r?\n$")
+        self.assertRegex(screen, r"\[#{15}\.{15}\]  50 % running")
+
+
+class AcrossADrain(unittest.TestCase):
+    def test_follow_survives_the_server_being_replaced_on_the_same_port(self):
+        """The task is running when SIGTERM comes; the deadline (1 s) requeues it in the durable
+        store; the stream closes 1012; the CLI reconnects with backoff until a new process on
+        the same port and data directory runs the task again, and exits 0 when it succeeds."""
+        data = tempfile.TemporaryDirectory(prefix="quiesce-cli-")
+        self.addCleanup(data.cleanup)
+        port, admin = free_port(), free_port()
+        common = ["--port", port, "--admin-port", admin, "--close-timeout", scaled(0.5)]
+        a = Server(*common, "--shutdown-timeout", scaled(1), data_dir=data.name)
+        self.addCleanup(a.close)
+        p = subprocess.Popen([CLI, "--url", f"http://127.0.0.1:{port}", "submit", "--seconds", "3", "--follow"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = p.stdout.readline()
+        tid = json.loads(first)["task_id"]
+        a.wait_status(tid, "running")
+        a.signal(signal.SIGTERM)
+        self.assertEqual(a.wait(scaled(10)), 2)  # the deadline's exit code: work was requeued
+        # Nobody on the port until the CLI has found so at least once: it keeps trying.
+        err = read_until(p.stderr, "Connection refused", scaled(15))
+        b = Server(*common, data_dir=data.name)
+        self.addCleanup(b.close)
+        rest, more = p.communicate(timeout=scaled(30))
+        output, err = first + rest, err + more
+        os.makedirs(OUT, exist_ok=True)
+        with open(os.path.join(OUT, "cli-across-a-drain.txt"), "w") as f:
+            f.write("$ quiesce-cli submit --seconds 3 --follow  (piped)\n" + output + "--- stderr\n" + err)
+        print(output, err, sep="\n--- stderr\n")
+        self.assertEqual(p.returncode, 0, err)
+        got = events(output)
+        seqs = [e["seq"] for e in got]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))))  # none missed, none twice
+        self.assertTrue(any(e.get("requeued") for e in got))
+        self.assertEqual((got[-1]["status"], got[-1]["attempt"]), ("succeeded", 2))
+        self.assertIn("stream closed 1012", err)
+        self.assertRegex(err, r"Connection refused: reconnecting in \d+ ms \(attempt \d\)")
+        self.assertIn("reconnected to", err)
+        self.assertEqual(b.request("GET", f"/v1/tasks/{tid}").json["status"], "succeeded")
+
+    def test_a_task_the_new_server_does_not_know_is_reported_lost(self):
+        """--store memory and a crash: the replacement has another epoch and no such task; the
+        CLI re-reads it over HTTP, says it was lost and exits 3."""
+        port = free_port()
+        a = Server("--store", "memory", "--port", port, "--admin-port", 0)
+        self.addCleanup(a.close)
+        p = subprocess.Popen([CLI, "--url", f"http://127.0.0.1:{port}", "submit", "--seconds", "5", "--follow"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        tid = json.loads(p.stdout.readline())["task_id"]
+        a.signal(signal.SIGKILL)
+        a.wait(scaled(5))
+        b = Server("--store", "memory", "--port", port, "--admin-port", 0)
+        self.addCleanup(b.close)
+        _, err = p.communicate(timeout=scaled(30))
+        self.assertEqual(p.returncode, 3, err)
+        self.assertIn(f"the server does not know task {tid}: it was lost", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
