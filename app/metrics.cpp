@@ -99,13 +99,11 @@ metrics::metrics(const std::vector<std::string>& kinds)
   }
 }
 
-metrics::per_kind& metrics::kind(const std::string& name) {
-  // Kinds are validated before a task exists, so every task's kind was registered.
-  return kinds_.at(name);
-}
-
 void metrics::status_changed(const tasks::task_record& t) {
-  auto& k = kind(t.kind);
+  // Every kind was registered in the constructor; a task only exists with a registered kind.
+  auto it = kinds_.find(t.kind);
+  if (it == kinds_.end()) return;
+  auto& k = it->second;
   k.reached[static_cast<std::size_t>(t.status)]->Increment();
   if (t.status == tasks::task_status::running && t.started_at)
     k.queue_wait->Observe(seconds(*t.started_at - t.created_at).count());

@@ -40,7 +40,6 @@ class metrics final : public tasks::task_observer {
     prometheus::Histogram* queue_wait = nullptr;
     prometheus::Histogram* duration = nullptr;
   };
-  per_kind& kind(const std::string& name);
 
   prometheus::Registry registry_;
   prometheus::Family<prometheus::Counter>& tasks_total_;
