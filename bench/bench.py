@@ -24,7 +24,8 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
 ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
 ap.add_argument("--quick", action="store_true", help="shorter runs, fewer repetitions")
-ap.add_argument("--only", choices=["durability"], help="run one group and print its table")
+ap.add_argument("--only", choices=["durability", "metrics"], help="run one group and print its table")
+ap.add_argument("--baseline", help="--only metrics: the build to compare with (e.g. one from before a change)")
 opts = ap.parse_args()
 os.environ["QUIESCE_BIN"] = os.path.join(opts.build, "app", "quiesce")
 WSLOAD = os.path.join(opts.build, "bench", "quiesce-wsload")
@@ -321,6 +322,37 @@ def print_durability(r):
           f"start-up with 10,000 stored tasks: {r['start_with_10000_tasks_ms']:.0f} ms (to `listening`, "
           f"median of 5; database {r['db_mib']:.1f} MiB)")
 
+
+def bench_metrics(baseline):
+    """What the per-request metrics cost: the same loads against `baseline`'s binary and this
+    build's, alternating, three rounds each, memory store (so the disk does not hide it)."""
+    import harness
+    builds = {"baseline": os.path.join(baseline, "app", "quiesce"), "current": os.environ["QUIESCE_BIN"]}
+    runs = {(b, load): [] for b in builds for load in ("post", "health")}
+    for round_ in range(3):
+        for name, binary in builds.items():
+            log(f"metrics: round {round_ + 1}, {name}")
+            harness.BIN = binary
+            s = quiesce(threads=1, store="memory")
+            try:
+                runs[(name, "post")].append(wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua", threads=1))
+                runs[(name, "health")].append(wrk(f"http://127.0.0.1:{s.port}/v1/health", threads=1))
+            finally:
+                s.close()
+    out = {f"{b}_{load}_rps": sorted(r["rps"] for r in v)[1] for (b, load), v in runs.items()}
+    for load in ("post", "health"):
+        out[f"{load}_ratio"] = out[f"current_{load}_rps"] / out[f"baseline_{load}_rps"]
+    return out
+
+
+if opts.only == "metrics":
+    r = bench_metrics(opts.baseline)
+    print("| load (--threads 1, wrk -t1 -c64) | baseline req/s | current req/s | current / baseline |")
+    print("|---|---|---|---|")
+    for load, name in (("post", "POST /v1/tasks"), ("health", "GET /v1/health")):
+        print(f"| {name} | {r[f'baseline_{load}_rps']:,.0f} | {r[f'current_{load}_rps']:,.0f} | {r[f'{load}_ratio']:.3f} |")
+    print("(medians of 3 alternating rounds)")
+    sys.exit(0)
 
 if opts.only == "durability":
     r = bench_durability()

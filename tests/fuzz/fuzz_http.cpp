@@ -25,7 +25,8 @@ struct server_parts {
   net::stream_hub hub;
   lifecycle::phase_state phase;
   net::connection_limit connections{16};
-  app::app_state state{cfg, service, bus, hub, phase, connections, nullptr};
+  app::metrics meter{service.kinds().names()};
+  app::app_state state{cfg, service, bus, hub, phase, connections, nullptr, meter};
   net::http_routes routes = app::public_routes(state);
 
   explicit server_parts(asio::thread_pool& cpu)

@@ -14,7 +14,8 @@ await mkdir(out, { recursive: true });
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   // As root (CI) chromium refuses its sandbox; the page is our own, on loopback.
-  args: process.getuid() === 0 ? ["--no-sandbox"] : [],
+  // A container's /dev/shm may be small.
+  args: [...(process.getuid() === 0 ? ["--no-sandbox"] : []), "--disable-dev-shm-usage"],
 });
 const summary = {};
 try {
