@@ -113,9 +113,28 @@ void metrics::status_changed(const tasks::task_record& t) {
 
 void metrics::http_answered(std::string_view route, unsigned code,
                             std::chrono::steady_clock::duration d) {
-  std::string r(route);
-  http_requests_.Add({{"route", r}, {"code", std::to_string(code)}}).Increment();
-  http_latency_.Add({{"route", r}}, http_buckets).Observe(seconds(d).count());
+  p::Counter* requests = nullptr;
+  p::Histogram* latency = nullptr;
+  {
+    std::lock_guard lock(routes_mutex_);
+    auto r = routes_.find(route);
+    if (r == routes_.end())
+      r = routes_
+              .emplace(route,
+                       route_series{
+                           &http_latency_.Add({{"route", std::string(route)}}, http_buckets), {}})
+              .first;
+    auto c = r->second.by_code.find(code);
+    if (c == r->second.by_code.end())
+      c = r->second.by_code
+              .emplace(code, &http_requests_.Add(
+                                 {{"route", std::string(route)}, {"code", std::to_string(code)}}))
+              .first;
+    requests = c->second;
+    latency = r->second.latency;
+  }
+  requests->Increment();
+  latency->Observe(seconds(d).count());
 }
 
 std::string metrics::scrape(const app_state& s) {

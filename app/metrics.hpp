@@ -53,6 +53,14 @@ class metrics final : public tasks::task_observer {
   prometheus::Gauge &store_healthy_, &since_signal_, &seconds_left_;
   prometheus::Family<prometheus::Gauge>& phase_;
   std::map<std::string, per_kind, std::less<>> kinds_;  // filled in the constructor, then read
+  // The series of each route met so far: a family's Add() would build a label map and hash it
+  // on every request (measured: +12 % instructions for a GET /v1/health).
+  struct route_series {
+    prometheus::Histogram* latency = nullptr;
+    std::map<unsigned, prometheus::Counter*> by_code;
+  };
+  std::mutex routes_mutex_;
+  std::map<std::string, route_series, std::less<>> routes_;
   std::mutex scrape_mutex_;  // two scrapes at once must not both catch a counter up
 };
 

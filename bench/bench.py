@@ -323,15 +323,60 @@ def print_durability(r):
           f"median of 5; database {r['db_mib']:.1f} MiB)")
 
 
+def instructions_per_request(binary, what):
+    """Instructions (valgrind callgrind: repeatable whatever else the machine does) the server
+    spends per request, from the difference between 500 and 2,500 sequential requests."""
+    totals = []
+    for n in (500, 2500):
+        port, admin = free_port(), free_port()
+        with tempfile.TemporaryDirectory() as d:
+            p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg", binary,
+                                  "--store", "memory", "--threads", "1", "--task-seconds", "0",
+                                  "--log-level", "warn", "--bind", "127.0.0.1", "--port", str(port),
+                                  "--admin-port", str(admin)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for _ in range(600):
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port)
+                    conn.request("GET", "/v1/health")
+                    conn.getresponse().read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            for _ in range(n):
+                if what == "post":
+                    conn.request("POST", "/v1/tasks", body='{"seconds":0}', headers={"Content-Type": "application/json"})
+                else:
+                    conn.request("GET", "/v1/health")
+                conn.getresponse().read()
+            time.sleep(1)  # the last tasks end
+            p.send_signal(signal.SIGTERM)
+            totals.append(int(re.search(r"Collected : (\d+)", p.communicate()[1]).group(1)))
+    return (totals[1] - totals[0]) / 2000
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def bench_metrics(baseline):
-    """What the per-request metrics cost: the same loads against `baseline`'s binary and this
-    build's, alternating, three rounds each, memory store (so the disk does not hide it)."""
+    """What the metrics cost per request: `baseline`'s binary (a build from before a change)
+    against this build's, in instructions (callgrind) and in req/s (wrk, alternating, medians of
+    three rounds; noisy on a shared machine), memory store so that the disk hides nothing."""
     import harness
     builds = {"baseline": os.path.join(baseline, "app", "quiesce"), "current": os.environ["QUIESCE_BIN"]}
+    out = {}
+    for name, binary in builds.items():
+        for load in ("post", "health"):
+            log(f"metrics: callgrind, {name}, {load}")
+            out[f"{name}_{load}_instructions"] = instructions_per_request(binary, load)
     runs = {(b, load): [] for b in builds for load in ("post", "health")}
     for round_ in range(3):
         for name, binary in builds.items():
-            log(f"metrics: round {round_ + 1}, {name}")
+            log(f"metrics: wrk round {round_ + 1}, {name}")
             harness.BIN = binary
             s = quiesce(threads=1, store="memory")
             try:
@@ -339,19 +384,18 @@ def bench_metrics(baseline):
                 runs[(name, "health")].append(wrk(f"http://127.0.0.1:{s.port}/v1/health", threads=1))
             finally:
                 s.close()
-    out = {f"{b}_{load}_rps": sorted(r["rps"] for r in v)[1] for (b, load), v in runs.items()}
-    for load in ("post", "health"):
-        out[f"{load}_ratio"] = out[f"current_{load}_rps"] / out[f"baseline_{load}_rps"]
+    out.update({f"{b}_{load}_rps": sorted(r["rps"] for r in v)[1] for (b, load), v in runs.items()})
     return out
 
 
 if opts.only == "metrics":
     r = bench_metrics(opts.baseline)
-    print("| load (--threads 1, wrk -t1 -c64) | baseline req/s | current req/s | current / baseline |")
+    print("| per request (--threads 1, memory store) | baseline | current | current / baseline |")
     print("|---|---|---|---|")
-    for load, name in (("post", "POST /v1/tasks"), ("health", "GET /v1/health")):
-        print(f"| {name} | {r[f'baseline_{load}_rps']:,.0f} | {r[f'current_{load}_rps']:,.0f} | {r[f'{load}_ratio']:.3f} |")
-    print("(medians of 3 alternating rounds)")
+    for load, name in (("post", "POST /v1/tasks (the task runs: 3 status changes)"), ("health", "GET /v1/health")):
+        for unit, key in (("instructions", "instructions"), ("req/s, wrk -t1 -c64", "rps")):
+            b, c = r[f"baseline_{load}_{key}"], r[f"current_{load}_{key}"]
+            print(f"| {name}: {unit} | {b:,.0f} | {c:,.0f} | {c / b:.3f} |")
     sys.exit(0)
 
 if opts.only == "durability":
