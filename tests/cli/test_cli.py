@@ -3,13 +3,13 @@ a progress bar), its exit codes, and `submit --follow` across a drain where the 
 replaced by a new process on the same port."""
 import json
 import os
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -30,18 +30,52 @@ def events(stdout):
     return [json.loads(line) for line in stdout.splitlines()]
 
 
-def read_until(stream, needle, timeout):
-    """Lines of `stream` up to and including the first that contains `needle`."""
-    got, deadline = "", time.monotonic() + timeout
-    while needle not in got:
-        ready, _, _ = select.select([stream], [], [], max(0, deadline - time.monotonic()))
-        if not ready:
-            raise AssertionError(f"{needle!r} not seen; got:\n{got}")
-        line = stream.readline()
-        if not line:
-            raise AssertionError(f"the stream ended before {needle!r}; got:\n{got}")
-        got += line
-    return got
+class Running:
+    """quiesce-cli in the background, its stdout and stderr read line by line by two threads.
+    (Mixing readline() with communicate() loses what readline() had buffered.)"""
+
+    def __init__(self, port, *args):
+        self.proc = subprocess.Popen([CLI, "--url", f"http://127.0.0.1:{port}", *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.out, self.err = [], []
+        self._cond = threading.Condition()
+        self._threads = [threading.Thread(target=self._read, args=(f, to), daemon=True)
+                         for f, to in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        for t in self._threads:
+            t.start()
+
+    def _read(self, stream, into):
+        for line in stream:
+            with self._cond:
+                into.append(line)
+                self._cond.notify_all()
+
+    def wait_line(self, lines, pred, timeout):
+        """The first line of `lines` (self.out or self.err) for which pred holds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in lines:
+                    if pred(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"line not seen; stdout {self.out[-3:]}, stderr {self.err}")
+                self._cond.wait(left)
+
+    def finish(self, timeout):
+        """Waits for the exit; returns (exit code, stdout, stderr)."""
+        code = self.proc.wait(timeout=timeout)
+        for t in self._threads:
+            t.join(timeout=5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return code, "".join(self.out), "".join(self.err)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.finish(5)
 
 
 def free_port():
@@ -64,16 +98,16 @@ class Piped(unittest.TestCase):
         self.assertEqual([e["status"] for e in got][0:2], ["queued", "running"])
         self.assertEqual((got[-1]["status"], got[-1]["progress"]), ("succeeded", 1.0))
         seqs = [e["seq"] for e in got]
-        self.assertEqual(seqs, sorted(set(seqs)))
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))  # a fresh server: every event is this task's
         self.assertEqual(self.s.request("GET", f"/v1/tasks/{got[0]['task_id']}").json["status"], "succeeded")
 
     def test_a_cancelled_task_exits_1(self):
-        p = subprocess.Popen([CLI, "--url", f"http://127.0.0.1:{self.s.port}", "submit", "--seconds", "10",
-                              "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = json.loads(p.stdout.readline())
+        c = Running(self.s.port, "submit", "--seconds", 10, "--follow")
+        self.addCleanup(c.kill)
+        first = json.loads(c.wait_line(c.out, lambda l: True, scaled(10)))
         self.assertEqual(self.s.request("DELETE", f"/v1/tasks/{first['task_id']}").status, 200)
-        rest, _ = p.communicate(timeout=scaled(10))
-        self.assertEqual(p.returncode, 1)
+        code, rest, _ = c.finish(scaled(10))
+        self.assertEqual(code, 1)
         self.assertEqual(events(rest)[-1]["status"], "cancelled")
 
     def test_submit_status_and_watch(self):
@@ -133,24 +167,22 @@ class AcrossADrain(unittest.TestCase):
         # Not scaled: the deadline must come while the (timer-driven, 3 s) task still runs.
         a = Server(*common, "--shutdown-timeout", 1, data_dir=data.name)
         self.addCleanup(a.close)
-        p = subprocess.Popen([CLI, "--url", f"http://127.0.0.1:{port}", "submit", "--seconds", "3", "--follow"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = p.stdout.readline()
-        tid = json.loads(first)["task_id"]
+        c = Running(port, "submit", "--seconds", 3, "--follow")
+        self.addCleanup(c.kill)
+        tid = json.loads(c.wait_line(c.out, lambda l: True, scaled(10)))["task_id"]
         a.wait_status(tid, "running")
         a.signal(signal.SIGTERM)
         self.assertEqual(a.wait(scaled(10)), 2)  # the deadline's exit code: work was requeued
         # Nobody on the port until the CLI has found so at least once: it keeps trying.
-        err = read_until(p.stderr, "Connection refused", scaled(15))
+        c.wait_line(c.err, lambda l: "Connection refused" in l, scaled(15))
         b = Server(*common, data_dir=data.name)
         self.addCleanup(b.close)
-        rest, more = p.communicate(timeout=scaled(30))
-        output, err = first + rest, err + more
+        code, output, err = c.finish(scaled(30))
         os.makedirs(OUT, exist_ok=True)
         with open(os.path.join(OUT, "cli-across-a-drain.txt"), "w") as f:
             f.write("$ quiesce-cli submit --seconds 3 --follow  (piped)\n" + output + "--- stderr\n" + err)
         print(output, err, sep="\n--- stderr\n")
-        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(code, 0, err)
         got = events(output)
         seqs = [e["seq"] for e in got]
         self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))))  # none missed, none twice
@@ -167,15 +199,15 @@ class AcrossADrain(unittest.TestCase):
         port = free_port()
         a = Server("--store", "memory", "--port", port, "--admin-port", 0)
         self.addCleanup(a.close)
-        p = subprocess.Popen([CLI, "--url", f"http://127.0.0.1:{port}", "submit", "--seconds", "5", "--follow"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        tid = json.loads(p.stdout.readline())["task_id"]
+        c = Running(port, "submit", "--seconds", 5, "--follow")
+        self.addCleanup(c.kill)
+        tid = json.loads(c.wait_line(c.out, lambda l: True, scaled(10)))["task_id"]
         a.signal(signal.SIGKILL)
         a.wait(scaled(5))
         b = Server("--store", "memory", "--port", port, "--admin-port", 0)
         self.addCleanup(b.close)
-        _, err = p.communicate(timeout=scaled(30))
-        self.assertEqual(p.returncode, 3, err)
+        code, _, err = c.finish(scaled(30))
+        self.assertEqual(code, 3, err)
         self.assertIn(f"the server does not know task {tid}: it was lost", err)
 
 
