@@ -18,11 +18,16 @@ const p::Histogram::BucketBoundaries wait_buckets{0.001, 0.01, 0.1, 0.5, 1, 5, 1
 const p::Histogram::BucketBoundaries http_buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                   0.05,   0.1,   0.25,   0.5,   1,    2.5};
 
+// A family of metrics (a series per label set), from p::BuildCounter(), BuildGauge(), ...
+template <class Builder>
+auto& family(Builder build, p::Registry& r, const char* name, const char* help) {
+  return build.Name(name).Help(help).Register(r);
+}
 p::Gauge& gauge(p::Registry& r, const char* name, const char* help) {
-  return p::BuildGauge().Name(name).Help(help).Register(r).Add({});
+  return family(p::BuildGauge(), r, name, help).Add({});
 }
 p::Counter& counter(p::Registry& r, const char* name, const char* help) {
-  return p::BuildCounter().Name(name).Help(help).Register(r).Add({});
+  return family(p::BuildCounter(), r, name, help).Add({});
 }
 // Counters kept elsewhere as plain totals move up to them at each scrape.
 void catch_up(p::Counter& c, std::uint64_t total) {
@@ -37,30 +42,18 @@ double in_seconds(std::optional<std::chrono::steady_clock::duration> d) {
 
 metrics::metrics(const std::vector<std::string>& kinds)
     : tasks_total_(
-          p::BuildCounter()
-              .Name("quiesce_tasks_total")
-              .Help("Statuses tasks reached, by kind (a requeued task counts queued again).")
-              .Register(registry_)),
-      queue_wait_(p::BuildHistogram()
-                      .Name("quiesce_task_queue_wait_seconds")
-                      .Help("Time from a task's creation to its start, by kind.")
-                      .Register(registry_)),
-      duration_(p::BuildHistogram()
-                    .Name("quiesce_task_duration_seconds")
-                    .Help("Time from a task's start to its end, by kind.")
-                    .Register(registry_)),
-      http_requests_(p::BuildCounter()
-                         .Name("quiesce_http_requests_total")
-                         .Help("HTTP requests answered, by route and status code.")
-                         .Register(registry_)),
-      http_latency_(p::BuildHistogram()
-                        .Name("quiesce_http_request_duration_seconds")
-                        .Help("Time from a request's arrival to its answer, by route.")
-                        .Register(registry_)),
-      tasks_(p::BuildGauge()
-                 .Name("quiesce_tasks")
-                 .Help("Tasks this process knows, by status.")
-                 .Register(registry_)),
+          family(p::BuildCounter(), registry_, "quiesce_tasks_total",
+                 "Statuses tasks reached, by kind (a requeued task counts queued again).")),
+      queue_wait_(family(p::BuildHistogram(), registry_, "quiesce_task_queue_wait_seconds",
+                         "Time from a task's creation to its start, by kind.")),
+      duration_(family(p::BuildHistogram(), registry_, "quiesce_task_duration_seconds",
+                       "Time from a task's start to its end, by kind.")),
+      http_requests_(family(p::BuildCounter(), registry_, "quiesce_http_requests_total",
+                            "HTTP requests answered, by route and status code.")),
+      http_latency_(family(p::BuildHistogram(), registry_, "quiesce_http_request_duration_seconds",
+                           "Time from a request's arrival to its answer, by route.")),
+      tasks_(family(p::BuildGauge(), registry_, "quiesce_tasks",
+                    "Tasks this process knows, by status.")),
       queue_depth_(gauge(registry_, "quiesce_queue_depth", "Tasks waiting for a worker.")),
       queue_capacity_(gauge(registry_, "quiesce_queue_capacity",
                             "Tasks the queue holds before POST answers 429.")),
@@ -83,10 +76,8 @@ metrics::metrics(const std::vector<std::string>& kinds)
                           "Seconds since the signal that started the drain (-1: none).")),
       seconds_left_(gauge(registry_, "quiesce_drain_seconds_left",
                           "Seconds before the shutdown deadline (-1: no drain).")),
-      phase_(p::BuildGauge()
-                 .Name("quiesce_drain_phase")
-                 .Help("1 for the phase the process is in, 0 for the others.")
-                 .Register(registry_)) {
+      phase_(family(p::BuildGauge(), registry_, "quiesce_drain_phase",
+                    "1 for the phase the process is in, 0 for the others.")) {
   // Every series exists from the start (a rate() needs the zero), and the hot paths only find
   // their counters here instead of asking the family, which locks.
   for (const auto& k : kinds) {

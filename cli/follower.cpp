@@ -1,9 +1,9 @@
 #include "cli/follower.hpp"
 
 #include "cli/http_client.hpp"
+#include "cli/task_event.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -20,46 +20,16 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 namespace json = boost::json;
-using asio::ip::tcp;
 using std::chrono::milliseconds;
-
-namespace {
-
-std::string str(const json::object& o, std::string_view key) {
-  auto v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-bool is_final(std::string_view s) {
-  return s == "succeeded" || s == "failed" || s == "cancelled" || s == "interrupted";
-}
-
-}  // namespace
 
 follower::follower(server_address at, task_view& view, follow_settings settings)
     : at_(std::move(at)), view_(view), settings_(settings) {}
 
-asio::awaitable<bool> follower::open(std::string* why) { co_return co_await connect(why); }
-
-asio::awaitable<bool> follower::connect(std::string* why) {
-  auto ex = co_await asio::this_coro::executor;
-  ws_.reset();
-  gap_ = false;
-  tcp::resolver resolver(ex);
-  auto [rec, endpoints] =
-      co_await resolver.async_resolve(at_.host, at_.port, asio::as_tuple(asio::use_awaitable));
-  if (rec) {
-    *why = "cannot resolve " + at_.host + ": " + rec.message();
-    co_return false;
-  }
-  ws_.emplace(ex);
+asio::awaitable<bool> follower::open(std::string* why) {
+  ws_.emplace(co_await asio::this_coro::executor);
+  epoch_changed_ = false;
   auto& layer = beast::get_lowest_layer(*ws_);
-  layer.expires_after(std::chrono::seconds(10));
-  auto [cec, ep] = co_await layer.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
-  if (cec) {
-    *why = "cannot connect to " + at_.host_header + ": " + cec.message();
-    co_return false;
-  }
+  if (!co_await connect_to(at_, layer, why, std::chrono::seconds(10))) co_return false;
   std::string target = "/v1/events";
   if (last_seq_) target += "?since=" + std::to_string(*last_seq_) + "&epoch=" + epoch_;
   auto [hec] =
@@ -72,15 +42,15 @@ asio::awaitable<bool> follower::connect(std::string* why) {
   ws_->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
   // The first message is hello: it names the epoch that `seq` counts in.
   auto hello = co_await next();
-  if (!hello || str(*hello, "type") != "hello") {
+  if (!hello || field(*hello, "type") != "hello") {
     *why = "the stream did not start with hello";
     co_return false;
   }
-  auto epoch = str(*hello, "epoch");
+  auto epoch = std::string(field(*hello, "epoch"));
   bool same_epoch = epoch == epoch_;
   if (!last_seq_ || !same_epoch) last_seq_ = (*hello)["seq"].to_number<std::uint64_t>();
-  if (!epoch_.empty() && !same_epoch)
-    gap_ = true;  // another server's numbering: what we had is no base for a replay
+  // Another server's numbering: what we had is no base for a replay.
+  epoch_changed_ = !epoch_.empty() && !same_epoch;
   epoch_ = epoch;
   if (!all_) co_await subscribe();
   co_return true;
@@ -118,10 +88,10 @@ asio::awaitable<std::optional<json::object>> follower::next() {
 }
 
 void follower::on_task(const json::object& e) {
-  auto id = str(e, "task_id");
+  auto id = std::string(field(e, "task_id"));
   if (!all_ && !pending_.contains(id)) return;
   view_.show(e);
-  auto status = str(e, "status");
+  auto status = std::string(field(e, "status"));
   if (is_final(status)) {
     ended_[id] = status;
     pending_.erase(id);
@@ -132,7 +102,7 @@ asio::awaitable<exit_code> follower::run() {
   while (!done()) {
     auto m = co_await next();
     if (m) {
-      auto type = str(*m, "type");
+      auto type = field(*m, "type");
       if (type == "task") {
         if (auto seq = m->if_contains("seq")) last_seq_ = seq->to_number<std::uint64_t>();
         on_task(*m);
@@ -140,8 +110,7 @@ asio::awaitable<exit_code> follower::run() {
         hint_ = milliseconds((*m)["reconnect_after_ms"].to_number<std::int64_t>());
         view_.note("the server is draining");
       } else if (type == "gap") {
-        gap_ = true;  // some events are gone: the tasks are re-read once the replay is in
-        co_await catch_up_by_get();
+        co_await catch_up_by_get();  // some events are gone: re-read the tasks
       }
       continue;
     }
@@ -151,7 +120,7 @@ asio::awaitable<exit_code> follower::run() {
       co_return unreachable;
     }
     if (!co_await reconnect()) co_return unreachable;
-    if (gap_) co_await catch_up_by_get();
+    if (epoch_changed_) co_await catch_up_by_get();
   }
   co_await ws_->async_close(websocket::close_code::normal, asio::as_tuple(asio::use_awaitable));
   co_return outcome();
@@ -178,7 +147,7 @@ asio::awaitable<bool> follower::reconnect() {
                std::to_string(attempt + 1) + ")");
     asio::steady_timer timer(ex, delay);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (co_await connect(&why)) {
+    if (co_await open(&why)) {
       view_.note("reconnected to " + at_.host_header + " (epoch " + epoch_.substr(0, 8) +
                  ", since " + std::to_string(*last_seq_) + ")");
       co_return true;
@@ -187,7 +156,6 @@ asio::awaitable<bool> follower::reconnect() {
 }
 
 asio::awaitable<void> follower::catch_up_by_get() {
-  gap_ = false;
   std::set<std::string> ids = pending_;
   for (const auto& id : ids) {
     std::string why;

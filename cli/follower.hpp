@@ -40,7 +40,8 @@ class follower {
  public:
   follower(server_address at, task_view& view, follow_settings settings);
 
-  // Opens the stream (before a submit, so that no event of the new task can be missed).
+  // Opens the stream (before a submit, so that no event of the new task can be missed; again
+  // after a close, resuming from the last seq).
   boost::asio::awaitable<bool> open(std::string* why);
   // From now on the stream is narrowed to these tasks and run() waits for them to end.
   boost::asio::awaitable<void> follow(std::set<std::string> ids);
@@ -50,7 +51,6 @@ class follower {
  private:
   using ws_stream = boost::beast::websocket::stream<boost::beast::tcp_stream>;
 
-  boost::asio::awaitable<bool> connect(std::string* why);
   boost::asio::awaitable<void> subscribe();
   // The next message; nullopt once the stream closed (close_code_ says how).
   boost::asio::awaitable<std::optional<boost::json::object>> next();
@@ -69,7 +69,7 @@ class follower {
   std::map<std::string, std::string> ended_;  // task id -> its final status
   std::string epoch_;
   std::optional<std::uint64_t> last_seq_;
-  bool gap_ = false;
+  bool epoch_changed_ = false;  // the last open() met another epoch: replay cannot be trusted
   unsigned close_code_ = 0;
   std::string close_reason_;
   std::chrono::milliseconds hint_{0};  // reconnect_after_ms of the last `draining`

@@ -28,23 +28,35 @@ std::optional<server_address> parse_server_url(const std::string& url) {
   return a;
 }
 
+asio::awaitable<bool> connect_to(const server_address& at, beast::tcp_stream& stream,
+                                 std::string* why, std::chrono::seconds timeout) {
+  tcp::resolver resolver(stream.get_executor());
+  auto [rec, endpoints] =
+      co_await resolver.async_resolve(at.host, at.port, asio::as_tuple(asio::use_awaitable));
+  if (rec) {
+    *why = "cannot resolve " + at.host + ": " + rec.message();
+    co_return false;
+  }
+  stream.expires_after(timeout);
+  auto [cec, ep] = co_await stream.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
+  if (cec) {
+    *why = "cannot connect to " + at.host_header + ": " + cec.message();
+    co_return false;
+  }
+  co_return true;
+}
+
 asio::awaitable<std::optional<http_answer>> http_call(const server_address& at, http::verb method,
                                                       std::string target, std::string body,
                                                       std::string* why, std::string idempotency_key,
                                                       std::chrono::seconds timeout) {
-  auto ex = co_await asio::this_coro::executor;
   auto fail = [why](const std::string& what, const boost::system::error_code& ec) {
     if (why) *why = what + ": " + ec.message();
     return std::nullopt;
   };
-  tcp::resolver resolver(ex);
-  auto [rec, endpoints] =
-      co_await resolver.async_resolve(at.host, at.port, asio::as_tuple(asio::use_awaitable));
-  if (rec) co_return fail("cannot resolve " + at.host, rec);
-  beast::tcp_stream stream(ex);
+  beast::tcp_stream stream(co_await asio::this_coro::executor);
+  if (!co_await connect_to(at, stream, why, timeout)) co_return std::nullopt;
   stream.expires_after(timeout);
-  auto [cec, ep] = co_await stream.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
-  if (cec) co_return fail("cannot connect to " + at.host_header, cec);
 
   http::request<http::string_body> req{method, target, 11};
   req.set(http::field::host, at.host_header);

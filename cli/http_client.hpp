@@ -5,6 +5,7 @@
 #include "cli/server_address.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/value.hpp>
@@ -20,6 +21,10 @@ struct http_answer {
   boost::json::value body;  // null when the body is not JSON
   std::string retry_after;
 };
+
+// Resolves and connects `stream` (bounded by `timeout`); false with `why` set when it cannot.
+boost::asio::awaitable<bool> connect_to(const server_address& at, boost::beast::tcp_stream& stream,
+                                        std::string* why, std::chrono::seconds timeout);
 
 // nullopt: the server could not be reached (refused, reset, timed out), with `why` set.
 boost::asio::awaitable<std::optional<http_answer>> http_call(

@@ -1,5 +1,7 @@
 #include "cli/task_view.hpp"
 
+#include "cli/task_event.hpp"
+
 #include <boost/json/serialize.hpp>
 
 #include <cmath>
@@ -8,27 +10,13 @@
 
 namespace quiesce::cli {
 
-namespace {
-
-std::string_view text(const boost::json::object& o, std::string_view key) {
-  auto v = o.if_contains(key);
-  return v && v->is_string() ? std::string_view(v->as_string()) : std::string_view();
-}
-
-bool is_final(std::string_view status) {
-  return status == "succeeded" || status == "failed" || status == "cancelled" ||
-         status == "interrupted";
-}
-
-}  // namespace
-
 void task_view::show(const boost::json::object& task) {
   if (!terminal_) {
     std::cout << boost::json::serialize(task) << '\n' << std::flush;
     return;
   }
-  auto id = std::string(text(task, "task_id"));
-  auto status = text(task, "status");
+  auto id = std::string(field(task, "task_id"));
+  auto status = field(task, "status");
   double progress = 0;
   if (auto p = task.if_contains("progress"); p && p->is_number()) progress = p->to_number<double>();
   if (!bar_task_.empty() && bar_task_ != id) end_bar();
@@ -37,13 +25,13 @@ void task_view::show(const boost::json::object& task) {
   std::string bar(static_cast<std::size_t>(filled), '#');
   bar.append(static_cast<std::size_t>(width - filled), '.');
   std::printf("\r\033[K%.8s %s [%s] %3d %% %.*s", id.c_str(),
-              std::string(text(task, "kind")).c_str(), bar.c_str(),
+              std::string(field(task, "kind")).c_str(), bar.c_str(),
               static_cast<int>(std::lround(progress * 100)), static_cast<int>(status.size()),
               status.data());
   if (task.contains("requeued")) std::printf(" (requeued: runs again after a restart)");
   bar_task_ = id;
   if (is_final(status)) {
-    if (auto e = text(task, "error"); !e.empty())
+    if (auto e = field(task, "error"); !e.empty())
       std::printf(": %.*s", static_cast<int>(e.size()), e.data());
     end_bar();
   }
