@@ -15,10 +15,16 @@ std::int64_t ms(std::optional<std::chrono::steady_clock::duration> d) {
   return d ? std::chrono::duration_cast<std::chrono::milliseconds>(*d).count() : -1;
 }
 
-response status_body(app_state& s) {
-  auto c = s.tasks.counts();
+// The service's counts, asked afresh; while a shared store is unreachable, as last seen.
+asio::awaitable<response> status_body(app_state& s) {
+  std::optional<tasks::task_counts> fresh;
+  try {
+    fresh = co_await s.tasks.count();
+  } catch (const tasks::store_unavailable&) {
+  }
+  auto c = fresh ? *fresh : s.tasks.counts();
   auto deadline = s.phase.until_deadline();
-  return json_response(status::ok, {{"phase", lifecycle::to_string(s.phase.current())},
+  co_return json_response(status::ok, {{"phase", lifecycle::to_string(s.phase.current())},
                                     {"accepting", s.tasks.accepting()},
                                     {"queued", c.queued},
                                     {"running", c.running},
@@ -30,8 +36,8 @@ response status_body(app_state& s) {
                                                                 : boost::json::value(nullptr)},
                                     {"epoch", s.bus.epoch()},
                                     {"last_seq", s.bus.last_seq()},
-                                    {"store", s.journal ? "sqlite" : "memory"},
-                                    {"store_healthy", !s.journal || s.journal->healthy()}});
+                                    {"store", s.cfg.store},
+                                    {"store_healthy", s.tasks.store_healthy()}});
 }
 
 response metrics_text(app_state& s) {
@@ -42,7 +48,7 @@ response metrics_text(app_state& s) {
 }
 
 // `route` is set to the path of the route that answered, for the metrics.
-response answer(app_state& s, request& req, std::string_view& route) {
+asio::awaitable<response> answer(app_state& s, request& req, std::string_view& route) {
   auto target = req.target();
   auto path = target.substr(0, target.find('?'));
   for (std::string_view known : {"/healthz", "/readyz", "/v1/status", "/metrics"})
@@ -51,27 +57,27 @@ response answer(app_state& s, request& req, std::string_view& route) {
     auto res = net::error_response(status::method_not_allowed, "method_not_allowed",
                                    "admin routes answer GET");
     res.set(http::field::allow, "GET");
-    return res;
+    co_return res;
   }
   // Liveness: answering at all proves the event loop runs; it never fails for a drain.
-  if (path == "/healthz") return json_response(status::ok, {{"status", "ok"}});
+  if (path == "/healthz") co_return json_response(status::ok, {{"status", "ok"}});
   if (path == "/readyz") {
     if (s.phase.draining())
-      return json_response(
+      co_return json_response(
           status::service_unavailable,
           {{"status", "draining"}, {"phase", lifecycle::to_string(s.phase.current())}});
-    return json_response(status::ok, {{"status", "ready"}});
+    co_return json_response(status::ok, {{"status", "ready"}});
   }
-  if (path == "/v1/status") return status_body(s);
-  if (path == "/metrics") return metrics_text(s);
-  return net::error_response(status::not_found, "not_found", "no such route");
+  if (path == "/v1/status") co_return co_await status_body(s);
+  if (path == "/metrics") co_return metrics_text(s);
+  co_return net::error_response(status::not_found, "not_found", "no such route");
 }
 
 // Every answer is counted and timed by route, as on the public port.
 asio::awaitable<response> measured(app_state& s, request& req) {
   auto start = std::chrono::steady_clock::now();
   std::string_view route = "other";
-  auto res = answer(s, req, route);
+  auto res = co_await answer(s, req, route);
   s.metrics.http_answered(route, res.result_int(), std::chrono::steady_clock::now() - start);
   co_return res;
 }

@@ -7,19 +7,17 @@
 #include "net/http_session.hpp"
 #include "net/stream_hub.hpp"
 #include "tasks/event_bus.hpp"
-#include "tasks/sqlite_journal.hpp"
-#include "tasks/task_service.hpp"
+#include "tasks/service.hpp"
 
 namespace quiesce::app {
 
 struct app_state {
   const config& cfg;
-  tasks::task_service& tasks;
+  tasks::service& tasks;
   tasks::event_bus& bus;
   net::stream_hub& streams;
   const lifecycle::phase_state& phase;
   const net::connection_limit& connections;  // the public listener's
-  const tasks::sqlite_journal* journal;      // null with --store memory
   app::metrics& metrics;
 };
 

@@ -54,9 +54,12 @@ po::options_description describe(config& c) {
     ("task-retention", po::value(&c.task_retention)->default_value(c.task_retention), "finished tasks kept for GET and Idempotency-Key, oldest forgotten first")
     ("max-connections", po::value(&c.max_connections)->default_value(c.max_connections), "open connections on the public port (past it: reset at once)")
     ("max-websockets", po::value(&c.max_websockets)->default_value(c.max_websockets), "open WebSocket streams (past it: 503 to the upgrade)")
-    ("store", po::value(&c.store)->default_value(c.store), "sqlite (tasks survive restarts and crashes) or memory")
+    ("store", po::value(&c.store)->default_value(c.store), "sqlite (tasks survive restarts and crashes), memory, or postgres (replicas share one queue)")
     ("data-dir", po::value(&c.data_dir)->default_value(c.data_dir), "existing directory of the sqlite store (quiesce.db)")
-    ("lease-seconds", po::value(&c.lease_seconds)->default_value(c.lease_seconds), "how long a running task's lease lasts unrenewed (sqlite)");
+    ("lease-seconds", po::value(&c.lease_seconds)->default_value(c.lease_seconds), "how long a running task's lease lasts unrenewed (sqlite, postgres)")
+    ("database-url", po::value(&c.database_url)->default_value(c.database_url), "PostgreSQL for --store postgres: a libpq URI or key=value string (PG* variables apply)")
+    ("database-pool", po::value(&c.database_pool)->default_value(c.database_pool), "PostgreSQL connections per replica, besides the one that listens")
+    ("database-timeout", po::value(&c.database_timeout)->default_value(c.database_timeout), "seconds a PostgreSQL statement or connect may take before the store counts as unavailable (503)");
   // clang-format on
   return d;
 }
@@ -159,7 +162,11 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
   check(c.task_retention > 0, "task-retention", "must be at least 1");
   check(c.max_connections > 0, "max-connections", "must be at least 1");
   check(c.max_websockets > 0, "max-websockets", "must be at least 1");
-  check(c.store == "sqlite" || c.store == "memory", "store", "must be sqlite or memory");
+  check(c.store == "sqlite" || c.store == "memory" || c.store == "postgres", "store",
+        "must be sqlite, memory or postgres");
+  check(c.database_pool > 0, "database-pool", "must be at least 1");
+  check(std::isfinite(c.database_timeout) && c.database_timeout > 0, "database-timeout",
+        "must be a number of seconds, more than 0");
   check(!c.data_dir.empty(), "data-dir", "must name a directory");
   check(std::isfinite(c.lease_seconds) && c.lease_seconds >= 1, "lease-seconds",
         "must be a number of seconds, 1 or more");

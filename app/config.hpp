@@ -38,9 +38,13 @@ struct config {
   std::size_t task_retention = 10000;
   std::size_t max_connections = 10000;  // public listener, WebSocket streams included
   std::size_t max_websockets = 8000;
-  std::string store = "sqlite";   // or "memory": tasks lost with the process
+  std::string store = "sqlite";   // "memory": tasks lost with the process; "postgres": shared
   std::string data_dir = "data";  // must exist: a missing volume is an error, not a new database
   double lease_seconds = 30;
+  // --store postgres: a libpq URI or key=value string; empty: libpq's PG* variables alone.
+  std::string database_url;
+  std::size_t database_pool = 4;
+  double database_timeout = 5;
 };
 
 // Seconds with decimals, as the knobs are written.

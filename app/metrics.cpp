@@ -143,7 +143,7 @@ std::string metrics::scrape(const app_state& s) {
   catch_up(published_, s.bus.published());
   catch_up(sent_, s.streams.sent());
   catch_up(dropped_slow_, s.streams.dropped_slow());
-  store_healthy_.Set(!s.journal || s.journal->healthy() ? 1 : 0);
+  store_healthy_.Set(s.tasks.store_healthy() ? 1 : 0);
   for (auto ph : {lifecycle::phase::running, lifecycle::phase::draining, lifecycle::phase::closing,
                   lifecycle::phase::terminating, lifecycle::phase::stopped})
     phase_.Add({{"phase", std::string(lifecycle::to_string(ph))}})

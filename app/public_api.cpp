@@ -50,26 +50,36 @@ response task_not_found() {
                        {{"error", "task_not_found"}, {"detail", "Task not found"}});
 }
 
+response store_unavailable_response() {
+  auto res = error_response(status::service_unavailable, "store_unavailable",
+                            "the task store cannot be reached; retry later");
+  res.set(http::field::retry_after, "1");
+  return res;
+}
+
 // The answer when a task was not admitted: 503 while draining, 429 when the queue is full, 503
-// when it could not be stored. Waits until the task is stored: no 2xx before that.
-asio::awaitable<std::optional<response>> refusal(app_state& s, const tasks::admission& a) {
-  if (a.outcome == tasks::admit_outcome::closed)
-    co_return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
-  if (a.outcome == tasks::admit_outcome::queue_full) {
-    auto res = error_response(status::too_many_requests, "queue_full",
-                              "the task queue is full (--queue-capacity); retry later");
-    res.set(http::field::retry_after, "1");
-    co_return res;
+// when the journal could not store it (admit() answers only once it knows). A shared store that
+// cannot be reached throws tasks::store_unavailable instead: see measured().
+std::optional<response> refusal(const tasks::admission& a) {
+  switch (a.outcome) {
+    case tasks::admit_outcome::closed:
+      return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
+    case tasks::admit_outcome::queue_full: {
+      auto res = error_response(status::too_many_requests, "queue_full",
+                                "the task queue is full (--queue-capacity); retry later");
+      res.set(http::field::retry_after, "1");
+      return res;
+    }
+    case tasks::admit_outcome::unavailable: {
+      auto res =
+          error_response(status::service_unavailable, "storage_unavailable",
+                         "the task could not be stored, so it was not accepted; retry later");
+      res.set(http::field::retry_after, "1");
+      return res;
+    }
+    default:
+      return std::nullopt;
   }
-  // A replay too: its key may name a task whose own admission is still being stored.
-  if ((a.outcome == tasks::admit_outcome::created || a.outcome == tasks::admit_outcome::replayed) &&
-      !co_await s.tasks.stored(a.task->id)) {
-    auto res = error_response(status::service_unavailable, "storage_unavailable",
-                              "the task could not be stored, so it was not accepted; retry later");
-    res.set(http::field::retry_after, "1");
-    co_return res;
-  }
-  co_return std::nullopt;
 }
 
 response asset(std::string_view type, std::string_view text) {
@@ -96,15 +106,6 @@ bool one_segment_under(std::string_view path, std::string_view prefix) {
 }
 
 json::object task_body(const tasks::task_record& t) { return tasks::to_json(t); }
-
-// A GET answers from memory, where a change lands before the journal has stored it: waiting
-// until what was published so far is stored (a commit or two) means a GET never shows a state a
-// crash could undo, as the event stream never does. Bounded: a failing disk must not hang it.
-asio::awaitable<void> stored_so_far(app_state& s) {
-  if (s.bus.settled()) co_return;  // always with --store memory: no timer on that path
-  asio::steady_timer bound(co_await asio::this_coro::executor, std::chrono::seconds(1));
-  co_await (s.bus.flush() || bound.async_wait(asio::use_awaitable));
-}
 
 // POST /v1/tasks: the body is optional; {"kind": ..., <parameters>}.
 asio::awaitable<response> post_task(app_state& s, const request& req) {
@@ -141,13 +142,13 @@ asio::awaitable<response> post_task(app_state& s, const request& req) {
   tasks::admission a;
   std::optional<response> bad;  // co_return cannot appear in a handler
   try {
-    a = s.tasks.submit(kind, params, std::move(key));
+    a = co_await s.tasks.admit(std::move(kind), std::move(params), std::move(key));
   } catch (const tasks::bad_parameter& e) {
     bad = error_response(status::bad_request, e.field == "kind" ? "unknown_kind" : "bad_parameter",
                          e.what());
   }
   if (bad) co_return std::move(*bad);
-  if (auto refused = co_await refusal(s, a)) co_return std::move(*refused);
+  if (auto refused = refusal(a)) co_return std::move(*refused);
   auto res = json_response(status::accepted, task_body(*a.task));
   res.set(http::field::location, "/v1/tasks/" + a.task->id);
   if (a.outcome == tasks::admit_outcome::replayed) res.set("Idempotent-Replayed", "true");
@@ -156,8 +157,8 @@ asio::awaitable<response> post_task(app_state& s, const request& req) {
 
 // POST /v1/create-task/: the original's default task, its exact answer.
 asio::awaitable<response> create_task(app_state& s) {
-  auto a = s.tasks.submit("sleep", {}, std::nullopt);
-  if (auto refused = co_await refusal(s, a)) co_return std::move(*refused);
+  auto a = co_await s.tasks.admit("sleep", {}, std::nullopt);
+  if (auto refused = refusal(a)) co_return std::move(*refused);
   auto& id = a.task->id;
   co_return json_response(status::ok, {{"message", "Task " + id + " Queued"}, {"task_id", id}});
 }
@@ -202,7 +203,7 @@ asio::awaitable<response> answer(app_state& s, request& req, std::string_view& r
   if (path == "/v1/get_queue_length/" || path == "/v1/get_queue_length") {
     route = "/v1/get_queue_length/";
     if (m != http::verb::get) co_return method_not_allowed("GET");
-    auto c = s.tasks.counts();
+    auto c = co_await s.tasks.count();
     co_return json_response(status::ok, {{"task_lenth", c.queued + c.running}});
   }
   if (path == "/v1/tasks") {
@@ -214,8 +215,7 @@ asio::awaitable<response> answer(app_state& s, request& req, std::string_view& r
     route = "/v1/tasks/{task_id}";
     auto id = path.substr(task_prefix.size());
     if (m == http::verb::get) {
-      co_await stored_so_far(s);
-      auto t = s.tasks.get(id);
+      auto t = co_await s.tasks.find(std::move(id));
       if (!t) co_return task_not_found();
       co_return json_response(status::ok, task_body(*t));
     }
@@ -286,9 +286,14 @@ std::variant<response, net::stream_request> upgrade(app_state& s, const request&
 asio::awaitable<response> measured(app_state& s, request& req) {
   auto start = std::chrono::steady_clock::now();
   std::string_view route = "other";
-  auto res = co_await answer(s, req, route);
-  s.metrics.http_answered(route, res.result_int(), std::chrono::steady_clock::now() - start);
-  co_return res;
+  std::optional<response> res;
+  try {
+    res = co_await answer(s, req, route);
+  } catch (const tasks::store_unavailable&) {
+    res = store_unavailable_response();
+  }
+  s.metrics.http_answered(route, res->result_int(), std::chrono::steady_clock::now() - start);
+  co_return std::move(*res);
 }
 
 // An accepted upgrade counts as 101.

@@ -5,7 +5,10 @@
 #include "lifecycle/log.hpp"
 #include "net/listener.hpp"
 #include "tasks/memory_task_store.hpp"
+#include "tasks/pg/connection.hpp"
+#include "tasks/pg/shared_service.hpp"
 #include "tasks/sqlite_journal.hpp"
+#include "tasks/task_service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -125,12 +128,38 @@ int run_server(const config& cfg) {
       if (j) j->stop();
     }
   } stop_journal{journal};
-  tasks::task_service service({cfg.workers, cfg.queue_capacity, durable},
-                              tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds}), store,
-                              bus, cpu);
+  auto kinds = tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds});
+  std::optional<tasks::task_service> local;
+  std::optional<tasks::pg::shared_service> shared;
+  tasks::service* chosen = nullptr;
+  if (cfg.store == "postgres") {
+    if (auto bad = tasks::pg::conninfo_error(cfg.database_url)) {
+      log::error("cannot open the task store", {{"database_url", "invalid"}, {"error", *bad}});
+      return exit_storage;
+    }
+    shared.emplace(tasks::pg::shared_settings{cfg.database_url, cfg.database_pool,
+                                              to_ms(cfg.database_timeout), cfg.workers,
+                                              cfg.queue_capacity, cfg.task_retention,
+                                              to_ms(cfg.lease_seconds),
+                                              env_or("KUBE_POD_NAME", "local")},
+                   std::move(kinds), bus, cpu);
+    try {
+      shared->open();
+    } catch (const std::exception& e) {
+      log::error("cannot open the task store", {{"store", "postgres"}, {"error", e.what()}});
+      return exit_storage;
+    }
+    chosen = &*shared;
+  } else {
+    local.emplace(tasks::service_settings{cfg.workers, cfg.queue_capacity, durable},
+                  std::move(kinds), store, bus, cpu);
+    if (journal) local->watch_store([&j = *journal] { return j.healthy(); });
+    local->recover(unfinished);
+    chosen = &*local;
+  }
+  tasks::service& service = *chosen;
   metrics meter(service.kinds().names());
   service.observe(meter);
-  service.recover(unfinished);
   net::stream_settings ss;
   ss.send_queue_limit = cfg.ws_send_queue;
   ss.message_limit = cfg.ws_message_limit;
@@ -160,9 +189,7 @@ int run_server(const config& cfg) {
   net::connection_limit public_connections(cfg.max_connections);
   // The admin port serves the kubelet's probes and is not exposed outside the pod.
   net::connection_limit admin_connections(std::numeric_limits<std::size_t>::max());
-  app_state state{
-      cfg,  service, bus, hub, coord.state(), public_connections, journal ? &*journal : nullptr,
-      meter};
+  app_state state{cfg, service, bus, hub, coord.state(), public_connections, meter};
 
   net::http_limits limits{cfg.header_limit, cfg.body_limit, to_ms(cfg.idle_timeout),
                           to_ms(cfg.header_timeout)};
@@ -196,6 +223,7 @@ int run_server(const config& cfg) {
   listen(control, std::move(admin_acceptor), "admin", tree.admin, tree.admin, admin_ctx,
          admin_connections);
   service.start(io, tree.workers);
+  if (shared) shared->start_background(tree.store);
 
   for (auto& w : timing_warnings(cfg)) log::warn("timings do not fit", {{"detail", w}});
   log::always("listening", {{"port", port},
@@ -204,7 +232,7 @@ int run_server(const config& cfg) {
                             {"threads", cfg.threads},
                             {"workers", cfg.workers},
                             {"epoch", bus.epoch()},
-                            {"store", durable ? journal->file().string() : "memory"},
+                            {"store", durable ? journal->file().string() : cfg.store},
                             {"pod", ss.pod}});
 
   int exit_code = 1;

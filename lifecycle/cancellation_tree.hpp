@@ -12,6 +12,7 @@ struct cancellation_tree {
   task_group connections{"connections"};  // public HTTP and WebSocket sessions
   task_group workers{"workers"};          // task runners
   task_group admin{"admin"};              // admin acceptor and sessions: last to go
+  task_group store{"store"};  // a shared store's heartbeat and listener: leases live to the end
 
   // The first signal: partial to the public side only; admin probes keep answering.
   void drain() {
@@ -20,7 +21,7 @@ struct cancellation_tree {
   }
   // The end: every coroutine stops.
   void stop() {
-    for (auto* g : {&listeners, &connections, &workers, &admin})
+    for (auto* g : {&listeners, &connections, &workers, &admin, &store})
       g->emit(boost::asio::cancellation_type::terminal);
   }
 };

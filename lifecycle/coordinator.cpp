@@ -110,7 +110,8 @@ asio::awaitable<void> coordinator::end_all() {
   // What is left is idle HTTP connections and the admin listener: they end now.
   tree_.stop();
   auto all_ended = [this]() -> asio::awaitable<void> {
-    for (auto* g : {&tree_.listeners, &tree_.connections, &tree_.workers, &tree_.admin})
+    for (auto* g :
+         {&tree_.listeners, &tree_.connections, &tree_.workers, &tree_.admin, &tree_.store})
       co_await g->wait_empty();
   };
   co_await (all_ended() || elapsed(settings_.close_timeout));

@@ -2,12 +2,16 @@
 
 #include "lifecycle/log.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 
 namespace quiesce::tasks {
 namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
 
 task_service::task_service(service_settings settings, kind_registry kinds, task_store& store,
                            event_bus& bus, asio::thread_pool& cpu)
@@ -120,6 +124,29 @@ void task_service::recover(const std::vector<task_record>& unfinished) {
 }
 
 std::optional<task_record> task_service::get(std::string_view id) const { return store_.get(id); }
+
+asio::awaitable<admission> task_service::admit(std::string kind, boost::json::object params,
+                                               std::optional<std::string> idempotency_key) {
+  auto a = submit(kind, params, std::move(idempotency_key));
+  // A replay too: its key may name a task whose own admission is still being stored.
+  if ((a.outcome == admit_outcome::created || a.outcome == admit_outcome::replayed) &&
+      !co_await stored(a.task->id))
+    co_return admission{admit_outcome::unavailable, std::nullopt};
+  co_return a;
+}
+
+// Reads answer from memory, where a change lands before the journal has stored it: waiting
+// until what was published so far is stored (a commit or two) means a GET never shows a state a
+// crash could undo, as the event stream never does. Bounded: a failing disk must not hang it.
+asio::awaitable<std::optional<task_record>> task_service::find(std::string id) {
+  if (!bus_.settled()) {  // always settled with --store memory: no timer on that path
+    asio::steady_timer bound(co_await asio::this_coro::executor, std::chrono::seconds(1));
+    co_await (bus_.flush() || bound.async_wait(asio::use_awaitable));
+  }
+  co_return get(id);
+}
+
+asio::awaitable<task_counts> task_service::count() { co_return counts(); }
 
 asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> task_service::cancel(
     std::string id) {

@@ -1,10 +1,12 @@
-// Admission, the bounded queue and the workers that run tasks. One mutex guards the queue
+// The queue in this process (memory and sqlite stores): admission, the bounded queue and the
+// workers that run tasks. One mutex guards the queue
 // and the set of running tasks; records live in the store, transitions go out on the bus.
 #pragma once
 
 #include "lifecycle/event_count.hpp"
 #include "lifecycle/task_group.hpp"
 #include "tasks/event_bus.hpp"
+#include "tasks/service.hpp"
 #include "tasks/task_kind.hpp"
 #include "tasks/task_observer.hpp"
 #include "tasks/task_store.hpp"
@@ -28,20 +30,7 @@ struct service_settings {
   bool requeue_on_shutdown = false;
 };
 
-enum class admit_outcome { created, replayed, queue_full, closed };
-struct admission {
-  admit_outcome outcome;
-  std::optional<task_record> task;
-};
-
-enum class cancel_outcome { not_found, already_finished, cancelled };
-
-struct task_counts {
-  std::size_t queued = 0, running = 0, capacity = 0;
-  std::array<std::size_t, status_count> by_status{};
-};
-
-class task_service {
+class task_service final : public service {
  public:
   task_service(service_settings settings, kind_registry kinds, task_store& store, event_bus& bus,
                boost::asio::thread_pool& cpu);
@@ -59,20 +48,28 @@ class task_service {
   std::optional<task_record> get(std::string_view id) const;
   // Cancels a queued task at once, a running one through its worker; completes when it ended.
   boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel(
-      std::string id);
-  task_counts counts() const;
-  const kind_registry& kinds() const { return kinds_; }
-  // Set before start(); told of every status change from then on.
-  void observe(task_observer& o) { observer_ = &o; }
+      std::string id) override;
+  task_counts counts() const override;
+  const kind_registry& kinds() const override { return kinds_; }
+  void observe(task_observer& o) override { observer_ = &o; }
+  // Whether the journal's last write succeeded (none: always).
+  void watch_store(std::function<bool()> healthy) { healthy_ = std::move(healthy); }
+
+  // The seam, over the calls above.
+  boost::asio::awaitable<admission> admit(std::string kind, boost::json::object params,
+                                          std::optional<std::string> idempotency_key) override;
+  boost::asio::awaitable<std::optional<task_record>> find(std::string id) override;
+  boost::asio::awaitable<task_counts> count() override;
+  bool store_healthy() const override { return !healthy_ || healthy_(); }
 
   // Lifecycle: spawn the workers into `group`; close admission; wait for an empty queue, no
   // running task and every event delivered; mark what never started `interrupted` (or, with
   // requeue_on_shutdown, tell its subscribers it is requeued) and wait for those events.
-  void start(boost::asio::io_context& io, lifecycle::task_group& group);
-  void stop_admission();
-  bool accepting() const;
-  boost::asio::awaitable<void> wait_idle();
-  boost::asio::awaitable<void> interrupt_queued();
+  void start(boost::asio::io_context& io, lifecycle::task_group& group) override;
+  void stop_admission() override;
+  bool accepting() const override;
+  boost::asio::awaitable<void> wait_idle() override;
+  boost::asio::awaitable<void> interrupt_queued() override;
 
  private:
   struct running_task {
@@ -104,6 +101,7 @@ class task_service {
   task_store& store_;
   event_bus& bus_;
   task_observer* observer_ = nullptr;
+  std::function<bool()> healthy_;
   boost::asio::thread_pool& cpu_;
 
   mutable std::mutex mutex_;

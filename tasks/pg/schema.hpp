@@ -1,0 +1,17 @@
+// The tables every replica shares, created and migrated by the replicas themselves.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace quiesce::tasks::pg {
+
+inline constexpr int schema_version = 1;
+
+// Creates or migrates the schema under an advisory lock, so that replicas starting at once take
+// turns. Throws db_error (unreachable, refused) or std::runtime_error (a newer schema than ours).
+boost::asio::awaitable<void> migrate(std::string conninfo, std::chrono::milliseconds timeout);
+
+}  // namespace quiesce::tasks::pg

@@ -1,0 +1,500 @@
+// Running the shared queue's tasks: the claimer takes queued tasks for this replica's free
+// workers, each task runs on a network strand with its writes fenced by (owner, attempt), the
+// heartbeat renews leases and rescues expired ones, and the listener hears of new work and of
+// cancellations from any replica.
+#include "lifecycle/log.hpp"
+#include "tasks/pg/rows.hpp"
+#include "tasks/pg/shared_service.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <algorithm>
+
+namespace quiesce::tasks::pg {
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::string ms(milliseconds d) { return std::to_string(d.count()); }
+
+bool cancelled_from_above(const asio::cancellation_state& cs) {
+  return cs.cancelled() != asio::cancellation_type::none;
+}
+
+// Sleeps (none: until woken), or returns early when `wake` is cancelled; throws when the caller
+// is cancelled.
+asio::awaitable<void> nap(asio::steady_timer& wake, std::optional<milliseconds> d) {
+  if (d)
+    wake.expires_after(*d);
+  else
+    wake.expires_at(asio::steady_timer::time_point::max());
+  boost::system::error_code ec;
+  co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  auto cs = co_await asio::this_coro::cancellation_state;
+  if (cancelled_from_above(cs)) throw boost::system::system_error(asio::error::operation_aborted);
+}
+
+std::string describe(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+}  // namespace
+
+void shared_service::start(asio::io_context& io, lifecycle::task_group& group) {
+  net_ = &io;
+  workers_ = &group;
+  asio::co_spawn(db_, claimer(), group.adapt(db_.get_executor(), [](std::exception_ptr e) {
+    if (e) log::error("the claimer stopped", {{"error", describe(e)}});
+  }));
+}
+
+void shared_service::start_background(lifecycle::task_group& background) {
+  auto report = [](const char* what) {
+    return [what](std::exception_ptr e) {
+      if (e) log::error("stopped", {{"what", what}, {"error", describe(e)}});
+    };
+  };
+  asio::co_spawn(db_, heartbeat(), background.adapt(db_.get_executor(), report("heartbeat")));
+  asio::co_spawn(db_, listener(), background.adapt(db_.get_executor(), report("listener")));
+}
+
+void shared_service::wake_claimer() {
+  claim_wanted_ = true;
+  claimer_wake_.cancel();
+}
+
+void shared_service::stop_admission() {
+  accepting_ = false;
+  // Peers are counted afresh: the claimer stops once it knows another replica can take over.
+  asio::post(db_, [this] {
+    peers_known_ = false;
+    beat_soon();
+    claimer_wake_.cancel();
+  });
+}
+
+void shared_service::beat_soon() {
+  beat_soon_ = true;
+  beat_wake_.cancel();
+}
+
+bool shared_service::claiming_done() const {
+  // What this replica is still admitting was accepted: with no peer, it runs here too.
+  if (accepting_ || admitting_ > 0) return false;
+  return peers_known_ && (live_peers_ > 0 || queue_seen_empty_);
+}
+
+asio::awaitable<void> shared_service::claimer() {
+  // In queue order; River's and Oban's shape: lock what we take, skip what others are taking.
+  static const std::string claim = R"sql(
+WITH next AS MATERIALIZED (
+  SELECT id FROM quiesce_tasks WHERE status = 'queued'
+  ORDER BY queue_order LIMIT $2 FOR UPDATE SKIP LOCKED)
+UPDATE quiesce_tasks t
+SET status = 'running', owner = $1, attempt = t.attempt + 1, started_us = $4, progress = 0,
+    lease_until = now() + $3 * interval '1 millisecond', message = 'Task ' || t.id || ' running'
+FROM next WHERE t.id = next.id
+RETURNING )sql" + task_columns("t.") + ", t.queue_order";
+  milliseconds backoff{250};
+  try {
+  for (;;) {
+    std::size_t free = settings_.workers - std::min(settings_.workers, running_.size());
+    if (claiming_done()) break;
+    if (!claim_wanted_ || free == 0 || (!accepting_ && !peers_known_)) {
+      co_await nap(claimer_wake_, std::nullopt);
+      continue;
+    }
+    claim_wanted_ = false;
+    std::vector<std::pair<std::int64_t, task_record>> got;
+    bool failed = false;
+    try {
+      auto r = co_await pool_.exec(claim, replica_, std::to_string(free), ms(settings_.lease),
+                                           micros(std::chrono::system_clock::now()));
+      reached();
+      for (int i = 0; i < r.rows(); ++i) got.emplace_back(r.integer(i, 13), read_task(r, i));
+      backoff = milliseconds(250);
+    } catch (const db_error& e) {
+      if (e.lost) unreachable(e);
+      failed = true;
+    }
+    if (failed) {
+      claim_wanted_ = true;
+      co_await nap(claimer_wake_, backoff);
+      backoff = std::min(backoff * 2, milliseconds(5000));
+      continue;
+    }
+    queue_seen_empty_ = got.size() < free;
+    if (got.size() == free) claim_wanted_ = true;  // there may be more
+    std::sort(got.begin(), got.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    for (auto& [order, t] : got) run(std::move(t));
+  }
+  } catch (const boost::system::system_error&) {
+    // Cancelled: the deadline or a second signal.
+  }
+  claiming_ended_ = true;
+  changed_.notify_all();
+  log::info("claiming stopped", {{"live_peers", live_peers_}, {"running", running_.size()}});
+}
+
+// On db_: the task was claimed; it runs on a strand of the network threads.
+void shared_service::run(task_record t) {
+  auto strand = asio::make_strand(*net_);
+  auto h = std::make_shared<run_handle>(db_.get_executor());
+  h->record = t;
+  h->executor = strand;
+  h->stop = std::make_shared<asio::steady_timer>(strand, asio::steady_timer::time_point::max());
+  running_.emplace(t.id, h);
+  publish(t);
+  asio::co_spawn(strand, run_one(std::move(t), h), workers_->adapt(strand, [](std::exception_ptr e) {
+    if (e) log::error("a task's runner failed", {{"error", describe(e)}});
+  }));
+}
+
+asio::awaitable<void> shared_service::run_one(task_record t, std::shared_ptr<run_handle> h) {
+  auto stop_requested = [h]() -> asio::awaitable<void> {
+    try {
+      co_await h->stop->async_wait(asio::use_awaitable);
+    } catch (const boost::system::system_error&) {
+      if (h->cancel_requested || h->lease_lost) co_return;
+      throw;  // the run itself is being cancelled (deadline, second signal)
+    }
+  };
+  task_context ctx;
+  ctx.task_id = t.id;
+  ctx.params = t.params;
+  ctx.cpu = &cpu_;
+  ctx.report = [this, id = t.id](double p) { asio::post(db_, [this, id, p] { report(id, p); }); };
+  const task_kind* kind = kinds_.find(t.kind);
+  std::exception_ptr failure;
+  task_status status = task_status::succeeded;
+  if (!kind) {
+    status = task_status::failed;
+    t.error = "this replica does not know the kind '" + t.kind + "'";
+  } else {
+    try {
+      auto outcome = co_await (kind->run(std::move(ctx)) || stop_requested());
+      if (outcome.index() == 0)
+        t.result = std::get<0>(std::move(outcome));
+      else
+        status = task_status::cancelled;
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  auto cs = co_await asio::this_coro::cancellation_state;
+  bool requeue = failure && cancelled_from_above(cs);
+  if (failure && !requeue) {
+    status = task_status::failed;
+    t.error = describe(failure);
+  }
+  if (!requeue && !h->lease_lost) t.move_to(status);
+  // The end is stored from the store's thread; this coroutine (a worker) waits for it.
+  co_await asio::co_spawn(db_, write_end(std::move(t), h, requeue), asio::use_awaitable);
+}
+
+void shared_service::report(const std::string& id, double progress) {
+  auto it = running_.find(id);
+  if (it == running_.end() || it->second->ended) return;
+  it->second->progress = progress;
+  if (!it->second->writing) asio::co_spawn(db_, write_progress(id), asio::detached);
+}
+
+// One progress write in flight per task; a newer report replaces one not yet written.
+asio::awaitable<void> shared_service::write_progress(std::string id) {
+  static const std::string sql =
+      "UPDATE quiesce_tasks SET progress = $4 "
+      "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running'";
+  auto h = running_.at(id);
+  h->writing = true;
+  while (h->progress && !h->ended) {
+    double p = *std::exchange(h->progress, std::nullopt);
+    try {
+      auto r = co_await pool_.exec(
+          sql, id, replica_, std::to_string(h->record.attempt), number(p));
+      reached();
+      if (r.affected() == 0) {
+        stop_run(id, true);
+        break;
+      }
+      h->record.progress = p;
+      if (!h->ended) {
+        auto body = to_json(h->record);
+        body["type"] = "task";
+        bus_.publish(h->record, std::move(body));
+      }
+    } catch (const db_error& e) {
+      // The task goes on; this step is not shown. Its end is retried until stored.
+      if (e.lost) unreachable(e);
+    }
+  }
+  h->writing = false;
+  h->idle.cancel();
+}
+
+// Stores the end of a run (or, stopped by the deadline, puts it back in the queue), fenced: a
+// replica that lost the lease finds out here and leaves the rescuer's record alone.
+asio::awaitable<void> shared_service::write_end(task_record t, std::shared_ptr<run_handle> h,
+                                                bool requeue) {
+  static const std::string end_sql =
+      "UPDATE quiesce_tasks SET status = $4, progress = $5, message = $6, finished_us = $7, "
+      "result = $8, error = $9, owner = NULL, lease_until = NULL "
+      "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running'";
+  static const std::string requeue_sql =
+      "WITH back AS (UPDATE quiesce_tasks SET status = 'queued', owner = NULL, lease_until = NULL, "
+      "started_us = NULL, progress = 0, message = $4 "
+      "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running' RETURNING id) "
+      "SELECT pg_notify('quiesce_work', '') FROM back";
+  h->ended = true;
+  while (h->writing) {
+    boost::system::error_code ec;
+    co_await h->idle.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    h->idle.expires_at(asio::steady_timer::time_point::max());
+  }
+  if (!requeue && !h->lease_lost) t.progress = std::max(t.progress, h->record.progress);
+  std::vector<param> args;
+  args.emplace_back(t.id);
+  args.emplace_back(replica_);
+  args.emplace_back(std::to_string(t.attempt));
+  if (requeue) {
+    t.requeue("stopped by its replica's shutdown deadline; another replica runs it");
+    args.push_back(t.message);
+  } else {
+    args.emplace_back(std::string(to_string(t.status)));
+    args.emplace_back(number(t.progress));
+    args.emplace_back(t.message);
+    args.push_back(micros(t.finished_at));
+    args.push_back(t.result.is_null() ? param() : param(boost::json::serialize(t.result)));
+    args.push_back(t.error);
+  }
+  milliseconds backoff{250};
+  asio::steady_timer pause(db_);
+  bool stored = false;
+  // Until stored, the lease is lost, or this replica must stop (the lease then runs out and a
+  // peer reruns the task: at least once).
+  while (!h->lease_lost) {
+    try {
+      auto r = co_await pool_.exec_with(requeue ? requeue_sql : end_sql, args);
+      reached();
+      stored = requeue ? r.rows() == 1 : r.affected() == 1;
+      if (!stored) h->lease_lost = true;
+      break;
+    } catch (const boost::system::system_error&) {
+      break;  // cancelled while storing: this replica must stop now
+    } catch (const db_error& e) {
+      if (!e.lost) {
+        log::error("a task's end was refused by the database",
+                   {{"task_id", t.id}, {"error", e.what()}});
+        break;
+      }
+      unreachable(e);
+    }
+    pause.expires_after(backoff);
+    boost::system::error_code ec;
+    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cancelled_from_above(cs)) break;
+    backoff = std::min(backoff * 2, milliseconds(5000));
+  }
+  running_.erase(t.id);
+  changed_.notify_all();
+  wake_claimer();
+  if (h->lease_lost) {
+    log::warn("lease lost: another replica owns this task now; this run's outcome is discarded",
+              {{"task_id", t.id}, {"attempt", t.attempt}});
+    co_return;
+  }
+  if (!stored) {
+    log::warn("a task's end could not be stored: its lease will run out and a peer reruns it",
+              {{"task_id", t.id}, {"attempt", t.attempt}});
+    co_return;
+  }
+  publish(t, requeue);
+  auto lvl = t.status == task_status::succeeded ? log::level::debug : log::level::info;
+  if (log::enabled(lvl))
+    log::write(lvl, requeue ? "task requeued" : "task ended",
+               {{"task_id", t.id},
+                {"status", to_string(t.status)},
+                {"attempt", t.attempt},
+                {"error", t.error ? boost::json::value(*t.error) : nullptr}});
+}
+
+// On db_: a DELETE from any replica, or a lease found lost.
+void shared_service::stop_run(const std::string& id, bool lost) {
+  auto it = running_.find(id);
+  if (it == running_.end()) return;
+  auto h = it->second;
+  (lost ? h->lease_lost : h->cancel_requested) = true;
+  asio::post(h->executor, [h] { h->stop->cancel(); });
+}
+
+asio::awaitable<void> shared_service::heartbeat() {
+  try {
+    for (;;) {
+      beat_soon_ = false;
+      co_await beat();
+      if (!beat_soon_) co_await nap(beat_wake_, settings_.lease / 3);
+    }
+  } catch (const boost::system::system_error&) {
+    // The end of the process: nothing runs any more.
+  }
+}
+
+// One heartbeat: say we live (and whether we drain), renew our leases (learning of cancels and
+// of leases lost while we were away), rescue expired ones, count live peers and the tasks, and
+// forget finished tasks past the retention.
+asio::awaitable<void> shared_service::beat() {
+  static const std::string alive =
+      "INSERT INTO quiesce_replicas (id, pod, heartbeat_at, draining) VALUES ($1, $2, now(), $3) "
+      "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), draining = $3";
+  static const std::string renew =
+      "UPDATE quiesce_tasks SET lease_until = now() + $2 * interval '1 millisecond' "
+      "WHERE owner = $1 AND status = 'running' RETURNING id, attempt, cancel_requested";
+  static const std::string rescue = R"sql(
+WITH lost AS MATERIALIZED (
+  SELECT id FROM quiesce_tasks WHERE status = 'running' AND lease_until < now()
+  FOR UPDATE SKIP LOCKED)
+UPDATE quiesce_tasks t
+SET status = CASE WHEN t.cancel_requested THEN 'cancelled' ELSE 'queued' END,
+    finished_us = CASE WHEN t.cancel_requested THEN $1::bigint END,
+    message = CASE WHEN t.cancel_requested THEN 'Task ' || t.id || ' cancelled'
+              ELSE 'Task ' || t.id || ' requeued: the replica running it stopped renewing its lease'
+              END,
+    owner = NULL, lease_until = NULL, started_us = NULL, progress = 0
+FROM lost WHERE t.id = lost.id
+RETURNING )sql" + task_columns("t.");
+  static const std::string peers =
+      "SELECT count(*) FROM quiesce_replicas WHERE id <> $1 AND NOT draining "
+      "AND heartbeat_at > now() - $2 * interval '1 millisecond'";
+  static const std::string by_status = "SELECT status, count(*) FROM quiesce_tasks GROUP BY status";
+  static const std::string prune =
+      "DELETE FROM quiesce_tasks WHERE id IN (SELECT id FROM quiesce_tasks "
+      "WHERE finished_us IS NOT NULL ORDER BY finished_us DESC OFFSET $1)";
+  static const std::string forget_replicas =
+      "DELETE FROM quiesce_replicas WHERE heartbeat_at < now() - interval '1 hour'";
+  bool draining = !accepting_;
+  try {
+    co_await pool_.exec(alive, replica_, settings_.pod, draining ? "true" : "false");
+    auto mine = co_await pool_.exec(renew, replica_, ms(settings_.lease));
+    std::unordered_map<std::string, std::pair<int, bool>> held;
+    for (int i = 0; i < mine.rows(); ++i)
+      held.emplace(mine.get(i, 0),
+                   std::pair{static_cast<int>(mine.integer(i, 1)), mine.get(i, 2) == "t"});
+    for (auto& [id, h] : running_) {
+      if (h->ended) continue;
+      auto it = held.find(id);
+      if (it == held.end() || it->second.first != h->record.attempt)
+        stop_run(id, true);
+      else if (it->second.second && !h->cancel_requested)
+        stop_run(id, false);
+    }
+    auto rescued = co_await pool_.exec(rescue, micros(std::chrono::system_clock::now()));
+    for (int i = 0; i < rescued.rows(); ++i) {
+      auto t = read_task(rescued, i);
+      log::warn("task rescued from a replica that stopped renewing its lease",
+                {{"task_id", t.id}, {"status", to_string(t.status)}, {"attempt", t.attempt}});
+      publish(t, t.status == task_status::queued);
+    }
+    if (rescued.rows()) {
+      co_await pool_.exec("SELECT pg_notify('quiesce_work', '')");
+      wake_claimer();
+    }
+    auto p = co_await pool_.exec(peers, replica_, ms(settings_.lease));
+    live_peers_ = static_cast<std::size_t>(p.integer(0, 0));
+    if (draining) peers_known_ = true;
+    auto c = co_await pool_.exec(by_status);
+    task_counts counted;
+    for (int i = 0; i < c.rows(); ++i) {
+      auto n = static_cast<std::size_t>(c.integer(i, 1));
+      for (std::size_t s = 0; s < status_count; ++s)
+        if (to_string(static_cast<task_status>(s)) == c.get(i, 0)) counted.by_status[s] = n;
+    }
+    counted.queued = counted.by_status[static_cast<std::size_t>(task_status::queued)];
+    counted.running = counted.by_status[static_cast<std::size_t>(task_status::running)];
+    {
+      std::lock_guard lock(counts_mutex_);
+      counts_ = counted;
+    }
+    co_await pool_.exec(prune, std::to_string(settings_.task_retention));
+    co_await pool_.exec(forget_replicas);
+    reached();
+  } catch (const db_error& e) {
+    if (e.lost) unreachable(e);
+    if (!e.lost) log::error("heartbeat refused by the database", {{"error", e.what()}});
+  }
+  claimer_wake_.cancel();
+}
+
+// One connection LISTENs for new work and for cancellations. After every (re)connect the
+// claimer looks at the queue, so a notification sent while we were away is not missed.
+asio::awaitable<void> shared_service::listener() {
+  milliseconds backoff{250};
+  asio::steady_timer pause(db_);
+  try {
+  for (;;) {
+    try {
+      auto c = co_await connection::open(settings_.conninfo, settings_.timeout);
+      co_await c->script("LISTEN quiesce_work; LISTEN quiesce_cancel", settings_.timeout);
+      backoff = milliseconds(250);
+      wake_claimer();
+      beat_soon();  // cancels asked while we were away come with the renewal
+      for (;;) {
+        for (auto& n : co_await c->notifications()) {
+          if (n.channel == "quiesce_work")
+            wake_claimer();
+          else if (n.channel == "quiesce_cancel")
+            stop_run(n.payload, false);
+        }
+      }
+    } catch (const db_error& e) {
+      if (e.lost) unreachable(e);
+    }
+    co_await nap(pause, backoff);
+    backoff = std::min(backoff * 2, milliseconds(5000));
+  }
+  } catch (const boost::system::system_error&) {
+    // The end of the process.
+  }
+}
+
+asio::awaitable<void> shared_service::wait_idle() {
+  auto idle = [this]() -> asio::awaitable<void> {
+    for (;;) {
+      auto key = changed_.prepare_wait();
+      if (claiming_ended_ && running_.empty() && admitting_ == 0) break;
+      co_await changed_.wait(key);
+    }
+    // Gone from the replicas table: peers stop counting on us at once.
+    try {
+      co_await pool_.exec("DELETE FROM quiesce_replicas WHERE id = $1", replica_);
+    } catch (const db_error& e) {
+      log::warn("could not leave the replicas table", {{"error", e.what()}});
+    }
+  };
+  co_await on_db(idle());
+  co_await bus_.flush();
+}
+
+asio::awaitable<void> shared_service::interrupt_queued() {
+  // The queue is the service's: what this replica did not start stays for the others (or for
+  // the next replica to start); tasks stopped by the deadline were put back by their runs.
+  co_await bus_.flush();
+}
+
+}  // namespace quiesce::tasks::pg

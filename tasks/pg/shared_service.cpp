@@ -1,0 +1,297 @@
+// Admission (group commit), reads and cancellation of the shared store.
+#include "tasks/pg/shared_service.hpp"
+
+#include "lifecycle/log.hpp"
+#include "tasks/pg/rows.hpp"
+#include "tasks/pg/schema.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace quiesce::tasks::pg {
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+// Admissions stored in one statement at most: a burst is a few statements, not one huge one.
+constexpr std::size_t batch_limit = 512;
+
+std::string now_us() { return micros(std::chrono::system_clock::now()); }
+}  // namespace
+
+shared_service::shared_service(shared_settings s, kind_registry kinds, event_bus& bus,
+                               asio::thread_pool& cpu)
+    : settings_(std::move(s)),
+      kinds_(std::move(kinds)),
+      replica_(new_task_id()),
+      bus_(bus),
+      cpu_(cpu),
+      pool_(settings_.conninfo, settings_.pool_size, settings_.timeout) {}
+
+shared_service::~shared_service() {
+  work_.reset();
+  db_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void shared_service::open() {
+  work_.emplace(db_.get_executor());
+  thread_ = std::thread([this] { db_.run(); });
+  // A few replicas may be migrating at once: the lock makes the others wait, so allow longer.
+  auto done = asio::co_spawn(db_, migrate(settings_.conninfo, std::max(settings_.timeout * 6,
+                                                                       std::chrono::milliseconds(30000))),
+                             asio::use_future);
+  done.get();
+}
+
+void shared_service::reached() {
+  if (healthy_) return;
+  healthy_ = true;
+  healthy_seen_ = true;
+  log::always("database reachable again", {});
+}
+
+void shared_service::unreachable(const std::exception& e) {
+  if (!healthy_) return;
+  healthy_ = false;
+  healthy_seen_ = false;
+  log::error("database unreachable", {{"error", e.what()}});
+}
+
+void shared_service::publish(const task_record& t, bool requeued) {
+  if (observer_) observer_->status_changed(t);
+  auto body = to_json(t);
+  body["type"] = "task";
+  if (requeued) body["requeued"] = true;
+  bus_.publish(t, std::move(body));
+}
+
+asio::awaitable<admission> shared_service::admit(std::string kind, json::object params,
+                                                 std::optional<std::string> idempotency_key) {
+  const task_kind* k = kinds_.find(kind);
+  if (!k) throw bad_parameter("kind", "unknown kind '" + kind + "'");
+  auto p = std::make_shared<pending_admission>(pending_admission{
+      {}, std::nullopt, {}, asio::steady_timer(db_, asio::steady_timer::time_point::max())});
+  auto& t = p->task;
+  t.params = k->validate(params);
+  t.id = new_task_id();
+  t.kind = k->name;
+  t.created_at = std::chrono::system_clock::now();
+  t.message = status_message(t.id, task_status::queued);
+  t.idempotency_key = std::move(idempotency_key);
+  co_return co_await on_db(admit_here(std::move(p)));
+}
+
+asio::awaitable<admission> shared_service::admit_here(std::shared_ptr<pending_admission> p) {
+  if (!accepting_) co_return admission{admit_outcome::closed, std::nullopt};
+  ++admitting_;
+  admissions_.push_back(p);
+  if (!std::exchange(writing_admissions_, true))
+    asio::co_spawn(db_, write_admissions(), asio::detached);
+  boost::system::error_code ec;
+  co_await p->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  --admitting_;
+  changed_.notify_all();
+  if (!p->answer) throw store_unavailable(p->failure);
+  co_return std::move(*p->answer);
+}
+
+// Group commit: whatever was admitted while the last statement ran goes in the next one. The
+// statement inserts what fits in the queue, skips keys already taken (the unique constraint
+// decides, not a lookup), and notifies the replicas once per commit, only if it inserted.
+asio::awaitable<void> shared_service::write_admissions() {
+  static const std::string insert = R"sql(
+WITH room AS (SELECT $2::bigint - count(*) AS n FROM quiesce_tasks WHERE status = 'queued'),
+ins AS (
+  INSERT INTO quiesce_tasks (id, kind, params, status, message, created_us, idempotency_key)
+  SELECT x.id, x.kind, x.params, 'queued', x.message, x.created_us, x.idempotency_key
+  FROM jsonb_to_recordset($1::jsonb) AS x(ord bigint, id text, kind text, params text,
+                                          message text, created_us bigint, idempotency_key text),
+       room
+  WHERE x.ord < room.n ORDER BY x.ord
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id),
+woke AS (SELECT pg_notify('quiesce_work', '') FROM (SELECT 1 FROM ins LIMIT 1) AS one)
+SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
+  static const std::string replayed =
+      "SELECT " + task_columns() +
+      " FROM quiesce_tasks WHERE idempotency_key IN (SELECT jsonb_array_elements_text($1::jsonb))";
+
+  while (!admissions_.empty()) {
+    std::vector<std::shared_ptr<pending_admission>> batch;
+    while (!admissions_.empty() && batch.size() < batch_limit) {
+      batch.push_back(std::move(admissions_.front()));
+      admissions_.pop_front();
+    }
+    json::array rows;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto& t = batch[i]->task;
+      rows.push_back(json::object{{"ord", i},
+                                  {"id", t.id},
+                                  {"kind", t.kind},
+                                  {"params", json::serialize(t.params)},
+                                  {"message", t.message},
+                                  {"created_us", micros(t.created_at)},
+                                  {"idempotency_key", t.idempotency_key
+                                                          ? json::value(*t.idempotency_key)
+                                                          : json::value(nullptr)}});
+    }
+    try {
+      auto r = co_await pool_.exec(
+          insert, json::serialize(rows), std::to_string(settings_.queue_capacity));
+      std::unordered_map<std::string, bool> inserted;
+      for (int i = 0; i < r.rows(); ++i) inserted.emplace(r.get(i, 2), true);
+      // `room` is in every row; with none inserted, ask again (rare: all full or all replays).
+      std::int64_t room = 0;
+      if (r.rows()) {
+        room = r.integer(0, 0);
+      } else {
+        auto q = co_await pool_.exec(
+            "SELECT $1::bigint - count(*) FROM quiesce_tasks WHERE status = 'queued'", std::to_string(settings_.queue_capacity));
+        room = q.integer(0, 0);
+      }
+      json::array keys;
+      for (auto& p : batch) {
+        if (inserted.count(p->task.id))
+          p->answer = admission{admit_outcome::created, p->task};
+        else if (p->task.idempotency_key)
+          keys.push_back(json::value(*p->task.idempotency_key));
+      }
+      std::unordered_map<std::string, task_record> by_key;
+      if (!keys.empty()) {
+        auto q = co_await pool_.exec(replayed, json::serialize(keys));
+        for (int i = 0; i < q.rows(); ++i) {
+          auto t = read_task(q, i);
+          by_key.emplace(*t.idempotency_key, std::move(t));
+        }
+      }
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto& p = *batch[i];
+        if (p.answer) continue;
+        if (p.task.idempotency_key)
+          if (auto it = by_key.find(*p.task.idempotency_key); it != by_key.end()) {
+            p.answer = admission{admit_outcome::replayed, it->second};
+            continue;
+          }
+        if (static_cast<std::int64_t>(i) >= room)
+          p.answer = admission{admit_outcome::queue_full, std::nullopt};
+        else  // its key's task was pruned between the two statements: the client may retry
+          p.failure = "the task with this key was just forgotten; retry";
+      }
+      reached();
+    } catch (const db_error& e) {
+      if (e.lost) unreachable(e);
+      log::warn("admissions not stored", {{"count", batch.size()}, {"error", e.what()}});
+      for (auto& p : batch) p->failure = e.what();
+    }
+    for (auto& p : batch) {
+      if (p->answer && p->answer->outcome == admit_outcome::created) publish(p->task);
+      p->done.cancel();
+    }
+    // Our own workers need not wait for the notification to come back.
+    wake_claimer();
+  }
+  writing_admissions_ = false;
+}
+
+asio::awaitable<std::optional<task_record>> shared_service::find(std::string id) {
+  auto read = [this](std::string id) -> asio::awaitable<std::optional<task_record>> {
+    try {
+      auto r = co_await pool_.exec(
+          "SELECT " + task_columns() + " FROM quiesce_tasks WHERE id = $1", std::move(id));
+      reached();
+      if (r.rows() == 0) co_return std::nullopt;
+      co_return read_task(r, 0);
+    } catch (const db_error& e) {
+      if (!e.lost) throw;
+      unreachable(e);
+      throw store_unavailable(e.what());
+    }
+  };
+  co_return co_await on_db(read(std::move(id)));
+}
+
+asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_service::cancel(
+    std::string id) {
+  co_return co_await on_db(cancel_here(std::move(id)));
+}
+
+// A queued task is cancelled by one statement. A running one is flagged and its owner told
+// through a notification (or its next heartbeat); the answer waits, bounded, for its end.
+asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_service::cancel_here(
+    std::string id) {
+  static const std::string cancel_queued =
+      "UPDATE quiesce_tasks SET status = 'cancelled', finished_us = $2, "
+      "message = 'Task ' || id || ' cancelled' WHERE id = $1 AND status = 'queued' RETURNING " +
+      task_columns();
+  static const std::string flag_running =
+      "UPDATE quiesce_tasks SET cancel_requested = true WHERE id = $1 AND status = 'running' "
+      "RETURNING pg_notify('quiesce_cancel', id)";
+  static const std::string read = "SELECT " + task_columns() + " FROM quiesce_tasks WHERE id = $1";
+  try {
+    auto q = co_await pool_.exec(cancel_queued, id, now_us());
+    if (q.rows() == 1) {
+      auto t = read_task(q, 0);
+      publish(t);
+      co_return std::pair{cancel_outcome::cancelled, std::optional(std::move(t))};
+    }
+    auto f = co_await pool_.exec(flag_running, id);
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10) + settings_.lease;
+    asio::steady_timer pause(db_);
+    for (;;) {
+      auto r = co_await pool_.exec(read, id);
+      reached();
+      if (r.rows() == 0) co_return std::pair{cancel_outcome::not_found, std::nullopt};
+      auto t = read_task(r, 0);
+      if (is_final(t.status))
+        co_return std::pair{f.rows() == 1 && t.status == task_status::cancelled
+                                ? cancel_outcome::cancelled
+                                : cancel_outcome::already_finished,
+                            std::optional(std::move(t))};
+      // Its owner died and the lease is being waited out: answer with what is known.
+      if (std::chrono::steady_clock::now() > until)
+        co_return std::pair{cancel_outcome::cancelled, std::optional(std::move(t))};
+      pause.expires_after(std::chrono::milliseconds(50));
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+  } catch (const db_error& e) {
+    if (!e.lost) throw;
+    unreachable(e);
+    throw store_unavailable(e.what());
+  }
+}
+
+asio::awaitable<task_counts> shared_service::count() {
+  auto read = [this]() -> asio::awaitable<task_counts> {
+    try {
+      auto r = co_await pool_.exec(
+          "SELECT count(*) FILTER (WHERE status = 'queued'), "
+          "count(*) FILTER (WHERE status = 'running') FROM quiesce_tasks "
+          "WHERE status IN ('queued', 'running')");
+      reached();
+      auto c = counts();
+      c.queued = static_cast<std::size_t>(r.integer(0, 0));
+      c.running = static_cast<std::size_t>(r.integer(0, 1));
+      co_return c;
+    } catch (const db_error& e) {
+      if (!e.lost) throw;
+      unreachable(e);
+      throw store_unavailable(e.what());
+    }
+  };
+  co_return co_await on_db(read());
+}
+
+task_counts shared_service::counts() const {
+  std::lock_guard lock(counts_mutex_);
+  auto c = counts_;
+  c.capacity = settings_.queue_capacity;
+  return c;
+}
+
+}  // namespace quiesce::tasks::pg

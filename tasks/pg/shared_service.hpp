@@ -1,0 +1,165 @@
+// The queue and the task records in PostgreSQL, shared by every replica on one database: any
+// replica admits, answers for and cancels any task; each claims queued tasks for its own workers,
+// holds a lease on what it runs and rescues what a dead replica left.
+//
+// Ownership: everything below runs on one thread of its own (db_), so the state is touched there
+// only and needs no lock; the network threads reach it by co_spawn onto db_ and the tasks
+// themselves run on the network threads. The one lock guards the counts last seen, which the
+// admin port reads without waiting.
+#pragma once
+
+#include "lifecycle/event_count.hpp"
+#include "tasks/event_bus.hpp"
+#include "tasks/pg/pool.hpp"
+#include "tasks/service.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace quiesce::tasks::pg {
+
+struct shared_settings {
+  std::string conninfo;
+  std::size_t pool_size = 4;
+  std::chrono::milliseconds timeout{5000};  // a statement or a connect past it: unavailable
+  std::size_t workers = 8;
+  std::size_t queue_capacity = 1000;  // queued tasks in the whole service
+  std::size_t task_retention = 10000;
+  std::chrono::milliseconds lease{30000};
+  std::string pod;  // shown in quiesce_replicas
+};
+
+class shared_service final : public service {
+ public:
+  shared_service(shared_settings s, kind_registry kinds, event_bus& bus,
+                 boost::asio::thread_pool& cpu);
+  ~shared_service() override;
+  shared_service(const shared_service&) = delete;
+  shared_service& operator=(const shared_service&) = delete;
+
+  // Starts the store's thread and creates or migrates the schema; throws db_error or
+  // std::runtime_error (a newer schema) when the database cannot be used.
+  void open();
+  const std::string& replica() const { return replica_; }
+
+  const kind_registry& kinds() const override { return kinds_; }
+  void observe(task_observer& o) override { observer_ = &o; }
+  boost::asio::awaitable<admission> admit(std::string kind, boost::json::object params,
+                                          std::optional<std::string> idempotency_key) override;
+  boost::asio::awaitable<std::optional<task_record>> find(std::string id) override;
+  boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel(
+      std::string id) override;
+  boost::asio::awaitable<task_counts> count() override;
+  task_counts counts() const override;
+  bool accepting() const override { return accepting_; }
+  bool store_healthy() const override { return healthy_seen_; }
+
+  // Spawns the claimer into `group` and the heartbeat and the listener into `background`, which
+  // must stay until the end (leases are renewed while anything runs).
+  void start(boost::asio::io_context& io, lifecycle::task_group& group) override;
+  void start_background(lifecycle::task_group& background);
+  void stop_admission() override;
+  boost::asio::awaitable<void> wait_idle() override;
+  boost::asio::awaitable<void> interrupt_queued() override;
+
+ private:
+  // A task this replica runs: what its writes are fenced with, and how its run is stopped.
+  struct run_handle {
+    task_record record;  // as last stored
+    boost::asio::any_io_executor executor;
+    std::shared_ptr<boost::asio::steady_timer> stop;  // cancelled on `executor`: DELETE or lost
+    std::atomic<bool> cancel_requested = false;
+    std::atomic<bool> lease_lost = false;
+    std::optional<double> progress;  // reported, not yet written
+    bool writing = false;            // a progress write is in flight
+    bool ended = false;              // the final write began: no progress event after it
+    boost::asio::steady_timer idle;  // cancelled when a progress write ends
+    explicit run_handle(const boost::asio::any_io_executor& db)
+        : idle(db, boost::asio::steady_timer::time_point::max()) {}
+  };
+  struct pending_admission {
+    task_record task;
+    std::optional<admission> answer;  // none after the wake-up: the store was unreachable
+    std::string failure;
+    boost::asio::steady_timer done;
+  };
+
+  // shared_service.cpp: admission, reads, cancel.
+  boost::asio::awaitable<admission> admit_here(std::shared_ptr<pending_admission> p);
+  boost::asio::awaitable<void> write_admissions();
+  boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel_here(
+      std::string id);
+  // Runs `op` on the store's thread and resumes the caller on its own executor.
+  template <typename T>
+  boost::asio::awaitable<T> on_db(boost::asio::awaitable<T> op) {
+    co_return co_await boost::asio::co_spawn(db_, std::move(op), boost::asio::use_awaitable);
+  }
+
+  // shared_runner.cpp: claiming, running, leases, notifications.
+  boost::asio::awaitable<void> claimer();
+  bool claiming_done() const;
+  void run(task_record t);
+  boost::asio::awaitable<void> run_one(task_record t, std::shared_ptr<run_handle> h);
+  void report(const std::string& id, double progress);  // on db_
+  boost::asio::awaitable<void> write_progress(std::string id);
+  boost::asio::awaitable<void> write_end(task_record t, std::shared_ptr<run_handle> h,
+                                         bool requeue);
+  boost::asio::awaitable<void> heartbeat();
+  boost::asio::awaitable<void> beat();
+  boost::asio::awaitable<void> listener();
+  void stop_run(const std::string& id, bool lost);  // on db_
+  void publish(const task_record& t, bool requeued = false);
+  void wake_claimer();
+  void beat_soon();
+
+  // Health: every statement's outcome; a change is logged once.
+  void reached();
+  void unreachable(const std::exception& e);
+
+  const shared_settings settings_;
+  const kind_registry kinds_;
+  const std::string replica_;
+  event_bus& bus_;
+  boost::asio::thread_pool& cpu_;
+  task_observer* observer_ = nullptr;
+  boost::asio::io_context* net_ = nullptr;
+  lifecycle::task_group* workers_ = nullptr;
+
+  std::atomic<bool> accepting_ = true;
+  std::atomic<bool> healthy_seen_ = true;
+
+  // Only on db_.
+  boost::asio::io_context db_{1};
+  pool pool_;
+  bool healthy_ = true;
+  std::deque<std::shared_ptr<pending_admission>> admissions_;
+  bool writing_admissions_ = false;
+  std::size_t admitting_ = 0;  // admissions not yet answered
+  std::unordered_map<std::string, std::shared_ptr<run_handle>> running_;
+  bool claim_wanted_ = true;   // a notification, a free worker or a rescue since the last claim
+  bool queue_seen_empty_ = false;
+  bool peers_known_ = false;   // a heartbeat since admission closed told how many peers live
+  std::size_t live_peers_ = 0;
+  bool claiming_ended_ = false;
+  boost::asio::steady_timer claimer_wake_{db_, boost::asio::steady_timer::time_point::max()};
+  boost::asio::steady_timer beat_wake_{db_, boost::asio::steady_timer::time_point::max()};
+  bool beat_soon_ = false;
+  lifecycle::event_count changed_;  // running_, admitting_ or claiming_ended_ changed
+
+  mutable std::mutex counts_mutex_;
+  task_counts counts_;  // the service's, as of the last heartbeat
+
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::thread thread_;
+};
+
+}  // namespace quiesce::tasks::pg
