@@ -8,6 +8,8 @@
 //   current one afresh and release()s it before the next, so Asio never closes libpq's socket.
 #include "tasks/pg/connection.hpp"
 
+#include "lifecycle/log.hpp"
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -88,6 +90,10 @@ std::optional<std::string> conninfo_error(const std::string& conninfo) {
 
 connection::connection(pg_conn* c, asio::any_io_executor ex) : conn_(c), socket_(std::move(ex)) {
   socket_.assign(PQsocket(conn_));
+  // Notices (a server shutting down, a NOTICE from a statement) go to our log, not to stderr.
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char* message) { log::debug("postgres notice", {{"message", trimmed(message)}}); },
+      nullptr);
 }
 
 connection::~connection() {

@@ -391,13 +391,15 @@ RETURNING )sql" + task_columns("t.");
   bool draining = !accepting_;
   try {
     co_await pool_.exec(alive, replica_, settings_.pod, draining ? "true" : "false");
+    // A task claimed after the renewal was sent may be missing from its answer, and is not lost.
+    auto renewal_sent = std::chrono::steady_clock::now();
     auto mine = co_await pool_.exec(renew, replica_, ms(settings_.lease));
     std::unordered_map<std::string, std::pair<int, bool>> held;
     for (int i = 0; i < mine.rows(); ++i)
       held.emplace(mine.get(i, 0),
                    std::pair{static_cast<int>(mine.integer(i, 1)), mine.get(i, 2) == "t"});
     for (auto& [id, h] : running_) {
-      if (h->ended) continue;
+      if (h->ended || h->claimed >= renewal_sent) continue;
       auto it = held.find(id);
       if (it == held.end() || it->second.first != h->record.attempt)
         stop_run(id, true);

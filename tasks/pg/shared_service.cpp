@@ -76,7 +76,7 @@ asio::awaitable<admission> shared_service::admit(std::string kind, json::object 
   const task_kind* k = kinds_.find(kind);
   if (!k) throw bad_parameter("kind", "unknown kind '" + kind + "'");
   auto p = std::make_shared<pending_admission>(pending_admission{
-      {}, std::nullopt, {}, asio::steady_timer(db_, asio::steady_timer::time_point::max())});
+      {}, std::nullopt, {}, false, asio::steady_timer(db_, asio::steady_timer::time_point::max())});
   auto& t = p->task;
   t.params = k->validate(params);
   t.id = new_task_id();
@@ -93,8 +93,12 @@ asio::awaitable<admission> shared_service::admit_here(std::shared_ptr<pending_ad
   admissions_.push_back(p);
   if (!std::exchange(writing_admissions_, true))
     asio::co_spawn(db_, write_admissions(), asio::detached);
-  boost::system::error_code ec;
-  co_await p->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  // The writer may have run inline and finished already (a statement can complete without
+  // suspending when the answer is on the socket at once): wait only if it has not.
+  if (!p->settled) {
+    boost::system::error_code ec;
+    co_await p->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
   --admitting_;
   changed_.notify_all();
   if (!p->answer) throw store_unavailable(p->failure);
@@ -188,9 +192,13 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
       if (e.lost) unreachable(e);
       log::warn("admissions not stored", {{"count", batch.size()}, {"error", e.what()}});
       for (auto& p : batch) p->failure = e.what();
+    } catch (const std::exception& e) {
+      log::error("admissions not stored", {{"count", batch.size()}, {"error", e.what()}});
+      for (auto& p : batch) p->failure = e.what();
     }
     for (auto& p : batch) {
       if (p->answer && p->answer->outcome == admit_outcome::created) publish(p->task);
+      p->settled = true;
       p->done.cancel();
     }
     // Our own workers need not wait for the notification to come back.

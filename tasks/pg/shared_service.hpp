@@ -75,6 +75,7 @@ class shared_service final : public service {
   // A task this replica runs: what its writes are fenced with, and how its run is stopped.
   struct run_handle {
     task_record record;  // as last stored
+    std::chrono::steady_clock::time_point claimed = std::chrono::steady_clock::now();
     boost::asio::any_io_executor executor;
     std::shared_ptr<boost::asio::steady_timer> stop;  // cancelled on `executor`: DELETE or lost
     std::atomic<bool> cancel_requested = false;
@@ -90,6 +91,7 @@ class shared_service final : public service {
     task_record task;
     std::optional<admission> answer;  // none after the wake-up: the store was unreachable
     std::string failure;
+    bool settled = false;  // answer or failure set; `done` cancelled
     boost::asio::steady_timer done;
   };
 

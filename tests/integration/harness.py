@@ -27,13 +27,14 @@ def scaled(seconds):
 
 class Server:
     """The server with its default store (sqlite) in a fresh data directory, or in `data_dir`
-    (a restart on the same data), or with the arguments' own --store/--data-dir."""
+    (a restart on the same data), or with the arguments' own --store/--data-dir (memory and
+    postgres have none)."""
 
     def __init__(self, *args, env=None, data_dir=None, wait_listening=True):
         args = [str(a) for a in args]
         self._tmp = None
-        memory = "--store" in args and args[args.index("--store") + 1] == "memory"
-        if data_dir is None and "--data-dir" not in args and not memory:
+        store = args[args.index("--store") + 1] if "--store" in args else "sqlite"
+        if data_dir is None and "--data-dir" not in args and store == "sqlite":
             self._tmp = tempfile.TemporaryDirectory(prefix="quiesce-data-")
             data_dir = self._tmp.name
         self.data_dir = data_dir

@@ -1,0 +1,246 @@
+"""Several replicas of the real binary on one real PostgreSQL (--store postgres): one queue, any
+replica answers for any task, leases and rescue, fencing, the drain with peers, and outages."""
+import concurrent.futures
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import BIN, Server, scaled
+import postgres
+
+LEASE = max(2.0, scaled(1))  # seconds; a rescue comes within this plus a heartbeat
+EXIT_STORAGE = 74
+PG = None
+
+
+def setUpModule():
+    global PG
+    if not postgres.available():
+        raise unittest.SkipTest("postgresql-15 is not installed (scripts/install-deps.sh test)")
+    PG = postgres.Postgres()
+
+
+def tearDownModule():
+    if PG:
+        PG.close()
+
+
+def final(r):
+    return r.json["status"] in ("succeeded", "failed", "cancelled", "interrupted")
+
+
+class Replicas(unittest.TestCase):
+    def setUp(self):
+        self.db = PG.new_database()
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            if os.environ.get("QUIESCE_DUMP"):
+                print("\n".join(s.lines[-40:]))
+            s.close()
+
+    def replica(self, *args, wait_listening=True, lease=LEASE):
+        s = Server("--store", "postgres", "--database-url", PG.url(self.db), "--lease-seconds", lease,
+                   "--log-level", "debug", *args, wait_listening=wait_listening)
+        self.servers.append(s)
+        return s
+
+    def replicas(self, n, *args):
+        """n replicas started at once on an empty database: they create the schema in turns."""
+        started = [self.replica(*args, wait_listening=False) for _ in range(n)]
+        for s in started:
+            line = s.wait_log(lambda l: l.get("msg") == "listening", scaled(15))
+            s.port, s.admin_port = line["port"], line["admin_port"]
+        return started
+
+    def post(self, server, body=None, headers=None):
+        r = server.request("POST", "/v1/tasks", body or {"seconds": 0.2}, headers)
+        self.assertEqual(r.status, 202, r.raw)
+        return r.json["task_id"]
+
+    def wait_final(self, server, task_id, timeout):
+        deadline = time.monotonic() + scaled(timeout)
+        while time.monotonic() < deadline:
+            r = server.request("GET", f"/v1/tasks/{task_id}")
+            if r.status == 200 and final(r):
+                return r.json
+            time.sleep(0.05)
+        raise AssertionError(f"task {task_id} did not end: {r.status} {r.raw}")
+
+    def ran_here(self, server):
+        """task_id -> attempts this replica ended (its debug log)."""
+        out = {}
+        for l in server.logs():
+            if l.get("msg") == "task ended":
+                out.setdefault(l["task_id"], []).append(l["attempt"])
+        return out
+
+    # --- one service ------------------------------------------------------------------------
+    def test_any_replica_answers_for_a_task_another_accepted(self):
+        a, b = self.replicas(2, "--workers", "1")
+        blocker = self.post(a, {"seconds": 15})  # a's only worker, or b's: one of them is busy
+        other = self.post(a, {"seconds": 15})  # the other worker's
+        queued = self.post(a, {"seconds": 15})
+        for s in (a, b):
+            self.assertEqual(s.request("GET", f"/v1/tasks/{queued}").json["status"], "queued")
+        length = b.request("GET", "/v1/get_queue_length/").json
+        self.assertEqual(length, {"task_lenth": 3})
+        status = b.request("GET", "/v1/status", admin=True).json
+        self.assertEqual((status["queued"], status["running"]), (1, 2))
+        # DELETE on b of a queued task, then of one each replica runs.
+        r = b.request("DELETE", f"/v1/tasks/{queued}")
+        self.assertEqual((r.status, r.json["status"]), (200, "cancelled"))
+        for task in (blocker, other):
+            start = time.monotonic()
+            r = b.request("DELETE", f"/v1/tasks/{task}")
+            self.assertEqual((r.status, r.json["status"]), (200, "cancelled"), r.raw)
+            self.assertLess(time.monotonic() - start, scaled(2), "the owner cancels within a second")
+            self.assertEqual(a.request("GET", f"/v1/tasks/{task}").json["status"], "cancelled")
+        self.assertEqual(b.request("DELETE", f"/v1/tasks/{task}").status, 409)
+        self.assertEqual(a.request("GET", "/v1/get_queue_length/").json, {"task_lenth": 0})
+
+    def test_work_spreads_over_every_replica(self):
+        servers = self.replicas(3, "--workers", "2")
+        ids = [self.post(servers[0], {"seconds": 0.5}) for _ in range(12)]
+        for i in ids:
+            self.assertEqual(self.wait_final(servers[1], i, 20)["status"], "succeeded")
+        counts = [len(self.ran_here(s)) for s in servers]
+        self.assertEqual(sum(counts), 12, counts)
+        self.assertTrue(all(c > 0 for c in counts), f"tasks per replica: {counts}")
+
+    def test_idempotency_key_holds_across_replicas(self):
+        servers = self.replicas(3)
+        with concurrent.futures.ThreadPoolExecutor(9) as pool:
+            rs = list(pool.map(lambda i: servers[i % 3].request(
+                "POST", "/v1/tasks", {"seconds": 0.1}, {"Idempotency-Key": "same-key"}), range(9)))
+        self.assertEqual({r.status for r in rs}, {202})
+        self.assertEqual(len({r.json["task_id"] for r in rs}), 1)
+        self.assertEqual(sum(1 for r in rs if r.header("Idempotent-Replayed") != "true"), 1)
+        self.assertEqual(PG.psql("SELECT count(*) FROM quiesce_tasks", self.db), [["1"]])
+
+    # --- leases -----------------------------------------------------------------------------
+    def test_tasks_of_a_killed_replica_succeed_elsewhere(self):
+        a = self.replica("--workers", "4")
+        ids = [self.post(a, {"seconds": 3}) for _ in range(4)]
+        for i in ids:
+            a.wait_status(i, "running")
+        b = self.replica("--workers", "4")
+        killed = time.monotonic()
+        a.signal(signal.SIGKILL)
+        a.wait(10)
+        for i in ids:
+            t = self.wait_final(b, i, LEASE + 20)
+            self.assertEqual((t["status"], t["attempt"]), ("succeeded", 2), t)
+        self.assertEqual(sorted(self.ran_here(b)), sorted(ids))
+        rescued = [l for l in b.logs() if l.get("msg") == "task rescued from a replica that stopped renewing its lease"]
+        self.assertEqual(sorted(l["task_id"] for l in rescued), sorted(ids))
+        print(f"\nSIGKILL to every task succeeded elsewhere: {time.monotonic() - killed:.2f} s "
+              f"(lease {LEASE} s, tasks 3 s)")
+
+    def test_a_paused_replica_cannot_overwrite_the_rescuer(self):
+        a = self.replica("--workers", "1")
+        task = self.post(a, {"seconds": 2})
+        a.wait_status(task, "running")
+        a.signal(signal.SIGSTOP)
+        try:
+            b = self.replica("--workers", "1")
+            b.wait_log(lambda l: l.get("msg") == "task rescued from a replica that stopped renewing its lease",
+                       LEASE + scaled(10))
+            b.wait_status(task, "running")
+        finally:
+            a.signal(signal.SIGCONT)
+        a.wait_log(lambda l: l.get("msg", "").startswith("lease lost") and l["task_id"] == task, scaled(10))
+        t = self.wait_final(b, task, 20)
+        self.assertEqual((t["status"], t["attempt"]), ("succeeded", 2), t)
+        self.assertEqual(self.ran_here(a), {}, "the paused replica stored no end")
+        self.assertEqual(self.ran_here(b), {task: [2]})
+        self.assertEqual(PG.psql(f"SELECT status, attempt FROM quiesce_tasks WHERE id = '{task}'", self.db),
+                         [["succeeded", "2"]])
+
+    # --- the drain --------------------------------------------------------------------------
+    def test_a_draining_replica_leaves_the_queue_to_its_peers(self):
+        a = self.replica("--workers", "2")
+        ids = [self.post(a, {"seconds": 1}) for _ in range(10)]
+        a.wait_status(ids[0], "running")
+        b = self.replica("--workers", "2")
+        time.sleep(0.2)
+        start = time.monotonic()
+        a.signal(signal.SIGTERM)
+        self.assertEqual(a.wait(scaled(10)), 0)
+        took = time.monotonic() - start
+        ran_a = self.ran_here(a)
+        self.assertLessEqual(len(ran_a), 6, "a stopped claiming once it knew of b")
+        for i in ids:
+            self.assertEqual(self.wait_final(b, i, 30)["status"], "succeeded")
+        self.assertEqual(set(ran_a) | set(self.ran_here(b)), set(ids))
+        self.assertLess(took, scaled(5), f"a exited after its own tasks: {took:.2f} s")
+
+    def test_a_replica_alone_runs_the_queue_before_it_exits(self):
+        a = self.replica("--workers", "2")
+        ids = [self.post(a, {"seconds": 0.3}) for _ in range(6)]
+        a.signal(signal.SIGTERM)
+        self.assertEqual(a.wait(scaled(15)), 0)
+        self.assertEqual(sorted(self.ran_here(a)), sorted(ids))
+
+    # --- faults -----------------------------------------------------------------------------
+    def test_a_database_outage_answers_503_and_loses_nothing(self):
+        a = self.replica("--workers", "4", "--database-timeout", "2", lease=30)
+        accepted = [self.post(a, {"seconds": 0.2}) for _ in range(5)]
+        running = self.post(a, {"seconds": 2})
+        a.wait_status(running, "running")
+        PG.stop()
+        try:
+            start = time.monotonic()
+            r = a.request("POST", "/v1/tasks", {"seconds": 0.1})
+            self.assertLess(time.monotonic() - start, scaled(5))
+            self.assertEqual((r.status, r.json["error"]), (503, "store_unavailable"))
+            self.assertIsNotNone(r.header("Retry-After"))
+            self.assertEqual(a.request("GET", f"/v1/tasks/{running}").status, 503)
+            self.assertFalse(a.request("GET", "/v1/status", admin=True).json["store_healthy"])
+            self.assertEqual(a.request("GET", "/readyz", admin=True).status, 200)
+            time.sleep(2.5)  # the running task ends while the database is away
+        finally:
+            PG.start()
+        deadline = time.monotonic() + scaled(20)
+        while True:
+            r = a.request("POST", "/v1/tasks", {"seconds": 0.1})
+            if r.status == 202:
+                accepted.append(r.json["task_id"])
+                break
+            self.assertEqual(r.status, 503, r.raw)
+            self.assertLess(time.monotonic(), deadline, "no 202 after the database came back")
+            time.sleep(0.2)
+        accepted.append(running)
+        for i in accepted:
+            self.assertEqual(self.wait_final(a, i, 20)["status"], "succeeded", i)
+        msgs = [l.get("msg") for l in a.logs()]
+        self.assertEqual(msgs.count("database unreachable"), 1)
+        self.assertEqual(msgs.count("database reachable again"), 1)
+
+    def test_a_database_that_cannot_be_used_exits_74(self):
+        cases = {
+            "postgresql://quiesce@127.0.0.1:%zz/x": "invalid",
+            f"postgresql://quiesce@127.0.0.1:{postgres.free_port()}/x": "refused",
+            PG.url("no_such_database"): "no_such_database",
+        }
+        for url, why in cases.items():
+            p = subprocess.run([BIN, "--store", "postgres", "--database-url", url, "--port", "0", "--admin-port", "0",
+                                "--database-timeout", "3"],
+                               capture_output=True, text=True, timeout=scaled(30),
+                               env={k: v for k, v in os.environ.items() if not k.startswith("QUIESCE_")})
+            self.assertEqual(p.returncode, EXIT_STORAGE, (why, p.stdout))
+            self.assertIn("cannot open the task store", p.stdout, why)
+
+    def test_a_newer_schema_is_refused(self):
+        self.replicas(1)[0].close()
+        PG.psql("UPDATE quiesce_schema SET version = 99", self.db)
+        s = self.replica(wait_listening=False)
+        self.assertEqual(s.wait(scaled(20)), EXIT_STORAGE)
+        self.assertIn("schema version 99", "\n".join(s.lines))
+
+
+if __name__ == "__main__":
+    unittest.main()
