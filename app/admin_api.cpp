@@ -24,20 +24,21 @@ asio::awaitable<response> status_body(app_state& s) {
   }
   auto c = fresh ? *fresh : s.tasks.counts();
   auto deadline = s.phase.until_deadline();
-  co_return json_response(status::ok, {{"phase", lifecycle::to_string(s.phase.current())},
-                                    {"accepting", s.tasks.accepting()},
-                                    {"queued", c.queued},
-                                    {"running", c.running},
-                                    {"queue_capacity", c.capacity},
-                                    {"websockets", s.streams.open()},
-                                    {"connections", s.connections.open()},
-                                    {"connections_refused", s.connections.refused()},
-                                    {"deadline_in_ms", deadline ? boost::json::value(ms(deadline))
-                                                                : boost::json::value(nullptr)},
-                                    {"epoch", s.bus.epoch()},
-                                    {"last_seq", s.bus.last_seq()},
-                                    {"store", s.cfg.store},
-                                    {"store_healthy", s.tasks.store_healthy()}});
+  co_return json_response(
+      status::ok, {{"phase", lifecycle::to_string(s.phase.current())},
+                   {"accepting", s.tasks.accepting()},
+                   {"queued", c.queued},
+                   {"running", c.running},
+                   {"queue_capacity", c.capacity},
+                   {"websockets", s.streams.open()},
+                   {"connections", s.connections.open()},
+                   {"connections_refused", s.connections.refused()},
+                   {"deadline_in_ms",
+                    deadline ? boost::json::value(ms(deadline)) : boost::json::value(nullptr)},
+                   {"epoch", s.bus.epoch()},
+                   {"last_seq", s.bus.last_seq()},
+                   {"store", s.cfg.store},
+                   {"store_healthy", s.tasks.store_healthy()}});
 }
 
 response metrics_text(app_state& s) {

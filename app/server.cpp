@@ -137,12 +137,11 @@ int run_server(const config& cfg) {
       log::error("cannot open the task store", {{"database_url", "invalid"}, {"error", *bad}});
       return exit_storage;
     }
-    shared.emplace(tasks::pg::shared_settings{cfg.database_url, cfg.database_pool,
-                                              to_ms(cfg.database_timeout), cfg.workers,
-                                              cfg.queue_capacity, cfg.task_retention,
-                                              to_ms(cfg.lease_seconds),
-                                              env_or("KUBE_POD_NAME", "local")},
-                   std::move(kinds), bus, cpu);
+    shared.emplace(
+        tasks::pg::shared_settings{cfg.database_url, cfg.database_pool, to_ms(cfg.database_timeout),
+                                   cfg.workers, cfg.queue_capacity, cfg.task_retention,
+                                   to_ms(cfg.lease_seconds), env_or("KUBE_POD_NAME", "local")},
+        std::move(kinds), bus, cpu);
     try {
       shared->open();
     } catch (const std::exception& e) {

@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-build}
 build=(g++ cmake make libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
-       libboost-url1.81-dev libboost-test1.81-dev libsqlite3-dev prometheus-cpp-dev)
+       libboost-url1.81-dev libboost-test1.81-dev libsqlite3-dev libpq-dev prometheus-cpp-dev)
 # Podman's recommends are many; these are the ones `podman kube play` with ports needs.
 test=(python3 python3-websockets python3-yaml curl git clang-format clang-tidy clang libclang-rt-14-dev
-      podman runc netavark aardvark-dns iptables catatonit debootstrap chromium)
+      podman runc netavark aardvark-dns iptables catatonit debootstrap chromium
+      postgresql-15 postgresql-client-15)
 pkgs=("${build[@]}")
 if [[ $what == test ]]; then
   pkgs+=("${test[@]}")

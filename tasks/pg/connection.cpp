@@ -43,8 +43,8 @@ asio::awaitable<bool> ready(asio::posix::stream_descriptor& sock, wait_type w,
     co_return true;
   }
   asio::steady_timer timer(co_await asio::this_coro::executor, *until);
-  auto which = co_await (sock.async_wait(w, asio::use_awaitable) ||
-                         timer.async_wait(asio::use_awaitable));
+  auto which =
+      co_await (sock.async_wait(w, asio::use_awaitable) || timer.async_wait(asio::use_awaitable));
   co_return which.index() == 0;
 }
 
@@ -88,11 +88,14 @@ std::optional<std::string> conninfo_error(const std::string& conninfo) {
   return why;
 }
 
-connection::connection(pg_conn* c, asio::any_io_executor ex) : conn_(c), socket_(std::move(ex)) {
+connection::connection(pg_conn* c, const asio::any_io_executor& ex) : conn_(c), socket_(ex) {
   socket_.assign(PQsocket(conn_));
   // Notices (a server shutting down, a NOTICE from a statement) go to our log, not to stderr.
   PQsetNoticeProcessor(
-      conn_, [](void*, const char* message) { log::debug("postgres notice", {{"message", trimmed(message)}}); },
+      conn_,
+      [](void*, const char* message) {
+        log::debug("postgres notice", {{"message", trimmed(message)}});
+      },
       nullptr);
 }
 
@@ -108,8 +111,13 @@ asio::awaitable<std::unique_ptr<connection>> connection::open(std::string connin
   auto until = clock::now() + timeout;
   // Our defaults first, the caller's string last: what it says wins (libpq's rule for repeated
   // keywords). Keepalives find a silently dead peer (a partition) in about 10 s.
-  const char* keys[] = {"application_name", "keepalives", "keepalives_idle", "keepalives_interval",
-                        "keepalives_count", "dbname", nullptr};
+  const char* keys[] = {"application_name",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "dbname",
+                        nullptr};
   const char* values[] = {"quiesce", "1", "5", "2", "3", conninfo.c_str(), nullptr};
   std::unique_ptr<pg_conn, void (*)(pg_conn*)> c(PQconnectStartParams(keys, values, 1), PQfinish);
   if (!c) throw db_error("cannot allocate a PostgreSQL connection", true);
@@ -120,9 +128,9 @@ asio::awaitable<std::unique_ptr<connection>> connection::open(std::string connin
     asio::posix::stream_descriptor sock(ex, PQsocket(c.get()));
     bool ok = false;
     try {
-      ok = co_await ready(sock, poll == PGRES_POLLING_READING ? wait_type::wait_read
-                                                              : wait_type::wait_write,
-                          until);
+      ok = co_await ready(
+          sock, poll == PGRES_POLLING_READING ? wait_type::wait_read : wait_type::wait_write,
+          until);
     } catch (...) {
       sock.release();
       throw;

@@ -54,8 +54,8 @@ using param = std::optional<std::string>;  // nullopt: SQL NULL
 class connection {
  public:
   // Connects within `timeout`. `conninfo` is a URI or key=value string; PG* variables apply.
-  static boost::asio::awaitable<std::unique_ptr<connection>> open(std::string conninfo,
-                                                                  std::chrono::milliseconds timeout);
+  static boost::asio::awaitable<std::unique_ptr<connection>> open(
+      std::string conninfo, std::chrono::milliseconds timeout);
   ~connection();
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -72,10 +72,10 @@ class connection {
   bool broken() const { return broken_; }
 
  private:
-  connection(pg_conn* c, boost::asio::any_io_executor ex);
-  boost::asio::awaitable<result> finish(std::chrono::steady_clock::time_point deadline);
-  boost::asio::awaitable<void> send_and_flush(std::chrono::steady_clock::time_point deadline);
-  boost::asio::awaitable<result> collect(std::chrono::steady_clock::time_point deadline);
+  connection(pg_conn* c, const boost::asio::any_io_executor& ex);
+  boost::asio::awaitable<result> finish(std::chrono::steady_clock::time_point until);
+  boost::asio::awaitable<void> send_and_flush(std::chrono::steady_clock::time_point until);
+  boost::asio::awaitable<result> collect(std::chrono::steady_clock::time_point until);
   boost::asio::awaitable<void> readable(std::optional<std::chrono::steady_clock::time_point> until);
   // Marks the connection unusable; the caller throws what it returns.
   db_error lost(const std::string& what);

@@ -70,8 +70,8 @@ asio::awaitable<void> migrate(std::string conninfo, std::chrono::milliseconds ti
   }
   if (version > schema_version)
     throw std::runtime_error("the database has schema version " + std::to_string(version) +
-                             ", newer than this quiesce knows (" +
-                             std::to_string(schema_version) + "): run a newer quiesce");
+                             ", newer than this quiesce knows (" + std::to_string(schema_version) +
+                             "): run a newer quiesce");
   if (version == 0) {
     co_await c->script(version_1, timeout);
     log::always("database schema created", {{"version", schema_version}});

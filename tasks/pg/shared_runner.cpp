@@ -111,40 +111,41 @@ UPDATE quiesce_tasks t
 SET status = 'running', owner = $1, attempt = t.attempt + 1, started_us = $4, progress = 0,
     lease_until = now() + $3 * interval '1 millisecond', message = 'Task ' || t.id || ' running'
 FROM next WHERE t.id = next.id
-RETURNING )sql" + task_columns("t.") + ", t.queue_order";
+RETURNING )sql" + task_columns("t.") +
+                                   ", t.queue_order";
   milliseconds backoff{250};
   try {
-  for (;;) {
-    std::size_t free = settings_.workers - std::min(settings_.workers, running_.size());
-    if (claiming_done()) break;
-    if (!claim_wanted_ || free == 0 || (!accepting_ && !peers_known_)) {
-      co_await nap(claimer_wake_, std::nullopt);
-      continue;
+    for (;;) {
+      std::size_t free = settings_.workers - std::min(settings_.workers, running_.size());
+      if (claiming_done()) break;
+      if (!claim_wanted_ || free == 0 || (!accepting_ && !peers_known_)) {
+        co_await nap(claimer_wake_, std::nullopt);
+        continue;
+      }
+      claim_wanted_ = false;
+      std::vector<std::pair<std::int64_t, task_record>> got;
+      bool failed = false;
+      try {
+        auto r = co_await pool_.exec(claim, replica_, std::to_string(free), ms(settings_.lease),
+                                     micros(std::chrono::system_clock::now()));
+        reached();
+        for (int i = 0; i < r.rows(); ++i) got.emplace_back(r.integer(i, 13), read_task(r, i));
+        backoff = milliseconds(250);
+      } catch (const db_error& e) {
+        if (e.lost) unreachable(e);
+        failed = true;
+      }
+      if (failed) {
+        claim_wanted_ = true;
+        co_await nap(claimer_wake_, backoff);
+        backoff = std::min(backoff * 2, milliseconds(5000));
+        continue;
+      }
+      queue_seen_empty_ = got.size() < free;
+      if (got.size() == free) claim_wanted_ = true;  // there may be more
+      std::sort(got.begin(), got.end(), [](auto& a, auto& b) { return a.first < b.first; });
+      for (auto& [order, t] : got) run(std::move(t));
     }
-    claim_wanted_ = false;
-    std::vector<std::pair<std::int64_t, task_record>> got;
-    bool failed = false;
-    try {
-      auto r = co_await pool_.exec(claim, replica_, std::to_string(free), ms(settings_.lease),
-                                           micros(std::chrono::system_clock::now()));
-      reached();
-      for (int i = 0; i < r.rows(); ++i) got.emplace_back(r.integer(i, 13), read_task(r, i));
-      backoff = milliseconds(250);
-    } catch (const db_error& e) {
-      if (e.lost) unreachable(e);
-      failed = true;
-    }
-    if (failed) {
-      claim_wanted_ = true;
-      co_await nap(claimer_wake_, backoff);
-      backoff = std::min(backoff * 2, milliseconds(5000));
-      continue;
-    }
-    queue_seen_empty_ = got.size() < free;
-    if (got.size() == free) claim_wanted_ = true;  // there may be more
-    std::sort(got.begin(), got.end(), [](auto& a, auto& b) { return a.first < b.first; });
-    for (auto& [order, t] : got) run(std::move(t));
-  }
   } catch (const boost::system::system_error&) {
     // Cancelled: the deadline or a second signal.
   }
@@ -162,9 +163,10 @@ void shared_service::run(task_record t) {
   h->stop = std::make_shared<asio::steady_timer>(strand, asio::steady_timer::time_point::max());
   running_.emplace(t.id, h);
   publish(t);
-  asio::co_spawn(strand, run_one(std::move(t), h), workers_->adapt(strand, [](std::exception_ptr e) {
-    if (e) log::error("a task's runner failed", {{"error", describe(e)}});
-  }));
+  asio::co_spawn(strand, run_one(std::move(t), h),
+                 workers_->adapt(strand, [](std::exception_ptr e) {
+                   if (e) log::error("a task's runner failed", {{"error", describe(e)}});
+                 }));
 }
 
 asio::awaitable<void> shared_service::run_one(task_record t, std::shared_ptr<run_handle> h) {
@@ -226,8 +228,7 @@ asio::awaitable<void> shared_service::write_progress(std::string id) {
   while (h->progress && !h->ended) {
     double p = *std::exchange(h->progress, std::nullopt);
     try {
-      auto r = co_await pool_.exec(
-          sql, id, replica_, std::to_string(h->record.attempt), number(p));
+      auto r = co_await pool_.exec(sql, id, replica_, std::to_string(h->record.attempt), number(p));
       reached();
       if (r.affected() == 0) {
         stop_run(id, true);
@@ -274,7 +275,7 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::shared_ptr<r
   args.emplace_back(std::to_string(t.attempt));
   if (requeue) {
     t.requeue("stopped by its replica's shutdown deadline; another replica runs it");
-    args.push_back(t.message);
+    args.emplace_back(t.message);
   } else {
     args.emplace_back(std::string(to_string(t.status)));
     args.emplace_back(number(t.progress));
@@ -449,27 +450,27 @@ asio::awaitable<void> shared_service::listener() {
   milliseconds backoff{250};
   asio::steady_timer pause(db_);
   try {
-  for (;;) {
-    try {
-      auto c = co_await connection::open(settings_.conninfo, settings_.timeout);
-      co_await c->script("LISTEN quiesce_work; LISTEN quiesce_cancel", settings_.timeout);
-      backoff = milliseconds(250);
-      wake_claimer();
-      beat_soon();  // cancels asked while we were away come with the renewal
-      for (;;) {
-        for (auto& n : co_await c->notifications()) {
-          if (n.channel == "quiesce_work")
-            wake_claimer();
-          else if (n.channel == "quiesce_cancel")
-            stop_run(n.payload, false);
+    for (;;) {
+      try {
+        auto c = co_await connection::open(settings_.conninfo, settings_.timeout);
+        co_await c->script("LISTEN quiesce_work; LISTEN quiesce_cancel", settings_.timeout);
+        backoff = milliseconds(250);
+        wake_claimer();
+        beat_soon();  // cancels asked while we were away come with the renewal
+        for (;;) {
+          for (auto& n : co_await c->notifications()) {
+            if (n.channel == "quiesce_work")
+              wake_claimer();
+            else if (n.channel == "quiesce_cancel")
+              stop_run(n.payload, false);
+          }
         }
+      } catch (const db_error& e) {
+        if (e.lost) unreachable(e);
       }
-    } catch (const db_error& e) {
-      if (e.lost) unreachable(e);
+      co_await nap(pause, backoff);
+      backoff = std::min(backoff * 2, milliseconds(5000));
     }
-    co_await nap(pause, backoff);
-    backoff = std::min(backoff * 2, milliseconds(5000));
-  }
   } catch (const boost::system::system_error&) {
     // The end of the process.
   }

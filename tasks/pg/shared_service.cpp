@@ -43,9 +43,11 @@ void shared_service::open() {
   work_.emplace(db_.get_executor());
   thread_ = std::thread([this] { db_.run(); });
   // A few replicas may be migrating at once: the lock makes the others wait, so allow longer.
-  auto done = asio::co_spawn(db_, migrate(settings_.conninfo, std::max(settings_.timeout * 6,
-                                                                       std::chrono::milliseconds(30000))),
-                             asio::use_future);
+  auto done =
+      asio::co_spawn(db_,
+                     migrate(settings_.conninfo,
+                             std::max(settings_.timeout * 6, std::chrono::milliseconds(30000))),
+                     asio::use_future);
   done.get();
 }
 
@@ -135,19 +137,19 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
     json::array rows;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto& t = batch[i]->task;
-      rows.push_back(json::object{{"ord", i},
-                                  {"id", t.id},
-                                  {"kind", t.kind},
-                                  {"params", json::serialize(t.params)},
-                                  {"message", t.message},
-                                  {"created_us", micros(t.created_at)},
-                                  {"idempotency_key", t.idempotency_key
-                                                          ? json::value(*t.idempotency_key)
-                                                          : json::value(nullptr)}});
+      rows.push_back(
+          json::object{{"ord", i},
+                       {"id", t.id},
+                       {"kind", t.kind},
+                       {"params", json::serialize(t.params)},
+                       {"message", t.message},
+                       {"created_us", micros(t.created_at)},
+                       {"idempotency_key", t.idempotency_key ? json::value(*t.idempotency_key)
+                                                             : json::value(nullptr)}});
     }
     try {
-      auto r = co_await pool_.exec(
-          insert, json::serialize(rows), std::to_string(settings_.queue_capacity));
+      auto r = co_await pool_.exec(insert, json::serialize(rows),
+                                   std::to_string(settings_.queue_capacity));
       std::unordered_map<std::string, bool> inserted;
       for (int i = 0; i < r.rows(); ++i) inserted.emplace(r.get(i, 2), true);
       // `room` is in every row; with none inserted, ask again (rare: all full or all replays).
@@ -156,7 +158,8 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
         room = r.integer(0, 0);
       } else {
         auto q = co_await pool_.exec(
-            "SELECT $1::bigint - count(*) FROM quiesce_tasks WHERE status = 'queued'", std::to_string(settings_.queue_capacity));
+            "SELECT $1::bigint - count(*) FROM quiesce_tasks WHERE status = 'queued'",
+            std::to_string(settings_.queue_capacity));
         room = q.integer(0, 0);
       }
       json::array keys;
@@ -210,8 +213,8 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
 asio::awaitable<std::optional<task_record>> shared_service::find(std::string id) {
   auto read = [this](std::string id) -> asio::awaitable<std::optional<task_record>> {
     try {
-      auto r = co_await pool_.exec(
-          "SELECT " + task_columns() + " FROM quiesce_tasks WHERE id = $1", std::move(id));
+      auto r = co_await pool_.exec("SELECT " + task_columns() + " FROM quiesce_tasks WHERE id = $1",
+                                   std::move(id));
       reached();
       if (r.rows() == 0) co_return std::nullopt;
       co_return read_task(r, 0);

@@ -15,9 +15,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <deque>
@@ -147,9 +147,9 @@ class shared_service final : public service {
   bool writing_admissions_ = false;
   std::size_t admitting_ = 0;  // admissions not yet answered
   std::unordered_map<std::string, std::shared_ptr<run_handle>> running_;
-  bool claim_wanted_ = true;   // a notification, a free worker or a rescue since the last claim
+  bool claim_wanted_ = true;  // a notification, a free worker or a rescue since the last claim
   bool queue_seen_empty_ = false;
-  bool peers_known_ = false;   // a heartbeat since admission closed told how many peers live
+  bool peers_known_ = false;  // a heartbeat since admission closed told how many peers live
   std::size_t live_peers_ = 0;
   bool claiming_ended_ = false;
   boost::asio::steady_timer claimer_wake_{db_, boost::asio::steady_timer::time_point::max()};
