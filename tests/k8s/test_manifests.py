@@ -12,7 +12,8 @@ import manifests as m
 from harness import Server, scaled
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-API_OBJECTS = ["deployment.yaml", "service.yaml", "pdb.yaml", "variants/statefulset.yaml"]
+API_OBJECTS = ["deployment.yaml", "service.yaml", "pdb.yaml", "variants/statefulset.yaml",
+               "shared/deployment.yaml", "shared/postgres.yaml"]
 
 
 def validate(*files, stdin=None):
@@ -31,7 +32,8 @@ class Schemas(unittest.TestCase):
         r = validate(*(os.path.join(m.K8S, f) for f in API_OBJECTS))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(re.findall(r"^ok +(\w+)/", r.stdout, re.M),
-                         ["Deployment", "Service", "PodDisruptionBudget", "Service", "StatefulSet"])
+                         ["Deployment", "Service", "PodDisruptionBudget", "Service", "StatefulSet",
+                          "Deployment", "Secret", "Service", "StatefulSet"])
 
     def test_the_validator_rejects_a_wrong_field_type(self):
         with open(os.path.join(m.K8S, "deployment.yaml")) as f:
@@ -47,8 +49,7 @@ class Schemas(unittest.TestCase):
                              check=True, timeout=60).stdout
         r = validate("-", stdin=out)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertEqual(sorted(re.findall(r"^ok +(\w+)/", r.stdout, re.M)),
-                         ["Deployment", "PodDisruptionBudget", "Service"])
+        self.assertEqual(sorted(re.findall(r"^ok +(\w+)/", r.stdout, re.M)), ["Deployment", "Service"])
 
 
 class Timings(unittest.TestCase):
@@ -102,8 +103,36 @@ class Timings(unittest.TestCase):
         self.assertEqual([(m.port_number(self.c, p["targetPort"]), p["nodePort"]) for p in svc["ports"]],
                          [(int(self.knob("port")), 30000)])
 
+    def test_the_default_layout_is_one_replica_on_its_own_sqlite(self):
+        self.assertEqual(self.dep["spec"]["replicas"], 1)
+        self.assertNotIn("QUIESCE_STORE", m.literal_env(self.c), "sqlite, the default store")
+        self.assertNotIn("pdb.yaml", m.load("kustomization.yaml")["resources"],
+                         "minAvailable 1 on one replica would block every node drain")
+        self.assertEqual(m.load_all("variants/statefulset.yaml")["StatefulSet"]["spec"]["replicas"], 1)
+
+    def test_the_shared_layout_runs_the_default_pod_on_postgres(self):
+        shared = m.load("shared/deployment.yaml")
+        pod, dep_pod = shared["spec"]["template"]["spec"], self.dep["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        env = {e["name"]: e for e in c["env"]}
+        self.assertEqual(env["QUIESCE_STORE"]["value"], "postgres")
+        ref = env["QUIESCE_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        secret = m.load_all("shared/postgres.yaml")["Secret"]
+        self.assertEqual((ref["name"], ref["key"] in secret["stringData"]), (secret["metadata"]["name"], True))
+        # Everything else is deployment.yaml's: the store's lines are the only difference.
+        same_env = [e for e in self.c["env"] if e["name"] != "QUIESCE_DATA_DIR"]
+        self.assertEqual([e for e in c["env"] if not e["name"].startswith(("QUIESCE_STORE", "QUIESCE_DATABASE"))],
+                         same_env)
+        strip = lambda d, *keys: {k: v for k, v in d.items() if k not in keys}
+        self.assertEqual(strip(c, "env"), strip(self.c, "env", "volumeMounts"))
+        self.assertEqual(strip(pod, "containers", "securityContext"),
+                         strip(dep_pod, "containers", "securityContext", "volumes"))
+        self.assertEqual(strip(shared["spec"], "replicas", "template"), strip(self.dep["spec"], "replicas", "template"))
+        self.assertEqual(m.load("shared/kustomization.yaml")["resources"],
+                         ["deployment.yaml", "../service.yaml", "../pdb.yaml", "postgres.yaml"])
+
     def test_a_rollout_and_a_node_drain_keep_a_pod_serving(self):
-        spec = self.dep["spec"]
+        spec = m.load("shared/deployment.yaml")["spec"]
         self.assertGreaterEqual(spec["replicas"], 2)
         self.assertEqual(spec["strategy"]["rollingUpdate"], {"maxSurge": 1, "maxUnavailable": 0})
         pdb = m.load("pdb.yaml")["spec"]
