@@ -24,7 +24,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
 ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
 ap.add_argument("--quick", action="store_true", help="shorter runs, fewer repetitions")
-ap.add_argument("--only", choices=["durability", "metrics"], help="run one group and print its table")
+ap.add_argument("--only", choices=["durability", "metrics", "shared"], help="run one group and print its table")
 ap.add_argument("--baseline", help="--only metrics: the build to compare with (e.g. one from before a change)")
 opts = ap.parse_args()
 os.environ["QUIESCE_BIN"] = os.path.join(opts.build, "app", "quiesce")
@@ -323,6 +323,91 @@ def print_durability(r):
           f"median of 5; database {r['db_mib']:.1f} MiB)")
 
 
+# --- the shared store (PostgreSQL) ------------------------------------------------------------
+def bench_shared():
+    """POST /v1/tasks (each task runs to its end, 0 s) with memory, sqlite and postgres (one
+    replica) in one go; then 3 replicas draining a queue of tasks inserted directly into the
+    database (claims, runs and fenced ends per second); then SIGKILL of a replica running a task
+    to that task running again on a peer."""
+    import postgres
+    pg = postgres.Postgres()
+    out = {}
+    try:
+        for conns in (64, 1):
+            for store in ("memory", "sqlite", "postgres"):
+                log(f"shared: {store}, {conns} connection(s)")
+                extra = {"database_url": pg.url(pg.new_database())} if store == "postgres" else {}
+                s = quiesce(threads=2, store=store, **extra)
+                try:
+                    out[f"{store}_c{conns}"] = wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua",
+                                                   threads=min(2, conns), conns=conns)
+                finally:
+                    s.close()
+        n = 3000 if opts.quick else 10000
+        db = pg.new_database()
+        url = pg.url(db)
+        s = quiesce(threads=1, store="postgres", database_url=url)  # creates the schema
+        s.signal(signal.SIGTERM)
+        s.wait(30)
+        s.close()
+        pg.psql("INSERT INTO quiesce_tasks (id, kind, params, status, message, created_us) "
+                "SELECT gen_random_uuid()::text, 'sleep', '{\"seconds\":0}', 'queued', 'Task queued', 0 "
+                f"FROM generate_series(1, {n})", db)
+        log(f"shared: 3 replicas drain {n} queued tasks")
+        t0 = time.monotonic()
+        replicas = [quiesce(threads=1, store="postgres", database_url=url, workers=16) for _ in range(3)]
+        try:
+            while int(pg.psql("SELECT count(*) FROM quiesce_tasks WHERE status <> 'succeeded'", db)[0][0]):
+                time.sleep(0.05)
+            took = time.monotonic() - t0
+        finally:
+            for r in replicas:
+                r.close()
+        out["claims_per_s_3_replicas"] = n / took
+        out["claims_tasks"] = n
+        lease = 5
+        db = pg.new_database()
+        url = pg.url(db)
+        knobs = dict(threads=1, store="postgres", database_url=url, workers=1, lease_seconds=lease,
+                     max_task_seconds=60)
+        a = quiesce(**knobs)
+        b = None
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", a.port)
+            conn.request("POST", "/v1/tasks", body='{"seconds":30}', headers={"Content-Type": "application/json"})
+            task = json.loads(conn.getresponse().read())["task_id"]
+            a.wait_status(task, "running")  # a runs it; b starts after
+            b = quiesce(**knobs)
+            killed = time.monotonic()
+            a.signal(signal.SIGKILL)
+            while pg.psql(f"SELECT status, attempt FROM quiesce_tasks WHERE id = '{task}'", db)[0] != ["running", "2"]:
+                time.sleep(0.02)
+            out["sigkill_to_rerun_s"] = time.monotonic() - killed
+            out["lease_s"] = lease
+        finally:
+            a.close()
+            if b:
+                b.close()
+    finally:
+        pg.close()
+    out["ratio_pg_sqlite_c64"] = out["postgres_c64"]["rps"] / out["sqlite_c64"]["rps"]
+    out["ratio_pg_sqlite_c1"] = out["postgres_c1"]["rps"] / out["sqlite_c1"]["rps"]
+    return out
+
+
+def print_shared(r):
+    print("| POST /v1/tasks | connections | req/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|")
+    for conns in (64, 1):
+        for store in ("memory", "sqlite", "postgres"):
+            m = r[f"{store}_c{conns}"]
+            print(f"| {store} | {conns} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} |")
+    print(f"\npostgres / sqlite throughput: {r['ratio_pg_sqlite_c64']:.2f} at 64 connections, "
+          f"{r['ratio_pg_sqlite_c1']:.2f} at 1; 3 replicas (16 workers each) ran "
+          f"{r['claims_per_s_3_replicas']:,.0f} queued tasks/s ({r['claims_tasks']} tasks); SIGKILL to the "
+          f"task running again elsewhere: {r['sigkill_to_rerun_s']:.1f} s with --lease-seconds {r['lease_s']}")
+
+
 def instructions_per_request(binary, what):
     """Instructions (valgrind callgrind: repeatable whatever else the machine does) the server
     spends per request, from the difference between 500 and 2,500 sequential requests."""
@@ -398,6 +483,12 @@ if opts.only == "metrics":
             print(f"| {name}: {unit} | {b:,.0f} | {c:,.0f} | {c / b:.3f} |")
     sys.exit(0)
 
+if opts.only == "shared":
+    r = bench_shared()
+    print_shared(r)
+    with open(opts.out.replace(".json", "-shared.json"), "w") as f:
+        json.dump({"machine": results["machine"], "shared": r}, f, indent=1)
+    sys.exit(0)
 if opts.only == "durability":
     r = bench_durability()
     print_durability(r)

@@ -148,6 +148,8 @@ RETURNING )sql" + task_columns("t.") +
     }
   } catch (const boost::system::system_error&) {
     // Cancelled: the deadline or a second signal.
+  } catch (const std::exception& e) {
+    log::error("the claimer stopped", {{"error", e.what()}});
   }
   claiming_ended_ = true;
   changed_.notify_all();
@@ -207,6 +209,9 @@ asio::awaitable<void> shared_service::run_one(task_record t, std::shared_ptr<run
     t.error = describe(failure);
   }
   if (!requeue && !h->lease_lost) t.move_to(status);
+  // Cancelled by the deadline, the end is still written (a requeue): a fresh state, so that the
+  // write is not refused at once, and a later terminal signal (the end of the process) stops it.
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_terminal_cancellation());
   // The end is stored from the store's thread; this coroutine (a worker) waits for it.
   co_await asio::co_spawn(db_, write_end(std::move(t), h, requeue), asio::use_awaitable);
 }

@@ -185,6 +185,18 @@ class Replicas(unittest.TestCase):
         self.assertEqual(a.wait(scaled(15)), 0)
         self.assertEqual(sorted(self.ran_here(a)), sorted(ids))
 
+    def test_the_deadline_puts_a_running_task_back_for_the_next_replica(self):
+        a = self.replica("--workers", "1", "--shutdown-timeout", scaled(1))
+        task = self.post(a, {"seconds": 15})
+        a.wait_status(task, "running")
+        a.signal(signal.SIGTERM)
+        self.assertEqual(a.wait(scaled(10)), 2, "forced: a task was still running")
+        self.assertEqual(PG.psql(f"SELECT status, attempt, owner IS NULL FROM quiesce_tasks WHERE id = '{task}'",
+                                 self.db), [["queued", "1", "t"]])
+        b = self.replica("--workers", "1")
+        b.wait_status(task, "running")
+        self.assertEqual(b.request("GET", f"/v1/tasks/{task}").json["attempt"], 2)
+
     # --- faults -----------------------------------------------------------------------------
     def test_a_database_outage_answers_503_and_loses_nothing(self):
         a = self.replica("--workers", "4", "--database-timeout", "2", lease=30)
