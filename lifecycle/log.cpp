@@ -39,6 +39,16 @@ level parse_level(std::string_view text) {
 void set_level(level min) { min_level.store(min); }
 bool enabled(level l) { return l >= min_level.load(std::memory_order_relaxed); }
 
+std::string describe(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
 std::string format_time(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
   auto secs = time_point_cast<seconds>(t);

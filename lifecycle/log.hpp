@@ -4,6 +4,8 @@
 
 #include <boost/json/object.hpp>
 
+#include <exception>
+#include <string>
 #include <string_view>
 
 namespace quiesce::log {
@@ -34,5 +36,8 @@ inline void error(std::string_view msg, boost::json::object f = {}) {
 
 // RFC 3339 UTC with milliseconds, as used in logs and task records.
 std::string format_time(std::chrono::system_clock::time_point t);
+
+// What an escaped exception says (its what(), or "unknown error"), for a log line or a record.
+std::string describe(std::exception_ptr e);
 
 }  // namespace quiesce::log

@@ -15,18 +15,6 @@ namespace quiesce::tasks {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-namespace {
-std::string describe(std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown error";
-  }
-}
-}  // namespace
-
 void task_service::start(asio::io_context& io, lifecycle::task_group& group) {
   for (std::size_t i = 0; i < settings_.workers; ++i) {
     auto strand = asio::make_strand(io);
@@ -122,7 +110,7 @@ asio::awaitable<void> task_service::run_one(task_record t) {
       t.error = "interrupted by the shutdown deadline or a second signal";
     } else {
       status = task_status::failed;
-      t.error = describe(failure);
+      t.error = log::describe(failure);
     }
   }
   finish(t, status);

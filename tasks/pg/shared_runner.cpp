@@ -45,30 +45,20 @@ asio::awaitable<void> nap(asio::steady_timer& wake, std::optional<milliseconds> 
   if (cancelled_from_above(cs)) throw boost::system::system_error(asio::error::operation_aborted);
 }
 
-std::string describe(std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown error";
-  }
-}
-
 }  // namespace
 
 void shared_service::start(asio::io_context& io, lifecycle::task_group& group) {
   net_ = &io;
   workers_ = &group;
   asio::co_spawn(db_, claimer(), group.adapt(db_.get_executor(), [](std::exception_ptr e) {
-    if (e) log::error("the claimer stopped", {{"error", describe(e)}});
+    if (e) log::error("the claimer stopped", {{"error", log::describe(e)}});
   }));
 }
 
 void shared_service::start_background(lifecycle::task_group& background) {
   auto report = [](const char* what) {
     return [what](std::exception_ptr e) {
-      if (e) log::error("stopped", {{"what", what}, {"error", describe(e)}});
+      if (e) log::error("stopped", {{"what", what}, {"error", log::describe(e)}});
     };
   };
   asio::co_spawn(db_, heartbeat(), background.adapt(db_.get_executor(), report("heartbeat")));
@@ -167,7 +157,7 @@ void shared_service::run(task_record t) {
   publish(t);
   asio::co_spawn(strand, run_one(std::move(t), h),
                  workers_->adapt(strand, [](std::exception_ptr e) {
-                   if (e) log::error("a task's runner failed", {{"error", describe(e)}});
+                   if (e) log::error("a task's runner failed", {{"error", log::describe(e)}});
                  }));
 }
 
@@ -206,7 +196,7 @@ asio::awaitable<void> shared_service::run_one(task_record t, std::shared_ptr<run
   bool requeue = failure && cancelled_from_above(cs);
   if (failure && !requeue) {
     status = task_status::failed;
-    t.error = describe(failure);
+    t.error = log::describe(failure);
   }
   if (!requeue && !h->lease_lost) t.move_to(status);
   // Cancelled by the deadline, the end is still written (a requeue): a fresh state, so that the
