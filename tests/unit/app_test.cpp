@@ -55,6 +55,21 @@ BOOST_AUTO_TEST_CASE(bad_values_name_the_knob) {
   BOOST_TEST(message_of({"--port", "seventy"}).find("port") != std::string::npos);
   BOOST_TEST(message_of({"--log-level", "loud"}).find("debug") != std::string::npos);
   BOOST_TEST(message_of({"--no-such-knob"}).find("no-such-knob") != std::string::npos);
+  BOOST_TEST(message_of({"--store", "mysql"}).find("postgres") != std::string::npos);
+  BOOST_TEST(message_of({"--database-pool", "0"}).find("--database-pool") != std::string::npos);
+  BOOST_TEST(message_of({"--database-timeout", "0"}).find("--database-timeout") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_shared_store_reads_its_url_from_the_environment) {
+  setenv("QUIESCE_STORE", "postgres", 1);
+  setenv("QUIESCE_DATABASE_URL", "postgresql://q@db:5432/q", 1);
+  auto c = parse({});
+  unsetenv("QUIESCE_STORE");
+  unsetenv("QUIESCE_DATABASE_URL");
+  BOOST_TEST(c.store == "postgres");
+  BOOST_TEST(c.database_url == "postgresql://q@db:5432/q");
+  BOOST_TEST(c.database_pool == 4u);
+  BOOST_TEST(c.database_timeout == 5.0);
 }
 
 BOOST_AUTO_TEST_CASE(help_lists_every_knob_with_its_default) {
