@@ -57,7 +57,8 @@ BOOST_AUTO_TEST_CASE(bad_values_name_the_knob) {
   BOOST_TEST(message_of({"--no-such-knob"}).find("no-such-knob") != std::string::npos);
   BOOST_TEST(message_of({"--store", "mysql"}).find("postgres") != std::string::npos);
   BOOST_TEST(message_of({"--database-pool", "0"}).find("--database-pool") != std::string::npos);
-  BOOST_TEST(message_of({"--database-timeout", "0"}).find("--database-timeout") != std::string::npos);
+  BOOST_TEST(message_of({"--database-timeout", "0"}).find("--database-timeout") !=
+             std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(the_shared_store_reads_its_url_from_the_environment) {
