@@ -44,4 +44,14 @@ double number_param(const boost::json::object& p, std::string_view field, double
   return d;
 }
 
+boost::asio::awaitable<run_outcome> run_kind(const task_kind& k, task_context ctx) {
+  run_outcome out;
+  try {
+    out.result = co_await k.run(std::move(ctx));
+  } catch (...) {
+    out.failure = std::current_exception();
+  }
+  co_return out;
+}
+
 }  // namespace quiesce::tasks

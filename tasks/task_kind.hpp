@@ -7,6 +7,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <exception>
 #include <functional>
 #include <map>
 #include <stdexcept>
@@ -54,6 +55,15 @@ class kind_registry {
 };
 
 kind_registry builtin_kinds(const kind_settings& settings);
+
+// Runs `k` and returns how it ended instead of throwing: a runner races it with `||` against a
+// stop request, and Asio's `||` waits for one branch to *succeed*, so a kind that threw would
+// leave the race waiting on the stop request for ever.
+struct run_outcome {
+  boost::json::value result;
+  std::exception_ptr failure;  // set: what the kind threw (a cancellation included)
+};
+boost::asio::awaitable<run_outcome> run_kind(const task_kind& k, task_context ctx);
 
 // Helpers for kinds' validate(): refuse fields the kind does not know (a typo would otherwise
 // run with a default), and read a number in [lo, hi], or `fallback` when absent.

@@ -89,11 +89,14 @@ asio::awaitable<void> task_service::run_one(task_record t) {
   task_status status = task_status::succeeded;
   std::exception_ptr failure;
   try {
-    auto outcome = co_await (kind->run(std::move(ctx)) || wait_cancel_request(t.id, cancel_timer));
-    if (outcome.index() == 0)
-      t.result = std::get<0>(std::move(outcome));
-    else
+    auto outcome =
+        co_await (run_kind(*kind, std::move(ctx)) || wait_cancel_request(t.id, cancel_timer));
+    if (outcome.index() == 1)
       status = task_status::cancelled;
+    else if (auto& ended = std::get<0>(outcome); ended.failure)
+      failure = ended.failure;
+    else
+      t.result = std::move(ended.result);
   } catch (...) {
     failure = std::current_exception();
   }

@@ -183,11 +183,13 @@ asio::awaitable<void> shared_service::run_one(task_record t, std::shared_ptr<run
     t.error = "this replica does not know the kind '" + t.kind + "'";
   } else {
     try {
-      auto outcome = co_await (kind->run(std::move(ctx)) || stop_requested());
-      if (outcome.index() == 0)
-        t.result = std::get<0>(std::move(outcome));
-      else
+      auto outcome = co_await (run_kind(*kind, std::move(ctx)) || stop_requested());
+      if (outcome.index() == 1)
         status = task_status::cancelled;
+      else if (auto& ended = std::get<0>(outcome); ended.failure)
+        failure = ended.failure;
+      else
+        t.result = std::move(ended.result);
     } catch (...) {
       failure = std::current_exception();
     }

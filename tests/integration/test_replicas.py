@@ -161,6 +161,18 @@ class Replicas(unittest.TestCase):
         self.assertEqual(PG.psql(f"SELECT status, attempt FROM quiesce_tasks WHERE id = '{task}'", self.db),
                          [["succeeded", "2"]])
 
+    def test_a_stored_task_this_replica_cannot_run_ends_failed(self):
+        a = self.replica("--workers", "1")
+        # As another version might have written it: `seconds` is an integer, the kind reads a double.
+        PG.psql("INSERT INTO quiesce_tasks (id, kind, params, status, message, created_us) VALUES "
+                "('odd-1', 'sleep', '{\"seconds\":0}', 'queued', 'Task odd-1 queued', 0), "
+                "('odd-2', 'nope', '{}', 'queued', 'Task odd-2 queued', 0); NOTIFY quiesce_work", self.db)
+        for task in ("odd-1", "odd-2"):
+            t = self.wait_final(a, task, 10)
+            self.assertEqual(t["status"], "failed", t)
+        self.assertIn("does not know the kind", a.request("GET", "/v1/tasks/odd-2").json["error"])
+        self.assertEqual(self.wait_final(a, self.post(a), 10)["status"], "succeeded", "the worker is free")
+
     # --- the drain --------------------------------------------------------------------------
     def test_a_draining_replica_leaves_the_queue_to_its_peers(self):
         a = self.replica("--workers", "2")

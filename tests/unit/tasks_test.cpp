@@ -205,6 +205,40 @@ BOOST_FIXTURE_TEST_CASE(bad_kind_and_parameters_name_the_field, service_fixture)
   BOOST_CHECK_THROW(service.submit("sleep", {{"secnds", 1}}, std::nullopt), bad_parameter);
 }
 
+BOOST_AUTO_TEST_CASE(a_task_whose_kind_throws_ends_failed_and_frees_its_worker) {
+  asio::io_context io;
+  asio::thread_pool cpu{1};
+  memory_task_store store{1000};
+  event_bus bus{"E", 1000};
+  quiesce::lifecycle::task_group workers{"workers"};
+  kind_registry kinds;
+  kinds.add({"boom", [](const boost::json::object&) { return boost::json::object{}; },
+             [](task_context) -> asio::awaitable<boost::json::value> {
+               throw std::runtime_error("boom");
+               co_return nullptr;
+             }});
+  task_service service{{1, 10}, std::move(kinds), store, bus, cpu};
+  auto first = service.submit("boom", {}, std::nullopt).task->id;
+  auto second = service.submit("boom", {}, std::nullopt).task->id;  // the same worker, next
+  service.stop_admission();
+  service.start(io, workers);
+  bool idle = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await service.wait_idle();
+        idle = true;
+      },
+      asio::detached);
+  io.run_for(3s);
+  BOOST_TEST(idle);
+  for (auto& id : {first, second}) {
+    BOOST_TEST((store.get(id)->status == task_status::failed));
+    BOOST_TEST(store.get(id)->error.value_or("") == "boom");
+  }
+  cpu.join();
+}
+
 BOOST_FIXTURE_TEST_CASE(workers_drain_the_queue_after_admission_closes, service_fixture) {
   std::vector<std::string> ids;
   for (int i = 0; i < 2; ++i) ids.push_back(service.submit("sleep", {}, std::nullopt).task->id);
