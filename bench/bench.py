@@ -351,7 +351,7 @@ def bench_shared():
         s.wait(30)
         s.close()
         pg.psql("INSERT INTO quiesce_tasks (id, kind, params, status, message, created_us) "
-                "SELECT gen_random_uuid()::text, 'sleep', '{\"seconds\":0}', 'queued', 'Task queued', 0 "
+                "SELECT gen_random_uuid()::text, 'sleep', '{\"seconds\":0.0}', 'queued', 'Task queued', 0 "
                 f"FROM generate_series(1, {n})", db)
         log(f"shared: 3 replicas drain {n} queued tasks")
         t0 = time.monotonic()
