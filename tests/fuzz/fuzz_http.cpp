@@ -2,6 +2,7 @@
 // then the public routes (JSON validation, admission, lookups, cancels, upgrades), in memory.
 #include "app/app_state.hpp"
 #include "tasks/memory_task_store.hpp"
+#include "tasks/task_service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -26,7 +27,7 @@ struct server_parts {
   lifecycle::phase_state phase;
   net::connection_limit connections{16};
   app::metrics meter{service.kinds().names()};
-  app::app_state state{cfg, service, bus, hub, phase, connections, nullptr, meter};
+  app::app_state state{cfg, service, bus, hub, phase, connections, meter};
   net::http_routes routes = app::public_routes(state);
 
   explicit server_parts(asio::thread_pool& cpu)
