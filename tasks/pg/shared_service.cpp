@@ -10,7 +10,6 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/use_future.hpp>
 #include <boost/json/serialize.hpp>
 
 namespace quiesce::tasks::pg {
@@ -40,15 +39,19 @@ shared_service::~shared_service() {
 }
 
 void shared_service::open() {
+  // The schema first, on this thread (the store's thread starts only once it is there): a
+  // refusal leaves no thread behind. A few replicas may be migrating at once: the lock makes the
+  // others wait, so allow longer.
+  std::exception_ptr failed;
+  asio::co_spawn(db_,
+                 migrate(settings_.conninfo,
+                         std::max(settings_.timeout * 6, std::chrono::milliseconds(30000))),
+                 [&failed](std::exception_ptr e) { failed = e; });
+  db_.run();
+  if (failed) std::rethrow_exception(failed);
+  db_.restart();
   work_.emplace(db_.get_executor());
   thread_ = std::thread([this] { db_.run(); });
-  // A few replicas may be migrating at once: the lock makes the others wait, so allow longer.
-  auto done =
-      asio::co_spawn(db_,
-                     migrate(settings_.conninfo,
-                             std::max(settings_.timeout * 6, std::chrono::milliseconds(30000))),
-                     asio::use_future);
-  done.get();
 }
 
 void shared_service::reached() {
