@@ -1,4 +1,4 @@
-// Turns SIGTERM/SIGINT into the drain of DESIGN section 4, one phase after another.
+// Turns SIGTERM/SIGINT into the drain (README, "The drain"), one phase after another.
 // The coordinator knows *when* things happen; what draining means for tasks and streams is
 // given to it as hooks by app/, so lifecycle/ depends on neither.
 #pragma once

@@ -1,4 +1,4 @@
-// A task as clients see it: the record of DESIGN section 2 and its state machine.
+// A task as clients see it: the record (README, "Routes") and its state machine.
 #pragma once
 
 #include <boost/json/object.hpp>

@@ -1,4 +1,4 @@
-"""The drain of DESIGN section 4 on the real binary: signals in, close codes and exit codes out."""
+"""The drain (README, "The drain") on the real binary: signals in, close codes and exit codes out."""
 import asyncio
 import errno
 import json

@@ -1,4 +1,4 @@
-"""Every route and error code of DESIGN section 2, against the real binary."""
+"""Every route and error code (README, "Routes"), against the real binary."""
 import json
 import os
 import socket
