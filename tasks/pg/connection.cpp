@@ -197,6 +197,10 @@ asio::awaitable<result> connection::collect(clock::time_point until) {
   }
   take_notifications();
   if (PQstatus(conn_) == CONNECTION_BAD) throw lost(refused ? refused->what() : "");
+  // A server shutting down says so (57P01..57P03, class 08) before it closes: libpq may not
+  // have seen the close yet, and the statement must be retried, not taken as refused.
+  if (refused && (refused->sqlstate.starts_with("08") || refused->sqlstate.starts_with("57P")))
+    throw lost(refused->what());
   if (refused) throw *refused;
   co_return last;
 }

@@ -363,7 +363,9 @@ asio::awaitable<void> shared_service::beat() {
       "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), draining = $3";
   static const std::string renew =
       "UPDATE quiesce_tasks SET lease_until = now() + $2 * interval '1 millisecond' "
-      "WHERE owner = $1 AND status = 'running' RETURNING id, attempt, cancel_requested";
+      "WHERE owner = $1 AND status = 'running' "
+      "AND id IN (SELECT jsonb_array_elements_text($3::jsonb)) "
+      "RETURNING id, attempt, cancel_requested";
   static const std::string rescue = R"sql(
 WITH lost AS MATERIALIZED (
   SELECT id FROM quiesce_tasks WHERE status = 'running' AND lease_until < now()
@@ -391,7 +393,11 @@ RETURNING )sql" + task_columns("t.");
     co_await pool_.exec(alive, replica_, settings_.pod, draining ? "true" : "false");
     // A task claimed after the renewal was sent may be missing from its answer, and is not lost.
     auto renewal_sent = std::chrono::steady_clock::now();
-    auto mine = co_await pool_.exec(renew, replica_, ms(settings_.lease));
+    // Only what runs here: a task whose end could not be stored must not be held forever.
+    boost::json::array ids;
+    for (auto& [id, h] : running_) ids.emplace_back(id);
+    auto mine =
+        co_await pool_.exec(renew, replica_, ms(settings_.lease), boost::json::serialize(ids));
     std::unordered_map<std::string, std::pair<int, bool>> held;
     for (int i = 0; i < mine.rows(); ++i)
       held.emplace(mine.get(i, 0),

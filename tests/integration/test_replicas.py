@@ -173,6 +173,19 @@ class Replicas(unittest.TestCase):
         self.assertIn("does not know the kind", a.request("GET", "/v1/tasks/odd-2").json["error"])
         self.assertEqual(self.wait_final(a, self.post(a), 10)["status"], "succeeded", "the worker is free")
 
+    def test_an_end_the_database_refuses_is_rerun_after_the_lease(self):
+        a = self.replica("--workers", "1")
+        # The database refuses the first attempt's end (as a failing constraint would); the lease
+        # must then run out, not be renewed for a run that is over.
+        PG.psql("CREATE FUNCTION refuse_first() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.status = 'succeeded' AND NEW.attempt = 1 THEN RAISE EXCEPTION 'refused'; END IF; "
+                "RETURN NEW; END $$; CREATE TRIGGER refuse_first BEFORE UPDATE ON quiesce_tasks "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_first()", self.db)
+        task = self.post(a)
+        a.wait_log(lambda l: l.get("msg") == "a task's end was refused by the database", scaled(10))
+        t = self.wait_final(a, task, LEASE + 10)
+        self.assertEqual((t["status"], t["attempt"]), ("succeeded", 2), t)
+
     # --- the drain --------------------------------------------------------------------------
     def test_a_draining_replica_leaves_the_queue_to_its_peers(self):
         a = self.replica("--workers", "2")
