@@ -6,6 +6,7 @@
 #include "net/listener.hpp"
 #include "tasks/memory_task_store.hpp"
 #include "tasks/pg/connection.hpp"
+#include "tasks/pg/shared_events.hpp"
 #include "tasks/pg/shared_service.hpp"
 #include "tasks/sqlite_journal.hpp"
 #include "tasks/task_service.hpp"
@@ -104,6 +105,22 @@ int run_server(const config& cfg) {
       log::error("cannot open the task store", {{"file", e.file}, {"error", e.what()}});
       return exit_storage;
     }
+  } else if (cfg.store == "postgres") {
+    // The database numbers the service's events: the bus starts where the service's stream is.
+    if (auto bad = tasks::pg::conninfo_error(cfg.database_url)) {
+      log::error("cannot open the task store", {{"database_url", "invalid"}, {"error", *bad}});
+      return exit_storage;
+    }
+    try {
+      auto head = tasks::pg::open_database(cfg.database_url, to_ms(cfg.database_timeout),
+                                           cfg.event_retention);
+      stored.epoch = std::move(head.epoch);
+      stored.last_seq = head.last_seq;
+      stored.events = std::move(head.events);
+    } catch (const std::exception& e) {
+      log::error("cannot open the task store", {{"store", "postgres"}, {"error", e.what()}});
+      return exit_storage;
+    }
   } else {
     stored.epoch = tasks::new_task_id();  // a new epoch: nothing survives this process
   }
@@ -133,21 +150,13 @@ int run_server(const config& cfg) {
   std::optional<tasks::pg::shared_service> shared;
   tasks::service* chosen = nullptr;
   if (cfg.store == "postgres") {
-    if (auto bad = tasks::pg::conninfo_error(cfg.database_url)) {
-      log::error("cannot open the task store", {{"database_url", "invalid"}, {"error", *bad}});
-      return exit_storage;
-    }
     shared.emplace(
         tasks::pg::shared_settings{cfg.database_url, cfg.database_pool, to_ms(cfg.database_timeout),
                                    cfg.workers, cfg.queue_capacity, cfg.task_retention,
-                                   to_ms(cfg.lease_seconds), env_or("KUBE_POD_NAME", "local")},
+                                   cfg.event_retention, to_ms(cfg.lease_seconds),
+                                   env_or("KUBE_POD_NAME", "local")},
         std::move(kinds), bus, cpu);
-    try {
-      shared->open();
-    } catch (const std::exception& e) {
-      log::error("cannot open the task store", {{"store", "postgres"}, {"error", e.what()}});
-      return exit_storage;
-    }
+    shared->open();
     chosen = &*shared;
   } else {
     local.emplace(tasks::service_settings{cfg.workers, cfg.queue_capacity, durable},

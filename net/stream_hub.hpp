@@ -48,8 +48,11 @@ class stream_client final : public tasks::event_sink,
     follows_ = std::move(ids);
   }
   bool wants(const tasks::stream_event& e) const {
-    return follow_all_ || follows_.contains(e.task_id);
+    return e.seq > seen_ && (follow_all_ || follows_.contains(e.task_id));
   }
+  // The client saw events up to `seq` on another replica that had read further than this one:
+  // those come here later and are not sent twice.
+  void seen_through(std::uint64_t seq) { seen_ = seq; }
   const std::string& id() const { return id_; }
   boost::asio::any_io_executor executor() const { return strand_; }
   std::function<void()> on_overflow;
@@ -59,6 +62,7 @@ class stream_client final : public tasks::event_sink,
   std::string id_;
   outbox out_;
   bool follow_all_ = true;
+  std::uint64_t seen_ = 0;
   std::set<std::string> follows_;
 };
 

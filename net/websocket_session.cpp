@@ -89,6 +89,8 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
   bool same_epoch = !what.epoch || *what.epoch == bus.epoch();
   bool admitted = hub.add(client);
   auto replay = bus.subscribe(client, what.since, same_epoch);
+  // With one stream across replicas a client may come from a replica that had read further.
+  if (same_epoch && what.since && *what.since > replay.last_seq) client->seen_through(*what.since);
   std::vector<frame> first;
   first.reserve(replay.events.size() + 2);
   first.push_back(make_frame({{"type", "hello"},

@@ -66,6 +66,11 @@ void event_bus::deliver(const std::vector<event_ptr>& stored, std::uint64_t sett
   settled_changed_.notify_all();
 }
 
+void event_bus::expect(std::uint64_t seq) {
+  std::lock_guard lock(mutex_);
+  seq_ = std::max(seq_, seq);
+}
+
 boost::asio::awaitable<void> event_bus::flush() {
   std::uint64_t target = 0;
   {

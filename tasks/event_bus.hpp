@@ -47,6 +47,8 @@ class event_bus {
   // The journal's answer: `stored` events go out in seq order; every seq up to `settled` is
   // either among them or was dropped (a refused admission).
   void deliver(const std::vector<event_ptr>& stored, std::uint64_t settled);
+  // An event numbered elsewhere (the shared store's database) that flush() must wait for.
+  void expect(std::uint64_t seq);
   // Completes once every event published before the call is delivered or dropped: the drain
   // awaits it so that streams close only after their last events.
   boost::asio::awaitable<void> flush();

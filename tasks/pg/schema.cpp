@@ -53,6 +53,79 @@ INSERT INTO quiesce_schema VALUES (1);
 COMMIT;
 )sql";
 
+// Version 2: one event stream for the service. Every change of a task's status, progress or
+// attempt is recorded by a trigger, in the statement (so the transaction) that made it, so no
+// writer can forget it. Its seq comes from one counter row: the UPDATE of that row holds its lock
+// until commit, so a second writer gets its numbers only after the first committed (or rolled
+// back, which takes its numbers back). Seq order is therefore commit order and what any snapshot
+// sees is 1..N without a hole: a reader asking for `seq > last` cannot skip an event that commits
+// later, as it could with a sequence (bigserial numbers become visible out of commit order).
+// Writers without an event (lease renewals, cancel flags, pruning) never take the counter's lock.
+constexpr const char* version_2 = R"sql(
+BEGIN;
+CREATE TABLE quiesce_event_counter (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  epoch text NOT NULL,
+  last_seq bigint NOT NULL
+);
+INSERT INTO quiesce_event_counter (epoch, last_seq) VALUES (gen_random_uuid()::text, 0);
+CREATE TABLE quiesce_events (
+  seq bigint PRIMARY KEY,
+  requeued boolean NOT NULL,
+  id text NOT NULL,
+  kind text NOT NULL,
+  params text NOT NULL,
+  status text NOT NULL,
+  progress double precision NOT NULL,
+  message text NOT NULL,
+  created_us bigint NOT NULL,
+  started_us bigint,
+  finished_us bigint,
+  result text,
+  error text,
+  idempotency_key text,
+  attempt integer NOT NULL
+);
+CREATE FUNCTION quiesce_events_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE k bigint; top bigint;
+BEGIN
+  SELECT count(*) INTO k FROM new_rows;
+  IF k = 0 THEN RETURN NULL; END IF;
+  UPDATE quiesce_event_counter SET last_seq = last_seq + k RETURNING last_seq INTO top;
+  INSERT INTO quiesce_events
+  SELECT top - k + row_number() OVER (ORDER BY n.queue_order), false, n.id, n.kind, n.params,
+         n.status, n.progress, n.message, n.created_us, n.started_us, n.finished_us, n.result,
+         n.error, n.idempotency_key, n.attempt
+  FROM new_rows n;
+  PERFORM pg_notify('quiesce_events', top::text);
+  RETURN NULL;
+END $$;
+CREATE FUNCTION quiesce_events_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE k bigint; top bigint;
+BEGIN
+  SELECT count(*) INTO k FROM new_rows n JOIN old_rows o ON o.id = n.id
+  WHERE (n.status, n.progress, n.attempt) IS DISTINCT FROM (o.status, o.progress, o.attempt);
+  IF k = 0 THEN RETURN NULL; END IF;
+  UPDATE quiesce_event_counter SET last_seq = last_seq + k RETURNING last_seq INTO top;
+  INSERT INTO quiesce_events
+  SELECT top - k + row_number() OVER (ORDER BY n.queue_order),
+         o.status = 'running' AND n.status = 'queued', n.id, n.kind, n.params, n.status,
+         n.progress, n.message, n.created_us, n.started_us, n.finished_us, n.result, n.error,
+         n.idempotency_key, n.attempt
+  FROM new_rows n JOIN old_rows o ON o.id = n.id
+  WHERE (n.status, n.progress, n.attempt) IS DISTINCT FROM (o.status, o.progress, o.attempt);
+  PERFORM pg_notify('quiesce_events', top::text);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER quiesce_events_inserted AFTER INSERT ON quiesce_tasks
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION quiesce_events_inserted();
+CREATE TRIGGER quiesce_events_updated AFTER UPDATE ON quiesce_tasks
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION quiesce_events_updated();
+INSERT INTO quiesce_schema VALUES (2);
+COMMIT;
+)sql";
+
 }  // namespace
 
 asio::awaitable<void> migrate(std::string conninfo, std::chrono::milliseconds timeout) {
@@ -72,10 +145,11 @@ asio::awaitable<void> migrate(std::string conninfo, std::chrono::milliseconds ti
     throw std::runtime_error("the database has schema version " + std::to_string(version) +
                              ", newer than this quiesce knows (" + std::to_string(schema_version) +
                              "): run a newer quiesce");
-  if (version == 0) {
-    co_await c->script(version_1, timeout);
-    log::always("database schema created", {{"version", schema_version}});
-  }
+  if (version == 0) co_await c->script(version_1, timeout);
+  if (version < 2) co_await c->script(version_2, timeout);
+  if (version < schema_version)
+    log::always(version == 0 ? "database schema created" : "database schema migrated",
+                {{"from", version}, {"version", schema_version}});
 }
 
 }  // namespace quiesce::tasks::pg

@@ -8,7 +8,7 @@
 
 namespace quiesce::tasks::pg {
 
-inline constexpr int schema_version = 1;
+inline constexpr int schema_version = 2;
 
 // Creates or migrates the schema under an advisory lock, so that replicas starting at once take
 // turns. Throws db_error (unreachable, refused) or std::runtime_error (a newer schema than ours).

@@ -4,6 +4,7 @@
 // cancellations from any replica.
 #include "lifecycle/log.hpp"
 #include "tasks/pg/rows.hpp"
+#include "tasks/pg/shared_events.hpp"
 #include "tasks/pg/shared_service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -63,6 +64,8 @@ void shared_service::start_background(lifecycle::task_group& background) {
   };
   asio::co_spawn(db_, heartbeat(), background.adapt(db_.get_executor(), report("heartbeat")));
   asio::co_spawn(db_, listener(), background.adapt(db_.get_executor(), report("listener")));
+  asio::co_spawn(db_, follow_events(),
+                 background.adapt(db_.get_executor(), report("the event follower")));
 }
 
 void shared_service::wake_claimer() {
@@ -78,6 +81,11 @@ void shared_service::stop_admission() {
     beat_soon();
     claimer_wake_.cancel();
   });
+}
+
+void shared_service::wake_follower() {
+  events_wanted_ = true;
+  follower_wake_.cancel();
 }
 
 void shared_service::beat_soon() {
@@ -154,7 +162,7 @@ void shared_service::run(task_record t) {
   h->executor = strand;
   h->stop = std::make_shared<asio::steady_timer>(strand, asio::steady_timer::time_point::max());
   running_.emplace(t.id, h);
-  publish(t);
+  observed(t);
   asio::co_spawn(strand, run_one(std::move(t), h),
                  workers_->adapt(strand, [](std::exception_ptr e) {
                    if (e) log::error("a task's runner failed", {{"error", log::describe(e)}});
@@ -232,11 +240,6 @@ asio::awaitable<void> shared_service::write_progress(std::string id) {
         break;
       }
       h->record.progress = p;
-      if (!h->ended) {
-        auto body = to_json(h->record);
-        body["type"] = "task";
-        bus_.publish(h->record, std::move(body));
-      }
     } catch (const db_error& e) {
       // The task goes on; this step is not shown. Its end is retried until stored.
       if (e.lost) unreachable(e);
@@ -323,7 +326,7 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::shared_ptr<r
               {{"task_id", t.id}, {"attempt", t.attempt}});
     co_return;
   }
-  publish(t, requeue);
+  observed(t);
   auto lvl = t.status == task_status::succeeded ? log::level::debug : log::level::info;
   if (log::enabled(lvl))
     log::write(lvl, requeue ? "task requeued" : "task ended",
@@ -386,6 +389,8 @@ RETURNING )sql" + task_columns("t.");
   static const std::string prune =
       "DELETE FROM quiesce_tasks WHERE id IN (SELECT id FROM quiesce_tasks "
       "WHERE finished_us IS NOT NULL ORDER BY finished_us DESC OFFSET $1)";
+  static const std::string prune_events =
+      "DELETE FROM quiesce_events WHERE seq <= (SELECT last_seq FROM quiesce_event_counter) - $1";
   static const std::string forget_replicas =
       "DELETE FROM quiesce_replicas WHERE heartbeat_at < now() - interval '1 hour'";
   bool draining = !accepting_;
@@ -415,7 +420,7 @@ RETURNING )sql" + task_columns("t.");
       auto t = read_task(rescued, i);
       log::warn("task rescued from a replica that stopped renewing its lease",
                 {{"task_id", t.id}, {"status", to_string(t.status)}, {"attempt", t.attempt}});
-      publish(t, t.status == task_status::queued);
+      observed(t);
     }
     if (rescued.rows()) {
       co_await pool_.exec("SELECT pg_notify('quiesce_work', '')");
@@ -438,6 +443,7 @@ RETURNING )sql" + task_columns("t.");
       counts_ = counted;
     }
     co_await pool_.exec(prune, std::to_string(settings_.task_retention));
+    co_await pool_.exec(prune_events, std::to_string(settings_.event_retention));
     co_await pool_.exec(forget_replicas);
     reached();
   } catch (const db_error& e) {
@@ -456,13 +462,17 @@ asio::awaitable<void> shared_service::listener() {
     for (;;) {
       try {
         auto c = co_await connection::open(settings_.conninfo, settings_.timeout);
-        co_await c->script("LISTEN quiesce_work; LISTEN quiesce_cancel", settings_.timeout);
+        co_await c->script("LISTEN quiesce_work; LISTEN quiesce_cancel; LISTEN quiesce_events",
+                           settings_.timeout);
         backoff = milliseconds(250);
         wake_claimer();
-        beat_soon();  // cancels asked while we were away come with the renewal
+        wake_follower();  // what was written while we were away
+        beat_soon();      // cancels asked while we were away come with the renewal
         for (;;) {
           for (auto& n : co_await c->notifications()) {
-            if (n.channel == "quiesce_work")
+            if (n.channel == "quiesce_events")
+              wake_follower();
+            else if (n.channel == "quiesce_work")
               wake_claimer();
             else if (n.channel == "quiesce_cancel")
               stop_run(n.payload, false);
@@ -479,6 +489,50 @@ asio::awaitable<void> shared_service::listener() {
   }
 }
 
+// Reads what the service wrote since the last read, in seq order, and hands it to this replica's
+// streams. Woken by each commit's notification and after every reconnect of the listener, so a
+// lost connection loses nothing: the next read starts after the last seq delivered.
+asio::awaitable<void> shared_service::follow_events() {
+  static const std::string newer =
+      "SELECT " + event_columns() + " FROM quiesce_events WHERE seq > $1 ORDER BY seq LIMIT 1000";
+  constexpr int batch = 1000;
+  milliseconds backoff{250};
+  try {
+    for (;;) {
+      if (!events_wanted_) {
+        co_await nap(follower_wake_, std::nullopt);
+        continue;
+      }
+      events_wanted_ = false;
+      std::uint64_t after = bus_.last_seq();
+      bool failed = false;
+      try {
+        auto r = co_await pool_.exec(newer, std::to_string(after));
+        reached();
+        std::vector<event_ptr> got;
+        got.reserve(static_cast<std::size_t>(r.rows()));
+        for (int i = 0; i < r.rows(); ++i) got.push_back(read_event(r, i));
+        if (!got.empty() && got.front()->seq != after + 1)
+          log::warn("events left the database before this replica read them: its streams miss them",
+                    {{"after", after}, {"next", got.front()->seq}});
+        if (!got.empty()) bus_.deliver(got, got.back()->seq);
+        if (r.rows() == batch) events_wanted_ = true;
+        backoff = milliseconds(250);
+      } catch (const db_error& e) {
+        if (e.lost) unreachable(e);
+        failed = true;
+      }
+      if (failed) {
+        events_wanted_ = true;
+        co_await nap(follower_wake_, backoff);
+        backoff = std::min(backoff * 2, milliseconds(5000));
+      }
+    }
+  } catch (const boost::system::system_error&) {
+    // The end of the process.
+  }
+}
+
 asio::awaitable<void> shared_service::wait_idle() {
   auto idle = [this]() -> asio::awaitable<void> {
     for (;;) {
@@ -486,9 +540,13 @@ asio::awaitable<void> shared_service::wait_idle() {
       if (claiming_ended_ && running_.empty() && admitting_ == 0) break;
       co_await changed_.wait(key);
     }
-    // Gone from the replicas table: peers stop counting on us at once.
+    // Gone from the replicas table: peers stop counting on us at once. Our streams then get
+    // every event written so far, ours among them, before they are closed.
     try {
       co_await pool_.exec("DELETE FROM quiesce_replicas WHERE id = $1", replica_);
+      auto r = co_await pool_.exec("SELECT last_seq FROM quiesce_event_counter");
+      bus_.expect(static_cast<std::uint64_t>(r.integer(0, 0)));
+      wake_follower();
     } catch (const db_error& e) {
       log::warn("could not leave the replicas table", {{"error", e.what()}});
     }

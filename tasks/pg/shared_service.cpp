@@ -3,7 +3,6 @@
 
 #include "lifecycle/log.hpp"
 #include "tasks/pg/rows.hpp"
-#include "tasks/pg/schema.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -39,17 +38,6 @@ shared_service::~shared_service() {
 }
 
 void shared_service::open() {
-  // The schema first, on this thread (the store's thread starts only once it is there): a
-  // refusal leaves no thread behind. A few replicas may be migrating at once: the lock makes the
-  // others wait, so allow longer.
-  std::exception_ptr failed;
-  asio::co_spawn(db_,
-                 migrate(settings_.conninfo,
-                         std::max(settings_.timeout * 6, std::chrono::milliseconds(30000))),
-                 [&failed](std::exception_ptr e) { failed = e; });
-  db_.run();
-  if (failed) std::rethrow_exception(failed);
-  db_.restart();
   work_.emplace(db_.get_executor());
   thread_ = std::thread([this] { db_.run(); });
 }
@@ -68,12 +56,10 @@ void shared_service::unreachable(const std::exception& e) {
   log::error("database unreachable", {{"error", e.what()}});
 }
 
-void shared_service::publish(const task_record& t, bool requeued) {
+// Metrics count what this replica changed; the streams get every replica's events from the
+// database (shared_runner.cpp: follow_events).
+void shared_service::observed(const task_record& t) {
   if (observer_) observer_->status_changed(t);
-  auto body = to_json(t);
-  body["type"] = "task";
-  if (requeued) body["requeued"] = true;
-  bus_.publish(t, std::move(body));
 }
 
 asio::awaitable<admission> shared_service::admit(std::string kind, json::object params,
@@ -203,7 +189,7 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
       for (auto& p : batch) p->failure = e.what();
     }
     for (auto& p : batch) {
-      if (p->answer && p->answer->outcome == admit_outcome::created) publish(p->task);
+      if (p->answer && p->answer->outcome == admit_outcome::created) observed(p->task);
       p->settled = true;
       p->done.cancel();
     }
@@ -251,7 +237,7 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_se
     auto q = co_await pool_.exec(cancel_queued, id, now_us());
     if (q.rows() == 1) {
       auto t = read_task(q, 0);
-      publish(t);
+      observed(t);
       co_return std::pair{cancel_outcome::cancelled, std::optional(std::move(t))};
     }
     auto f = co_await pool_.exec(flag_running, id);

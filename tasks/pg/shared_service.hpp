@@ -1,6 +1,7 @@
 // The queue and the task records in PostgreSQL, shared by every replica on one database: any
 // replica admits, answers for and cancels any task; each claims queued tasks for its own workers,
-// holds a lease on what it runs and rescues what a dead replica left.
+// holds a lease on what it runs and rescues what a dead replica left. Task events are written by
+// the database itself (schema.cpp) and every replica reads them back for its own streams.
 //
 // Ownership: everything below runs on one thread of its own (db_), so the state is touched there
 // only and needs no lock; the network threads reach it by co_spawn onto db_ and the tasks
@@ -34,6 +35,7 @@ struct shared_settings {
   std::size_t workers = 8;
   std::size_t queue_capacity = 1000;  // queued tasks in the whole service
   std::size_t task_retention = 10000;
+  std::size_t event_retention = 10000;  // events kept in the database for ?since= replay
   std::chrono::milliseconds lease{30000};
   std::string pod;  // shown in quiesce_replicas
 };
@@ -46,8 +48,8 @@ class shared_service final : public service {
   shared_service(const shared_service&) = delete;
   shared_service& operator=(const shared_service&) = delete;
 
-  // Starts the store's thread and creates or migrates the schema; throws db_error or
-  // std::runtime_error (a newer schema) when the database cannot be used.
+  // Starts the store's thread. The schema is there already (open_database(), which also gave
+  // the bus its epoch, last seq and window).
   void open();
   const std::string& replica() const { return replica_; }
 
@@ -118,9 +120,11 @@ class shared_service final : public service {
   boost::asio::awaitable<void> heartbeat();
   boost::asio::awaitable<void> beat();
   boost::asio::awaitable<void> listener();
+  boost::asio::awaitable<void> follow_events();
   void stop_run(const std::string& id, bool lost);  // on db_
-  void publish(const task_record& t, bool requeued = false);
+  void observed(const task_record& t);
   void wake_claimer();
+  void wake_follower();
   void beat_soon();
 
   // Health: every statement's outcome; a change is logged once.
@@ -155,6 +159,8 @@ class shared_service final : public service {
   boost::asio::steady_timer claimer_wake_{db_, boost::asio::steady_timer::time_point::max()};
   boost::asio::steady_timer beat_wake_{db_, boost::asio::steady_timer::time_point::max()};
   bool beat_soon_ = false;
+  bool events_wanted_ = true;  // a notification or a reconnect since the last read
+  boost::asio::steady_timer follower_wake_{db_, boost::asio::steady_timer::time_point::max()};
   lifecycle::event_count changed_;  // running_, admitting_ or claiming_ended_ changed
 
   mutable std::mutex counts_mutex_;

@@ -9,6 +9,9 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
+
+from harness import Server, scaled
 
 BIN = "/usr/lib/postgresql/15/bin"
 _names = itertools.count(1)
@@ -79,3 +82,70 @@ class Postgres:
         except (ProcessLookupError, AssertionError):
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_cluster = None
+
+
+def cluster():
+    """This test process's cluster, started on first use (close_cluster() in tearDownModule)."""
+    global _cluster
+    if _cluster is None:
+        if not available():
+            raise unittest.SkipTest("postgresql-15 is not installed (scripts/install-deps.sh test)")
+        _cluster = Postgres()
+    return _cluster
+
+
+def close_cluster():
+    if _cluster:
+        _cluster.close()
+
+
+LEASE = max(2.0, scaled(1))  # seconds; a rescue comes within this plus a heartbeat
+
+
+def final(r):
+    return r.json["status"] in ("succeeded", "failed", "cancelled", "interrupted")
+
+
+class ReplicaCase(unittest.TestCase):
+    """Each test gets a fresh database and starts replicas of the real binary on it."""
+
+    def setUp(self):
+        self.db = cluster().new_database()
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            if os.environ.get("QUIESCE_DUMP"):
+                print("\n".join(s.lines[-40:]))
+            s.close()
+
+    def replica(self, *args, wait_listening=True, lease=LEASE):
+        s = Server("--store", "postgres", "--database-url", cluster().url(self.db), "--lease-seconds", lease,
+                   "--log-level", "debug", *args, wait_listening=wait_listening)
+        self.servers.append(s)
+        return s
+
+    def replicas(self, n, *args):
+        """n replicas started at once on an empty database: they create the schema in turns."""
+        started = [self.replica(*args, wait_listening=False) for _ in range(n)]
+        for s in started:
+            line = s.wait_log(lambda l: l.get("msg") == "listening", scaled(15))
+            s.port, s.admin_port = line["port"], line["admin_port"]
+        return started
+
+    def post(self, server, body=None, headers=None):
+        r = server.request("POST", "/v1/tasks", body or {"seconds": 0.2}, headers)
+        self.assertEqual(r.status, 202, r.raw)
+        return r.json["task_id"]
+
+    def wait_final(self, server, task_id, timeout):
+        deadline = time.monotonic() + scaled(timeout)
+        while time.monotonic() < deadline:
+            r = server.request("GET", f"/v1/tasks/{task_id}")
+            if r.status == 200 and final(r):
+                return r.json
+            time.sleep(0.05)
+        raise AssertionError(f"task {task_id} did not end: {r.status} {r.raw}")

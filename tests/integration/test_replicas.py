@@ -8,69 +8,24 @@ import threading
 import time
 import unittest
 
-from harness import BIN, Server, scaled
+from harness import BIN, scaled
 import postgres
+from postgres import LEASE
 
-LEASE = max(2.0, scaled(1))  # seconds; a rescue comes within this plus a heartbeat
 EXIT_STORAGE = 74
 PG = None
 
 
 def setUpModule():
     global PG
-    if not postgres.available():
-        raise unittest.SkipTest("postgresql-15 is not installed (scripts/install-deps.sh test)")
-    PG = postgres.Postgres()
+    PG = postgres.cluster()
 
 
 def tearDownModule():
-    if PG:
-        PG.close()
+    postgres.close_cluster()
 
 
-def final(r):
-    return r.json["status"] in ("succeeded", "failed", "cancelled", "interrupted")
-
-
-class Replicas(unittest.TestCase):
-    def setUp(self):
-        self.db = PG.new_database()
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            if os.environ.get("QUIESCE_DUMP"):
-                print("\n".join(s.lines[-40:]))
-            s.close()
-
-    def replica(self, *args, wait_listening=True, lease=LEASE):
-        s = Server("--store", "postgres", "--database-url", PG.url(self.db), "--lease-seconds", lease,
-                   "--log-level", "debug", *args, wait_listening=wait_listening)
-        self.servers.append(s)
-        return s
-
-    def replicas(self, n, *args):
-        """n replicas started at once on an empty database: they create the schema in turns."""
-        started = [self.replica(*args, wait_listening=False) for _ in range(n)]
-        for s in started:
-            line = s.wait_log(lambda l: l.get("msg") == "listening", scaled(15))
-            s.port, s.admin_port = line["port"], line["admin_port"]
-        return started
-
-    def post(self, server, body=None, headers=None):
-        r = server.request("POST", "/v1/tasks", body or {"seconds": 0.2}, headers)
-        self.assertEqual(r.status, 202, r.raw)
-        return r.json["task_id"]
-
-    def wait_final(self, server, task_id, timeout):
-        deadline = time.monotonic() + scaled(timeout)
-        while time.monotonic() < deadline:
-            r = server.request("GET", f"/v1/tasks/{task_id}")
-            if r.status == 200 and final(r):
-                return r.json
-            time.sleep(0.05)
-        raise AssertionError(f"task {task_id} did not end: {r.status} {r.raw}")
-
+class Replicas(postgres.ReplicaCase):
     def ran_here(self, server):
         """task_id -> attempts this replica ended (its debug log)."""
         out = {}

@@ -1,0 +1,68 @@
+#include "tasks/pg/shared_events.hpp"
+
+#include "tasks/pg/rows.hpp"
+#include "tasks/pg/schema.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace quiesce::tasks::pg {
+namespace asio = boost::asio;
+
+std::string event_columns() { return "seq, requeued, " + task_columns(); }
+
+event_ptr read_event(const result& r, int row, int first) {
+  auto seq = static_cast<std::uint64_t>(r.integer(row, first));
+  auto t = read_task(r, row, first + 2);
+  auto body = to_json(t);
+  body["type"] = "task";
+  body["seq"] = seq;
+  if (r.get(row, first + 1) == "t") body["requeued"] = true;
+  return std::make_shared<const stream_event>(
+      stream_event{seq, std::move(t.id), boost::json::serialize(body)});
+}
+
+namespace {
+
+asio::awaitable<stream_head> open_and_read(std::string conninfo, std::chrono::milliseconds timeout,
+                                           std::size_t retention) {
+  // A few replicas may be migrating at once: the lock makes the others wait, so allow longer.
+  co_await migrate(conninfo, std::max(timeout * 6, std::chrono::milliseconds(30000)));
+  auto c = co_await connection::open(conninfo, timeout);
+  stream_head head;
+  // One statement, one snapshot: the window and the last seq agree.
+  std::vector<param> args;
+  args.emplace_back(std::to_string(retention));
+  auto r = co_await c->exec(
+      "SELECT c.epoch, c.last_seq, e.* FROM quiesce_event_counter c "
+      "LEFT JOIN LATERAL (SELECT " +
+          event_columns() +
+          " FROM quiesce_events ORDER BY seq DESC LIMIT $1) e ON true "
+          "ORDER BY e.seq",
+      args, timeout);
+  head.epoch = r.get(0, 0);
+  head.last_seq = static_cast<std::uint64_t>(r.integer(0, 1));
+  for (int i = 0; i < r.rows(); ++i)
+    if (!r.null(i, 2)) head.events.push_back(read_event(r, i, 2));
+  co_return head;
+}
+
+}  // namespace
+
+stream_head open_database(const std::string& conninfo, std::chrono::milliseconds timeout,
+                          std::size_t retention) {
+  asio::io_context io(1);
+  std::exception_ptr failed;
+  stream_head head;
+  asio::co_spawn(io, open_and_read(conninfo, timeout, retention),
+                 [&](std::exception_ptr e, stream_head h) {
+                   failed = e;
+                   head = std::move(h);
+                 });
+  io.run();
+  if (failed) std::rethrow_exception(failed);
+  return head;
+}
+
+}  // namespace quiesce::tasks::pg
