@@ -3,122 +3,22 @@ writes the numbers as JSON. Driven by bench/run.sh; not part of CI's pass/fail.
 
     /usr/bin/python3 bench/bench.py --build build/release --out bench/results.json [--quick]
 """
-import argparse
-import calendar
+
 import http.client
 import json
 import os
-import platform
 import re
-import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-
-ap = argparse.ArgumentParser()
-ap.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
-ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
-ap.add_argument("--quick", action="store_true", help="shorter runs, fewer repetitions")
-ap.add_argument("--only", choices=["durability", "metrics", "shared"], help="run one group and print its table")
-ap.add_argument("--baseline", help="--only metrics: the build to compare with (e.g. one from before a change)")
-opts = ap.parse_args()
-os.environ["QUIESCE_BIN"] = os.path.join(opts.build, "app", "quiesce")
-WSLOAD = os.path.join(opts.build, "bench", "quiesce-wsload")
-from harness import Server  # noqa: E402  (after QUIESCE_BIN is set)
-
-WRK_SECONDS = 3 if opts.quick else 10
-REPEATS = 5 if opts.quick else 20
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 streams need 20,000 fds
-BIG = 10000 if hard >= 10100 else hard - 100  # per process: the server and the client each
-results = {"machine": {"cores": os.cpu_count(), "kernel": platform.release(),
-                       "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                                    if l.startswith("model name")), "?"),
-                       "date": time.strftime("%Y-%m-%d")}}
+from common import (BIG, REPEATS, WSLOAD, WRK_SECONDS, cpu_seconds, free_port, line, log, nginx, opts, pct,  # noqa: F401
+                    quiesce, results, rss_kib, unix_ms, wrk, wsload)
+from replicas import bench_shared, bench_stream, print_shared, print_stream
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-# --- helpers ----------------------------------------------------------------------------------
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def to_ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
-
-
-def wrk(url, script=None, threads=2, conns=64):
-    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{WRK_SECONDS}s", "--latency", url]
-    if script:
-        cmd[1:1] = ["-s", os.path.join(ROOT, "bench", script)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    reqs = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50_ms": to_ms(lat["50"]), "p99_ms": to_ms(lat["99"]), "requests": reqs,
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0}
-
-
-def nginx(workers):
-    d = tempfile.mkdtemp()
-    conf = open(os.path.join(ROOT, "bench", "nginx.conf")).read()
-    conf = re.sub(r"worker_processes \d+;", f"worker_processes {workers};", conf)
-    conf = conf.replace("/tmp/quiesce-bench-nginx.pid", os.path.join(d, "nginx.pid"))
-    path = os.path.join(d, "nginx.conf")
-    open(path, "w").write(conf)
-    p = subprocess.Popen(["nginx", "-c", path, "-p", d], stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            http.client.HTTPConnection("127.0.0.1", 18080, timeout=1).request("GET", "/")
-            break
-        except OSError:
-            time.sleep(0.05)
-    return p
-
-
-def quiesce(**knobs):
-    """A server with the bench's defaults; knobs override them (threads=1 is --threads 1)."""
-    flags = {"log_level": "warn", "workers": 64, "queue_capacity": 10000000,
-             "event_retention": 1000, "task_seconds": 0, "max_connections": 15000,
-             "max_websockets": 15000, **knobs}
-    return Server(*[a for k, v in flags.items() for a in ("--" + k.replace("_", "-"), v)])
-
-
-def wsload(mode, port, *args, stdin=None):
-    return subprocess.Popen([WSLOAD, mode, "--port", str(port), *map(str, args)],
-                            stdout=subprocess.PIPE, stdin=stdin, text=True)
-
-
-def line(proc):
-    return json.loads(proc.stdout.readline())
-
-
-def pct(values, q):
-    v = sorted(values)
-    return v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))]
-
-
-def unix_ms(ts):  # the server's log timestamps: RFC 3339 UTC with milliseconds
-    return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) * 1000 + int(ts[20:23])
-
-
-# --- HTTP -------------------------------------------------------------------------------------
 def bench_http():
     out = {}
     for threads in (1, 2):
@@ -324,88 +224,6 @@ def print_durability(r):
 
 
 # --- the shared store (PostgreSQL) ------------------------------------------------------------
-def bench_shared():
-    """POST /v1/tasks (each task runs to its end, 0 s) with memory, sqlite and postgres (one
-    replica) in one go; then 3 replicas draining a queue of tasks inserted directly into the
-    database (claims, runs and fenced ends per second); then SIGKILL of a replica running a task
-    to that task running again on a peer."""
-    import postgres
-    pg = postgres.Postgres()
-    out = {}
-    try:
-        for conns in (64, 1):
-            for store in ("memory", "sqlite", "postgres"):
-                log(f"shared: {store}, {conns} connection(s)")
-                extra = {"database_url": pg.url(pg.new_database())} if store == "postgres" else {}
-                s = quiesce(threads=2, store=store, **extra)
-                try:
-                    out[f"{store}_c{conns}"] = wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua",
-                                                   threads=min(2, conns), conns=conns)
-                finally:
-                    s.close()
-        n = 3000 if opts.quick else 10000
-        db = pg.new_database()
-        url = pg.url(db)
-        s = quiesce(threads=1, store="postgres", database_url=url)  # creates the schema
-        s.signal(signal.SIGTERM)
-        s.wait(30)
-        s.close()
-        pg.psql("INSERT INTO quiesce_tasks (id, kind, params, status, message, created_us) "
-                "SELECT gen_random_uuid()::text, 'sleep', '{\"seconds\":0.0}', 'queued', 'Task queued', 0 "
-                f"FROM generate_series(1, {n})", db)
-        log(f"shared: 3 replicas drain {n} queued tasks")
-        t0 = time.monotonic()
-        replicas = [quiesce(threads=1, store="postgres", database_url=url, workers=16) for _ in range(3)]
-        try:
-            while int(pg.psql("SELECT count(*) FROM quiesce_tasks WHERE status <> 'succeeded'", db)[0][0]):
-                time.sleep(0.05)
-            took = time.monotonic() - t0
-        finally:
-            for r in replicas:
-                r.close()
-        out["claims_per_s_3_replicas"] = n / took
-        out["claims_tasks"] = n
-        lease = 5
-        db = pg.new_database()
-        url = pg.url(db)
-        knobs = dict(threads=1, store="postgres", database_url=url, workers=1, lease_seconds=lease,
-                     max_task_seconds=60)
-        a = quiesce(**knobs)
-        b = None
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", a.port)
-            conn.request("POST", "/v1/tasks", body='{"seconds":30}', headers={"Content-Type": "application/json"})
-            task = json.loads(conn.getresponse().read())["task_id"]
-            a.wait_status(task, "running")  # a runs it; b starts after
-            b = quiesce(**knobs)
-            killed = time.monotonic()
-            a.signal(signal.SIGKILL)
-            while pg.psql(f"SELECT status, attempt FROM quiesce_tasks WHERE id = '{task}'", db)[0] != ["running", "2"]:
-                time.sleep(0.02)
-            out["sigkill_to_rerun_s"] = time.monotonic() - killed
-            out["lease_s"] = lease
-        finally:
-            a.close()
-            if b:
-                b.close()
-    finally:
-        pg.close()
-    out["ratio_pg_sqlite_c64"] = out["postgres_c64"]["rps"] / out["sqlite_c64"]["rps"]
-    out["ratio_pg_sqlite_c1"] = out["postgres_c1"]["rps"] / out["sqlite_c1"]["rps"]
-    return out
-
-
-def print_shared(r):
-    print("| POST /v1/tasks | connections | req/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|")
-    for conns in (64, 1):
-        for store in ("memory", "sqlite", "postgres"):
-            m = r[f"{store}_c{conns}"]
-            print(f"| {store} | {conns} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} |")
-    print(f"\npostgres / sqlite throughput: {r['ratio_pg_sqlite_c64']:.2f} at 64 connections, "
-          f"{r['ratio_pg_sqlite_c1']:.2f} at 1; 3 replicas (16 workers each) ran "
-          f"{r['claims_per_s_3_replicas']:,.0f} queued tasks/s ({r['claims_tasks']} tasks); SIGKILL to the "
-          f"task running again elsewhere: {r['sigkill_to_rerun_s']:.1f} s with --lease-seconds {r['lease_s']}")
 
 
 def instructions_per_request(binary, what):
@@ -438,13 +256,6 @@ def instructions_per_request(binary, what):
             p.send_signal(signal.SIGTERM)
             totals.append(int(re.search(r"Collected : (\d+)", p.communicate()[1]).group(1)))
     return (totals[1] - totals[0]) / 2000
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench_metrics(baseline):
@@ -483,6 +294,12 @@ if opts.only == "metrics":
             print(f"| {name}: {unit} | {b:,.0f} | {c:,.0f} | {c / b:.3f} |")
     sys.exit(0)
 
+if opts.only == "stream":
+    r = bench_stream()
+    print_stream(r)
+    with open(opts.out.replace(".json", "-stream.json"), "w") as f:
+        json.dump({"machine": results["machine"], "stream": r}, f, indent=1)
+    sys.exit(0)
 if opts.only == "shared":
     r = bench_shared()
     print_shared(r)

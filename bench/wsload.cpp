@@ -11,7 +11,9 @@
 //   refuse  --pid P [--pause-us U]     SIGTERM P, then time until the port refuses connects
 //                                      (one attempt every U microseconds)
 //
-// Common: --port P (public port, 127.0.0.1), --threads T (client threads, default 1).
+// Common: --port P (public port, 127.0.0.1), --threads T (client threads, default 1). Several
+// replicas: --subscribe-port and --post-port (each repeatable; default --port) spread the
+// subscribers and the posters over them, round robin.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -67,6 +69,14 @@ struct options {
   int threads = 1;
   int pid = 0;
   int pause_us = 50;
+  std::vector<unsigned short> subscribe_ports;  // default: {port}
+  std::vector<unsigned short> post_ports;       // default: {port}
+  unsigned short subscribe_port(int i) const {
+    return subscribe_ports[static_cast<std::size_t>(i) % subscribe_ports.size()];
+  }
+  unsigned short post_port(int i) const {
+    return post_ports[static_cast<std::size_t>(i) % post_ports.size()];
+  }
 };
 
 double micros(clock_type::duration d) {
@@ -143,7 +153,7 @@ asio::awaitable<void> subscriber(asio::io_context& io, const options& o, int ind
                                  probes* p) {
   websocket::stream<beast::tcp_stream> ws(io);
   auto [cec] = co_await beast::get_lowest_layer(ws).async_connect(
-      tcp::endpoint(asio::ip::make_address("127.0.0.1"), o.port),
+      tcp::endpoint(asio::ip::make_address("127.0.0.1"), o.subscribe_port(index)),
       asio::as_tuple(asio::use_awaitable));
   beast::flat_buffer buffer;
   boost::system::error_code ec;
@@ -288,7 +298,8 @@ int run_fanout(const options& o) {
       [&]() -> asio::awaitable<void> {
         co_await open_all(ctx, o, t, &p);
         poster client(home);
-        if (!co_await client.connect(o.port)) throw std::runtime_error("cannot connect to post");
+        bool connected = co_await client.connect(o.post_port(0));
+        if (!connected) throw std::runtime_error("cannot connect to post");
         asio::steady_timer wait(home);
         for (int k = 0; k < o.probes; ++k) {
           p.sent_ns[static_cast<std::size_t>(k)] = clock_type::now().time_since_epoch().count();
@@ -338,9 +349,10 @@ int run_rate(const options& o) {
         for (int i = 0; i < o.posters; ++i) {
           asio::co_spawn(
               home,
-              [&]() -> asio::awaitable<void> {
+              [&, i]() -> asio::awaitable<void> {
                 poster client(home);
-                if (!co_await client.connect(o.port)) co_return;
+                bool connected = co_await client.connect(o.post_port(i));
+                if (!connected) co_return;
                 // Paced: each poster takes every posters/rate seconds (0: flat out).
                 auto step = std::chrono::duration_cast<clock_type::duration>(
                     std::chrono::duration<double>(o.rate > 0 ? o.posters / o.rate : 0));
@@ -422,6 +434,8 @@ int main(int argc, char** argv) {
     ("posters", po::value(&o.posters)->default_value(o.posters), "rate: keep-alive POST loops")
     ("rate", po::value(&o.rate)->default_value(o.rate), "rate: tasks per second in total (0: flat out)")
     ("threads", po::value(&o.threads)->default_value(o.threads), "client threads")
+    ("subscribe-port", po::value(&o.subscribe_ports)->composing(), "a replica's port for subscribers (repeatable)")
+    ("post-port", po::value(&o.post_ports)->composing(), "a replica's port for POSTs (repeatable)")
     ("pid", po::value(&o.pid), "refuse: the server's process id")
     ("pause-us", po::value(&o.pause_us)->default_value(o.pause_us), "refuse: microseconds between connect attempts");
   // clang-format on
@@ -439,6 +453,8 @@ int main(int argc, char** argv) {
     std::cout << d;
     return vm.count("help") ? 0 : 64;
   }
+  if (o.subscribe_ports.empty()) o.subscribe_ports.push_back(o.port);
+  if (o.post_ports.empty()) o.post_ports.push_back(o.port);
   std::signal(SIGPIPE, SIG_IGN);
   if (o.mode == "hold") return run_hold(o);
   if (o.mode == "fanout") return run_fanout(o);
