@@ -104,6 +104,37 @@ def fanout(sub_ports, post_ports, n, probes):
     return r
 
 
+def post_throughput(pg, events):
+    """POST req/s on one replica (63 connections), then on three at once (21 each). `events`
+    False: the event triggers dropped, to see what the ordering scheme costs."""
+    out = {}
+    for n in (1, 3):
+        db = pg.new_database()
+        url = pg.url(db)
+        rs = [quiesce(threads=1, store="postgres", database_url=url) for _ in range(n)]
+        try:
+            if not events:
+                pg.psql("DROP TRIGGER quiesce_events_inserted ON quiesce_tasks; "
+                        "DROP TRIGGER quiesce_events_updated ON quiesce_tasks", db)
+            log(f"stream: POST throughput, {n} replica(s), events {'on' if events else 'off'}, "
+                f"fsync {'on' if pg.fsync else 'off'}")
+            got = [None] * n
+
+            def load(i):
+                got[i] = wrk(f"http://127.0.0.1:{rs[i].port}/v1/tasks", "post_task.lua", threads=1, conns=63 // n)
+
+            ts = [threading.Thread(target=load, args=(i,)) for i in range(n)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            out[f"replicas_{n}"] = sum(g["rps"] for g in got)
+        finally:
+            for r in rs:
+                r.close()
+    return out
+
+
 def bench_stream():
     """The one event stream across replicas: latency from a POST on one replica to its event at
     1,000 clients on another, against one replica (sqlite, and postgres); events per second with 3
@@ -149,31 +180,16 @@ def bench_stream():
                 break
         clean = [r for r in runs if not r["closed_during_run"]]
         out["rate_3x1000"] = {"runs": runs, "best": max(clean, key=lambda r: r["frames_per_second"]) if clean else None}
-        log("stream: POST throughput, one replica, then three at once")
-        url = pg.url(pg.new_database())
-        one = quiesce(threads=1, store="postgres", database_url=url)
-        try:
-            out["post_1_replica"] = wrk(f"http://127.0.0.1:{one.port}/v1/tasks", "post_task.lua", threads=1, conns=63)
-        finally:
-            one.close()
-        url = pg.url(pg.new_database())
-        rs = [quiesce(threads=1, store="postgres", database_url=url) for _ in range(3)]
-        try:
-            got = [None] * 3
-
-            def load(i):
-                got[i] = wrk(f"http://127.0.0.1:{rs[i].port}/v1/tasks", "post_task.lua", threads=1, conns=21)
-
-            ts = [threading.Thread(target=load, args=(i,)) for i in range(3)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join()
-            out["post_3_replicas"] = {"rps": sum(g["rps"] for g in got), "each": got}
-        finally:
-            for r in rs:
-                r.close()
-        out["post_ratio_3_to_1"] = out["post_3_replicas"]["rps"] / out["post_1_replica"]["rps"]
+        out["post"] = {}
+        for fsync in (False, True):
+            cluster = pg if not fsync else postgres.Postgres(fsync=True)
+            try:
+                for events in (True, False):
+                    key = f"{'fsync' if fsync else 'nofsync'}_{'events' if events else 'no_events'}"
+                    out["post"][key] = post_throughput(cluster, events)
+            finally:
+                if fsync:
+                    cluster.close()
     finally:
         pg.close()
     return out
@@ -192,6 +208,8 @@ def print_stream(r):
     for x in r["rate_3x1000"]["runs"]:
         print(f"| asked {x['asked_tasks_per_second']} tasks/s | {x['tasks_per_second']:,.0f} | "
               f"{x['frames_per_second']:,.0f} | {x['closed_during_run']} |")
-    print(f"\nPOST /v1/tasks, postgres: one replica {r['post_1_replica']['rps']:,.0f} req/s (63 connections), "
-          f"three at once {r['post_3_replicas']['rps']:,.0f} req/s (21 each): "
-          f"{r['post_ratio_3_to_1']:.2f} x")
+    print("\n| POST /v1/tasks req/s (each task runs to its end) | 1 replica | 3 replicas at once | 3 / 1 |")
+    print("|---|---|---|---|")
+    for key, m in r["post"].items():
+        print(f"| {key.replace('_', ' ')} | {m['replicas_1']:,.0f} | {m['replicas_3']:,.0f} | "
+              f"{m['replicas_3'] / m['replicas_1']:.2f} |")

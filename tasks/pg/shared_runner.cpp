@@ -552,7 +552,10 @@ asio::awaitable<void> shared_service::wait_idle() {
     }
   };
   co_await on_db(idle());
-  co_await bus_.flush();
+  // Bounded: a database that goes away now must not hold the drain until its deadline.
+  asio::steady_timer limit(co_await asio::this_coro::executor, settings_.timeout * 2);
+  boost::system::error_code ec;
+  co_await (bus_.flush() || limit.async_wait(asio::redirect_error(asio::use_awaitable, ec)));
 }
 
 asio::awaitable<void> shared_service::interrupt_queued() {

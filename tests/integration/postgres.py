@@ -28,7 +28,8 @@ def free_port():
 
 
 class Postgres:
-    def __init__(self):
+    def __init__(self, fsync=False):
+        self.fsync = fsync
         self.root = os.geteuid() == 0
         self.dir = tempfile.mkdtemp(prefix="quiesce-pg-")
         if self.root:
@@ -43,8 +44,10 @@ class Postgres:
         subprocess.run(prefix + list(cmd), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def start(self):
-        # fsync off: the tests are about what quiesce does, not about the disk under PostgreSQL.
-        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off -c max_connections=300"
+        # fsync off: the tests are about what quiesce does, not about the disk under PostgreSQL
+        # (the bench turns it on where a commit's flush is what it measures).
+        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c max_connections=300 "
+                f"-c fsync={'on' if self.fsync else 'off'}")
         self._as_owner(f"{BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w",
                        "-o", opts, "start")
         with open(os.path.join(self.data, "postmaster.pid")) as f:
