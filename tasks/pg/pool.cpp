@@ -61,7 +61,14 @@ asio::awaitable<result> pool::run(std::string sql, std::vector<param> params) {
   } catch (...) {
     failed = std::current_exception();
   }
+  bool lost = c->broken();
   release(std::move(c));
+  if (lost) {
+    // The idle connections talk to the same server: after a restart they are as dead, and the
+    // next statement on one would report the outage again although the server is back.
+    open_ -= idle_.size();
+    idle_.clear();
+  }
   if (failed) std::rethrow_exception(failed);
   co_return r;
 }

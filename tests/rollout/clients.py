@@ -39,6 +39,7 @@ class Client:
         self.gave_up = 0
         self.close_codes = collections.Counter()
         self.stream_pods = []  # the pod of every hello, in order
+        self.connects = []  # (pod, since asked, hello seq, last seq read) of every stream, in order
         self.connected_to = None  # the pod serving the stream now
         self.gaps = 0
         self.stopping = asyncio.Event()
@@ -143,6 +144,7 @@ class Client:
                                               ping_interval=None) as ws:
                     hello = json.loads(await ws.recv())
                     self.stream_pods.append(hello["pod"])
+                    self.connects.append([hello["pod"], since, hello["seq"], None])
                     self.connected_to = hello["pod"]
                     if failed:
                         self.recovered["stream"] += 1
@@ -167,6 +169,7 @@ class Client:
                         pass
                     finally:
                         self.connected_to = None
+                        self.connects[-1][3] = since
                     self.close_codes[ws.close_code] += 1
             except websockets.InvalidStatusCode as e:
                 self.errors["stream"][str(e.status_code)] += 1
@@ -182,8 +185,11 @@ class Client:
             await asyncio.sleep(wait)
 
     def _check_learned(self):
+        # Re-judged every time: a submission still in flight when stopping was set may add a task.
         if self.stopping.is_set() and set(self.accepted) <= set(self.outcomes):
             self._learned.set()
+        else:
+            self._learned.clear()
 
     async def settle(self, timeout):
         """After submissions stopped: waits until every accepted task's outcome is known or

@@ -158,7 +158,15 @@ class Pod:
         return {l["task_id"]: l["status"] for l in self.logs() if l.get("msg") == "task ended"}
 
     def sanitizer_reports(self):
-        return [l for l in self.lines if any(m in l for m in SANITIZER_MARKS)]
+        """Each report whole (from its first line to its SUMMARY), so that a failure shows it."""
+        out, inside = [], False
+        for line in self.lines:
+            if any(m in line for m in SANITIZER_MARKS):
+                inside = True
+            if inside:
+                out.append(line)
+                inside = not line.startswith("SUMMARY:")
+        return out
 
 
 class Service:

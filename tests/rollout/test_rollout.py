@@ -26,17 +26,21 @@ GRACE = scaled(10)
 class Deployment:
     """Pods of one Deployment behind one Service, and the clients in front of it."""
 
-    def __init__(self, lag, prestop, pod_args=POD_ARGS, grace=GRACE):
+    def __init__(self, lag, prestop, pod_args=POD_ARGS, grace=GRACE, ended_in_store=None):
         self.service = Service(lag)
         self.prestop = prestop
         self.pod_args = pod_args
         self.shared = "postgres" in pod_args  # one queue in the database for every pod
+        # The ground truth for "lost": the pods' logs, or a shared store's own record (a pod
+        # killed between storing an end and logging it must not count the task as lost).
+        self.ended_in_store = ended_in_store
         self.grace = grace
         self.live = []  # pods not yet told to terminate
         self.all = []
         self.terminations = []
         self.clients = []
         self.tasks = []
+        self.submitters = []
 
     async def start(self, replicas):
         await self.service.start()
@@ -101,11 +105,13 @@ class Deployment:
 
     def start_load(self):
         for c in self.clients:
-            self.tasks.append(asyncio.create_task(c.submit_loop()))
+            self.submitters.append(asyncio.create_task(c.submit_loop()))
+        self.tasks += self.submitters
 
     async def stop_load_and_settle(self, timeout):
         for c in self.clients:
             c.stopping.set()
+        await asyncio.gather(*self.submitters)  # what is in flight is answered, or given up
         await asyncio.gather(*self.terminations)
         # Every accepted task has ended on its pod (or its pod is gone): give streams a bounded
         # time to deliver, then read what is left over HTTP.
@@ -116,7 +122,7 @@ class Deployment:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ended = {p.name: p.ended_tasks() for p in self.all}
-            anywhere = {t for e in ended.values() for t in e}
+            anywhere = self.ended_anywhere()
             if self.shared:  # any replica may run what any accepted
                 pending = [t for c in self.clients for t in c.accepted if t not in anywhere]
             else:
@@ -125,6 +131,11 @@ class Deployment:
             if not pending:
                 return
             await asyncio.sleep(0.05)
+
+    def ended_anywhere(self):
+        if self.ended_in_store:
+            return self.ended_in_store()
+        return {t for p in self.all for t in p.ended_tasks()}
 
     async def shutdown(self):
         for t in self.tasks:
@@ -140,7 +151,7 @@ class Deployment:
         pods = {p.name: p for p in self.all}
         accepted = {t: pod for c in self.clients for t, pod in c.accepted.items()}
         # Ended on the pod that accepted it, or on one that took over its data directory.
-        ended = {t for p in self.all for t in p.ended_tasks()}
+        ended = self.ended_anywhere()
         lost = {t for t in accepted if t not in ended}
         errors = collections.Counter()
         recovered = collections.Counter()
@@ -170,6 +181,12 @@ class Deployment:
             "liveness_failures": sum(p.liveness_failures() for p in self.all),
         }
         print("ROLLOUT " + json.dumps(r), file=sys.stderr, flush=True)
+        # What a failure needs to be understood (a few; with the memory store at several replicas
+        # most outcomes are expected not to be learned).
+        missed = [(t, c) for c in self.clients for t in sorted(c.not_learned())]
+        for t, c in missed[:5]:
+            print(f"NOT LEARNED {t} by {c.name}; streams (pod, since, hello seq, last seq): "
+                  f"{c.connects}", file=sys.stderr, flush=True)
         return r, lost
 
     def sanitizer_reports(self):
