@@ -86,7 +86,11 @@ double micros(clock_type::duration d) {
 // A pool of io_contexts, one thread each; connections are spread over them.
 class contexts {
  public:
-  explicit contexts(int n) : ios_(static_cast<std::size_t>(n)) {}
+  explicit contexts(int n) : ios_(static_cast<std::size_t>(n)) {
+    // Each context runs until stop(): one that found no work yet would return at once, and the
+    // connections given to it later would never run (--threads 2 hung that way).
+    for (auto& io : ios_) work_.push_back(asio::make_work_guard(io));
+  }
   asio::io_context& next() { return ios_[next_++ % ios_.size()]; }
   void run() {
     std::vector<std::thread> threads;
@@ -99,6 +103,7 @@ class contexts {
 
  private:
   std::vector<asio::io_context> ios_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::size_t next_ = 0;
 };
 

@@ -1,6 +1,6 @@
 #include "lifecycle/log.hpp"
 
-#include <boost/json/serialize.hpp>
+#include "lifecycle/json_text.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -69,7 +69,7 @@ void emit(level l, std::string_view msg, boost::json::object fields) {
   line["level"] = name(l);
   line["msg"] = msg;
   for (auto& [k, v] : fields) line[k] = std::move(v);
-  std::string text = boost::json::serialize(line);
+  std::string text = lifecycle::json_text(line);
   text += '\n';
   std::lock_guard lock(out_mutex);
   std::fwrite(text.data(), 1, text.size(), stdout);

@@ -1,6 +1,6 @@
 #include "net/http.hpp"
 
-#include <boost/json/serialize.hpp>
+#include "lifecycle/json_text.hpp"
 
 namespace quiesce::net {
 
@@ -8,7 +8,7 @@ response json_response(http::status status, const boost::json::value& body) {
   response res{status, 11};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::server, "quiesce");
-  res.body() = boost::json::serialize(body);
+  res.body() = lifecycle::json_text(body);
   res.prepare_payload();
   return res;
 }

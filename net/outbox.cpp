@@ -3,7 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/json/serialize.hpp>
+#include "lifecycle/json_text.hpp"
 #include <boost/system/system_error.hpp>
 
 namespace quiesce::net {
@@ -11,7 +11,7 @@ namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
 
 frame make_frame(const boost::json::object& o) {
-  return std::make_shared<const std::string>(boost::json::serialize(o));
+  return std::make_shared<const std::string>(lifecycle::json_text(o));
 }
 
 outbox::outbox(asio::any_io_executor executor, std::size_t limit)

@@ -1,6 +1,6 @@
 #include "tasks/event_bus.hpp"
 
-#include <boost/json/serialize.hpp>
+#include "lifecycle/json_text.hpp"
 
 #include <algorithm>
 
@@ -21,7 +21,7 @@ event_ptr event_bus::stamp(std::string task_id, boost::json::object& body) {
   body["seq"] = ++seq_;
   ++published_;
   return std::make_shared<const stream_event>(
-      stream_event{seq_, std::move(task_id), boost::json::serialize(body)});
+      stream_event{seq_, std::move(task_id), lifecycle::json_text(body)});
 }
 
 void event_bus::deliver_locked(const event_ptr& e) {

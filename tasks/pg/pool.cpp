@@ -53,11 +53,21 @@ void pool::release(std::unique_ptr<connection> c) {
 }
 
 asio::awaitable<result> pool::run(std::string sql, std::vector<param> params) {
-  auto c = co_await acquire();
+  const auto began = std::chrono::steady_clock::now();
+  std::unique_ptr<connection> c;
+  try {
+    c = co_await acquire();
+  } catch (db_error& e) {
+    e.started = began;
+    throw;
+  }
   std::exception_ptr failed;
   result r;
   try {
     r = co_await c->exec(sql, params, timeout_);
+  } catch (db_error& e) {
+    e.started = began;
+    failed = std::current_exception();
   } catch (...) {
     failed = std::current_exception();
   }

@@ -1,5 +1,6 @@
 #include "tasks/pg/shared_events.hpp"
 
+#include "lifecycle/json_text.hpp"
 #include "tasks/pg/rows.hpp"
 #include "tasks/pg/schema.hpp"
 
@@ -20,7 +21,7 @@ event_ptr read_event(const result& r, int row, int first) {
   body["seq"] = seq;
   if (r.get(row, first + 1) == "t") body["requeued"] = true;
   return std::make_shared<const stream_event>(
-      stream_event{seq, std::move(t.id), boost::json::serialize(body)});
+      stream_event{seq, std::move(t.id), lifecycle::json_text(body)});
 }
 
 namespace {

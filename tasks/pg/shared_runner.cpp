@@ -460,10 +460,14 @@ asio::awaitable<void> shared_service::listener() {
   asio::steady_timer pause(db_);
   try {
     for (;;) {
+      const auto began = std::chrono::steady_clock::now();
+      bool listening = false;
       try {
         auto c = co_await connection::open(settings_.conninfo, settings_.timeout);
         co_await c->script("LISTEN quiesce_work; LISTEN quiesce_cancel; LISTEN quiesce_events",
                            settings_.timeout);
+        listening = true;
+        reached();
         backoff = milliseconds(250);
         wake_claimer();
         wake_follower();  // what was written while we were away
@@ -478,7 +482,8 @@ asio::awaitable<void> shared_service::listener() {
               stop_run(n.payload, false);
           }
         }
-      } catch (const db_error& e) {
+      } catch (db_error& e) {
+        if (!listening) e.started = began;  // else: the loss is news now
         if (e.lost) unreachable(e);
       }
       co_await nap(pause, backoff);

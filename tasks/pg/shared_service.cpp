@@ -43,14 +43,17 @@ void shared_service::open() {
 }
 
 void shared_service::reached() {
+  last_reached_ = std::chrono::steady_clock::now();
   if (healthy_) return;
   healthy_ = true;
   healthy_seen_ = true;
   log::always("database reachable again", {});
 }
 
-void shared_service::unreachable(const std::exception& e) {
-  if (!healthy_) return;
+void shared_service::unreachable(const db_error& e) {
+  // An attempt that began before a later success (a statement sent to the server as it went
+  // down, answered by the timeout after it came back) does not start a new outage.
+  if (!healthy_ || e.started < last_reached_) return;
   healthy_ = false;
   healthy_seen_ = false;
   log::error("database unreachable", {{"error", e.what()}});

@@ -129,7 +129,7 @@ class shared_service final : public service {
 
   // Health: every statement's outcome; a change is logged once.
   void reached();
-  void unreachable(const std::exception& e);
+  void unreachable(const db_error& e);
 
   const shared_settings settings_;
   const kind_registry kinds_;
@@ -147,6 +147,7 @@ class shared_service final : public service {
   boost::asio::io_context db_{1};
   pool pool_;
   bool healthy_ = true;
+  std::chrono::steady_clock::time_point last_reached_{};  // the last statement that succeeded
   std::deque<std::shared_ptr<pending_admission>> admissions_;
   bool writing_admissions_ = false;
   std::size_t admitting_ = 0;  // admissions not yet answered

@@ -169,6 +169,9 @@ class Routes(unittest.TestCase):
         body, code = got.rsplit("\n", 1)
         self.assertEqual(code, "200")
         self.assertEqual(json.loads(body)["message"], f"Task {tid} processed")
+        # Numbers as a person writes them (not Boost.JSON's 5E-2 and 1E0).
+        self.assertIn('"seconds":0.05', body)
+        self.assertIn('"progress":1,', body)
 
 
 class QueueLimit(unittest.TestCase):

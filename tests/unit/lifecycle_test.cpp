@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE lifecycle
 #include "lifecycle/coordinator.hpp"
 #include "lifecycle/event_count.hpp"
+#include "lifecycle/json_text.hpp"
 #include "lifecycle/task_group.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -10,6 +11,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
@@ -187,4 +190,30 @@ BOOST_AUTO_TEST_CASE(second_signal_forces_at_once) {
   std::raise(SIGINT);
   io.run_for(1s);
   BOOST_TEST(code == exit_forced);
+}
+
+// Boost.JSON 1.81 prints 0.0 as 0E0 and 15.0 as 1.5E1: what people and the CLI read must not.
+BOOST_AUTO_TEST_CASE(json_numbers_print_as_written_by_hand) {
+  namespace json = boost::json;
+  BOOST_TEST(json_text(json::value(0.0)) == "0");
+  BOOST_TEST(json_text(json::value(15.0)) == "15");
+  BOOST_TEST(json_text(json::value(0.25)) == "0.25");
+  BOOST_TEST(json_text(json::value(0.1)) == "0.1");
+  BOOST_TEST(json_text(json::value(1e-7)) == "1e-07");
+  BOOST_TEST(json_text(json::value(-3)) == "-3");
+  BOOST_TEST(json_text(json::value(std::uint64_t(18446744073709551615u))) ==
+             "18446744073709551615");
+  BOOST_TEST(json_text(json::value(std::nan(""))) == "null");
+}
+
+BOOST_AUTO_TEST_CASE(json_text_reads_back_as_the_same_value) {
+  namespace json = boost::json;
+  json::value v =
+      json::parse(R"({"s":"a\"b\\c\n\u0001\u00e9 \ud83d\ude00","n":null,"t":true,"f":false,)"
+                  R"("a":[1,-2,0.5,1.5E300,[],{}],"o":{"x":{"y":[]}},"p":123456.789})");
+  auto text = json_text(v);
+  BOOST_TEST(json::parse(text) == v);
+  BOOST_TEST(text.find('E') == std::string::npos);
+  // Strings are escaped as Boost.JSON escapes them (the same bytes on the wire as before).
+  BOOST_TEST(json_text(v.at("s")) == json::serialize(v.at("s")));
 }

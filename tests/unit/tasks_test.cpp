@@ -162,7 +162,7 @@ struct service_fixture {
       auto v = boost::json::parse(e->text);
       // One entry per transition: progress reports repeat `running`.
       bool transition =
-          v.at("status").as_string() != "running" || v.at("progress").as_double() == 0.0;
+          v.at("status").as_string() != "running" || v.at("progress").to_number<double>() == 0.0;
       if (v.at("task_id").as_string() == id && transition)
         out.emplace_back(v.at("status").as_string());
     }

@@ -1,0 +1,118 @@
+#include "lifecycle/json_text.hpp"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <utility>
+
+namespace quiesce::lifecycle {
+namespace json = boost::json;
+
+namespace {
+
+template <typename T>
+void append_number(std::string& out, T n) {
+  std::array<char, 32> buf{};
+  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), n);
+  out.append(buf.data(), end);
+}
+
+void append_string(std::string& out, json::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (u < 0x20) {
+          out += "\\u00";
+          out += hex[u >> 4];
+          out += hex[u & 0xf];
+        } else {
+          out += c;  // UTF-8 passes through, as Boost.JSON's serializer does
+        }
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+void append_json(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null:
+      out += "null";
+      return;
+    case json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      return;
+    case json::kind::int64:
+      append_number(out, v.get_int64());
+      return;
+    case json::kind::uint64:
+      append_number(out, v.get_uint64());
+      return;
+    case json::kind::double_:
+      // JSON has no NaN or infinity.
+      if (std::isfinite(v.get_double()))
+        append_number(out, v.get_double());
+      else
+        out += "null";
+      return;
+    case json::kind::string:
+      append_string(out, v.get_string());
+      return;
+    case json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!std::exchange(first, false)) out += ',';
+        append_json(out, e);
+      }
+      out += ']';
+      return;
+    }
+    case json::kind::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [key, value] : v.get_object()) {
+        if (!std::exchange(first, false)) out += ',';
+        append_string(out, key);
+        out += ':';
+        append_json(out, value);
+      }
+      out += '}';
+      return;
+    }
+  }
+}
+
+std::string json_text(const json::value& v) {
+  std::string out;
+  out.reserve(256);
+  append_json(out, v);
+  return out;
+}
+
+}  // namespace quiesce::lifecycle

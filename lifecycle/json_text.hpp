@@ -1,0 +1,15 @@
+// JSON text as people read it. Boost.JSON 1.81 prints every double in exponent form
+// ("progress":0E0, "seconds":1.5E1); responses, stream frames, logs and the CLI print numbers
+// the way they are written by hand instead: 0, 15, 0.25 (shortest form that reads back the same).
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include <string>
+
+namespace quiesce::lifecycle {
+
+std::string json_text(const boost::json::value& v);
+void append_json(std::string& out, const boost::json::value& v);
+
+}  // namespace quiesce::lifecycle
