@@ -27,9 +27,6 @@ struct db_error : std::runtime_error {
       : std::runtime_error(what), lost(lost_), sqlstate(std::move(state)) {}
   bool lost;
   std::string sqlstate;
-  // When the failed attempt began: the pool sets it for a statement (waiting and connecting
-  // included); otherwise when it failed. A failure that began before a later success is old news.
-  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
 // The rows of one statement, text format.

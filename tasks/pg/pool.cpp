@@ -57,16 +57,17 @@ asio::awaitable<result> pool::run(std::string sql, std::vector<param> params) {
   std::unique_ptr<connection> c;
   try {
     c = co_await acquire();
-  } catch (db_error& e) {
-    e.started = began;
+  } catch (const db_error& e) {
+    if (e.lost && on_health) on_health(false, began, e.what());
     throw;
   }
   std::exception_ptr failed;
   result r;
   try {
     r = co_await c->exec(sql, params, timeout_);
-  } catch (db_error& e) {
-    e.started = began;
+    if (on_health) on_health(true, began, {});
+  } catch (const db_error& e) {
+    if (e.lost && on_health) on_health(false, began, e.what());
     failed = std::current_exception();
   } catch (...) {
     failed = std::current_exception();

@@ -27,6 +27,11 @@ class pool {
   }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
+  // Told of each statement's outcome (success, or a lost connection: not a refusal) with when
+  // its attempt began, waiting and connecting included.
+  using clock = std::chrono::steady_clock;
+  std::function<void(bool reached, clock::time_point began, const std::string& why)> on_health;
+
  private:
   struct waiter {
     explicit waiter(const boost::asio::any_io_executor& ex)

@@ -126,12 +126,10 @@ RETURNING )sql" + task_columns("t.") +
       try {
         auto r = co_await pool_.exec(claim, replica_, std::to_string(free), ms(settings_.lease),
                                      micros(std::chrono::system_clock::now()));
-        reached();
         for (int i = 0; i < r.rows(); ++i) got.emplace_back(r.integer(i, 13), read_task(r, i));
         backoff = milliseconds(250);
-      } catch (const db_error& e) {
-        if (e.lost) unreachable(e);
-        failed = true;
+      } catch (const db_error&) {
+        failed = true;  // the pool told the health of it
       }
       if (failed) {
         claim_wanted_ = true;
@@ -234,15 +232,13 @@ asio::awaitable<void> shared_service::write_progress(std::string id) {
     double p = *std::exchange(h->progress, std::nullopt);
     try {
       auto r = co_await pool_.exec(sql, id, replica_, std::to_string(h->record.attempt), number(p));
-      reached();
       if (r.affected() == 0) {
         stop_run(id, true);
         break;
       }
       h->record.progress = p;
-    } catch (const db_error& e) {
+    } catch (const db_error&) {
       // The task goes on; this step is not shown. Its end is retried until stored.
-      if (e.lost) unreachable(e);
     }
   }
   h->writing = false;
@@ -292,7 +288,6 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::shared_ptr<r
   while (!h->lease_lost) {
     try {
       auto r = co_await pool_.exec_with(requeue ? requeue_sql : end_sql, args);
-      reached();
       stored = requeue ? r.rows() == 1 : r.affected() == 1;
       if (!stored) h->lease_lost = true;
       break;
@@ -304,7 +299,6 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::shared_ptr<r
                    {{"task_id", t.id}, {"error", e.what()}});
         break;
       }
-      unreachable(e);
     }
     pause.expires_after(backoff);
     boost::system::error_code ec;
@@ -445,9 +439,7 @@ RETURNING )sql" + task_columns("t.");
     co_await pool_.exec(prune, std::to_string(settings_.task_retention));
     co_await pool_.exec(prune_events, std::to_string(settings_.event_retention));
     co_await pool_.exec(forget_replicas);
-    reached();
   } catch (const db_error& e) {
-    if (e.lost) unreachable(e);
     if (!e.lost) log::error("heartbeat refused by the database", {{"error", e.what()}});
   }
   claimer_wake_.cancel();
@@ -467,7 +459,7 @@ asio::awaitable<void> shared_service::listener() {
         co_await c->script("LISTEN quiesce_work; LISTEN quiesce_cancel; LISTEN quiesce_events",
                            settings_.timeout);
         listening = true;
-        reached();
+        health(true, began, {});
         backoff = milliseconds(250);
         wake_claimer();
         wake_follower();  // what was written while we were away
@@ -482,9 +474,9 @@ asio::awaitable<void> shared_service::listener() {
               stop_run(n.payload, false);
           }
         }
-      } catch (db_error& e) {
-        if (!listening) e.started = began;  // else: the loss is news now
-        if (e.lost) unreachable(e);
+      } catch (const db_error& e) {
+        // A loss while listening is news now; a failed (re)connect began with the attempt.
+        if (e.lost) health(false, listening ? pool::clock::now() : began, e.what());
       }
       co_await nap(pause, backoff);
       backoff = std::min(backoff * 2, milliseconds(5000));
@@ -513,7 +505,6 @@ asio::awaitable<void> shared_service::follow_events() {
       bool failed = false;
       try {
         auto r = co_await pool_.exec(newer, std::to_string(after));
-        reached();
         std::vector<event_ptr> got;
         got.reserve(static_cast<std::size_t>(r.rows()));
         for (int i = 0; i < r.rows(); ++i) got.push_back(read_event(r, i));
@@ -523,9 +514,8 @@ asio::awaitable<void> shared_service::follow_events() {
         if (!got.empty()) bus_.deliver(got, got.back()->seq);
         if (r.rows() == batch) events_wanted_ = true;
         backoff = milliseconds(250);
-      } catch (const db_error& e) {
-        if (e.lost) unreachable(e);
-        failed = true;
+      } catch (const db_error&) {
+        failed = true;  // the pool told the health of it
       }
       if (failed) {
         events_wanted_ = true;

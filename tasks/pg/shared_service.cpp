@@ -29,7 +29,11 @@ shared_service::shared_service(shared_settings s, kind_registry kinds, event_bus
       replica_(new_task_id()),
       bus_(bus),
       cpu_(cpu),
-      pool_(settings_.conninfo, settings_.pool_size, settings_.timeout) {}
+      pool_(settings_.conninfo, settings_.pool_size, settings_.timeout) {
+  pool_.on_health = [this](bool ok, pool::clock::time_point began, const std::string& why) {
+    health(ok, began, why);
+  };
+}
 
 shared_service::~shared_service() {
   work_.reset();
@@ -42,21 +46,18 @@ void shared_service::open() {
   thread_ = std::thread([this] { db_.run(); });
 }
 
-void shared_service::reached() {
-  last_reached_ = std::chrono::steady_clock::now();
-  if (healthy_) return;
-  healthy_ = true;
-  healthy_seen_ = true;
-  log::always("database reachable again", {});
-}
-
-void shared_service::unreachable(const db_error& e) {
-  // An attempt that began before a later success (a statement sent to the server as it went
-  // down, answered by the timeout after it came back) does not start a new outage.
-  if (!healthy_ || e.started < last_reached_) return;
-  healthy_ = false;
-  healthy_seen_ = false;
-  log::error("database unreachable", {{"error", e.what()}});
+// Statements overlap: one sent as the server went down may succeed after others failed, one sent
+// during an outage may time out after others succeeded. Only an outcome of an attempt that began
+// after the last change can change the state again, so each outage is logged once.
+void shared_service::health(bool ok, pool::clock::time_point began, const std::string& why) {
+  if (ok == healthy_ || began < health_changed_) return;
+  healthy_ = ok;
+  healthy_seen_ = ok;
+  health_changed_ = pool::clock::now();
+  if (ok)
+    log::always("database reachable again", {});
+  else
+    log::error("database unreachable", {{"error", why}});
 }
 
 // Metrics count what this replica changed; the streams get every replica's events from the
@@ -182,9 +183,7 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
         else  // its key's task was pruned between the two statements: the client may retry
           p.failure = "the task with this key was just forgotten; retry";
       }
-      reached();
     } catch (const db_error& e) {
-      if (e.lost) unreachable(e);
       log::warn("admissions not stored", {{"count", batch.size()}, {"error", e.what()}});
       for (auto& p : batch) p->failure = e.what();
     } catch (const std::exception& e) {
@@ -207,12 +206,10 @@ asio::awaitable<std::optional<task_record>> shared_service::find(std::string id)
     try {
       auto r = co_await pool_.exec("SELECT " + task_columns() + " FROM quiesce_tasks WHERE id = $1",
                                    std::move(id));
-      reached();
       if (r.rows() == 0) co_return std::nullopt;
       co_return read_task(r, 0);
     } catch (const db_error& e) {
       if (!e.lost) throw;
-      unreachable(e);
       throw store_unavailable(e.what());
     }
   };
@@ -248,7 +245,6 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_se
     asio::steady_timer pause(db_);
     for (;;) {
       auto r = co_await pool_.exec(read, id);
-      reached();
       if (r.rows() == 0) co_return std::pair{cancel_outcome::not_found, std::nullopt};
       auto t = read_task(r, 0);
       if (is_final(t.status))
@@ -264,7 +260,6 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_se
     }
   } catch (const db_error& e) {
     if (!e.lost) throw;
-    unreachable(e);
     throw store_unavailable(e.what());
   }
 }
@@ -276,14 +271,12 @@ asio::awaitable<task_counts> shared_service::count() {
           "SELECT count(*) FILTER (WHERE status = 'queued'), "
           "count(*) FILTER (WHERE status = 'running') FROM quiesce_tasks "
           "WHERE status IN ('queued', 'running')");
-      reached();
       auto c = counts();
       c.queued = static_cast<std::size_t>(r.integer(0, 0));
       c.running = static_cast<std::size_t>(r.integer(0, 1));
       co_return c;
     } catch (const db_error& e) {
       if (!e.lost) throw;
-      unreachable(e);
       throw store_unavailable(e.what());
     }
   };

@@ -127,9 +127,8 @@ class shared_service final : public service {
   void wake_follower();
   void beat_soon();
 
-  // Health: every statement's outcome; a change is logged once.
-  void reached();
-  void unreachable(const db_error& e);
+  // Health: every statement's outcome, from the pool and the listener; a change is logged once.
+  void health(bool reached, pool::clock::time_point began, const std::string& why);
 
   const shared_settings settings_;
   const kind_registry kinds_;
@@ -147,7 +146,7 @@ class shared_service final : public service {
   boost::asio::io_context db_{1};
   pool pool_;
   bool healthy_ = true;
-  std::chrono::steady_clock::time_point last_reached_{};  // the last statement that succeeded
+  pool::clock::time_point health_changed_{};
   std::deque<std::shared_ptr<pending_admission>> admissions_;
   bool writing_admissions_ = false;
   std::size_t admitting_ = 0;  // admissions not yet answered

@@ -40,6 +40,8 @@ class Replicas(postgres.ReplicaCase):
         blocker = self.post(a, {"seconds": 15})  # a's only worker, or b's: one of them is busy
         other = self.post(a, {"seconds": 15})  # the other worker's
         queued = self.post(a, {"seconds": 15})
+        for task in (blocker, other):
+            a.wait_status(task, "running")  # each claimed by a free worker
         for s in (a, b):
             self.assertEqual(s.request("GET", f"/v1/tasks/{queued}").json["status"], "queued")
         length = b.request("GET", "/v1/get_queue_length/").json
