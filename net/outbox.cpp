@@ -1,9 +1,10 @@
 #include "net/outbox.hpp"
 
+#include "lifecycle/json_text.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include "lifecycle/json_text.hpp"
 #include <boost/system/system_error.hpp>
 
 namespace quiesce::net {

@@ -128,7 +128,7 @@ class shared_service final : public service {
   void beat_soon();
 
   // Health: every statement's outcome, from the pool and the listener; a change is logged once.
-  void health(bool reached, pool::clock::time_point began, const std::string& why);
+  void health(bool ok, pool::clock::time_point began, const std::string& why);
 
   const shared_settings settings_;
   const kind_registry kinds_;
