@@ -1,10 +1,10 @@
 // Running the shared queue's tasks: the claimer takes queued tasks for this replica's free
-// workers, each task runs on a network strand with its writes fenced by (owner, attempt), the
-// heartbeat renews leases and rescues expired ones, and the listener hears of new work and of
-// cancellations from any replica.
+// workers, each task runs on a network strand with its writes fenced by (owner, attempt), and the
+// drain waits for them. The heartbeat is in shared_heartbeat.cpp, the listener and the event
+// follower in shared_listener.cpp.
 #include "lifecycle/log.hpp"
+#include "tasks/pg/naps.hpp"
 #include "tasks/pg/rows.hpp"
-#include "tasks/pg/shared_events.hpp"
 #include "tasks/pg/shared_service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -24,29 +24,6 @@ namespace quiesce::tasks::pg {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 using std::chrono::milliseconds;
-
-namespace {
-
-std::string ms(milliseconds d) { return std::to_string(d.count()); }
-
-bool cancelled_from_above(const asio::cancellation_state& cs) {
-  return cs.cancelled() != asio::cancellation_type::none;
-}
-
-// Sleeps (none: until woken), or returns early when `wake` is cancelled; throws when the caller
-// is cancelled.
-asio::awaitable<void> nap(asio::steady_timer& wake, std::optional<milliseconds> d) {
-  if (d)
-    wake.expires_after(*d);
-  else
-    wake.expires_at(asio::steady_timer::time_point::max());
-  boost::system::error_code ec;
-  co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  auto cs = co_await asio::this_coro::cancellation_state;
-  if (cancelled_from_above(cs)) throw boost::system::system_error(asio::error::operation_aborted);
-}
-
-}  // namespace
 
 void shared_service::start(asio::io_context& io, lifecycle::task_group& group) {
   net_ = &io;
@@ -337,195 +314,6 @@ void shared_service::stop_run(const std::string& id, bool lost) {
   auto h = it->second;
   (lost ? h->lease_lost : h->cancel_requested) = true;
   asio::post(h->executor, [h] { h->stop->cancel(); });
-}
-
-asio::awaitable<void> shared_service::heartbeat() {
-  try {
-    for (;;) {
-      beat_soon_ = false;
-      co_await beat();
-      if (!beat_soon_) co_await nap(beat_wake_, settings_.lease / 3);
-    }
-  } catch (const boost::system::system_error&) {
-    // The end of the process: nothing runs any more.
-  }
-}
-
-// One heartbeat: say we live (and whether we drain), renew our leases (learning of cancels and
-// of leases lost while we were away), rescue expired ones, count live peers and the tasks, and
-// forget finished tasks past the retention.
-asio::awaitable<void> shared_service::beat() {
-  static const std::string alive =
-      "INSERT INTO quiesce_replicas (id, pod, heartbeat_at, draining) VALUES ($1, $2, now(), $3) "
-      "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), draining = $3";
-  static const std::string renew =
-      "UPDATE quiesce_tasks SET lease_until = now() + $2 * interval '1 millisecond' "
-      "WHERE owner = $1 AND status = 'running' "
-      "AND id IN (SELECT jsonb_array_elements_text($3::jsonb)) "
-      "RETURNING id, attempt, cancel_requested";
-  static const std::string rescue = R"sql(
-WITH lost AS MATERIALIZED (
-  SELECT id FROM quiesce_tasks WHERE status = 'running' AND lease_until < now()
-  FOR UPDATE SKIP LOCKED)
-UPDATE quiesce_tasks t
-SET status = CASE WHEN t.cancel_requested THEN 'cancelled' ELSE 'queued' END,
-    finished_us = CASE WHEN t.cancel_requested THEN $1::bigint END,
-    message = CASE WHEN t.cancel_requested THEN 'Task ' || t.id || ' cancelled'
-              ELSE 'Task ' || t.id || ' requeued: the replica running it stopped renewing its lease'
-              END,
-    owner = NULL, lease_until = NULL, started_us = NULL, progress = 0
-FROM lost WHERE t.id = lost.id
-RETURNING )sql" + task_columns("t.");
-  static const std::string peers =
-      "SELECT count(*) FROM quiesce_replicas WHERE id <> $1 AND NOT draining "
-      "AND heartbeat_at > now() - $2 * interval '1 millisecond'";
-  static const std::string by_status = "SELECT status, count(*) FROM quiesce_tasks GROUP BY status";
-  static const std::string prune =
-      "DELETE FROM quiesce_tasks WHERE id IN (SELECT id FROM quiesce_tasks "
-      "WHERE finished_us IS NOT NULL ORDER BY finished_us DESC OFFSET $1)";
-  static const std::string prune_events =
-      "DELETE FROM quiesce_events WHERE seq <= (SELECT last_seq FROM quiesce_event_counter) - $1";
-  static const std::string forget_replicas =
-      "DELETE FROM quiesce_replicas WHERE heartbeat_at < now() - interval '1 hour'";
-  bool draining = !accepting_;
-  try {
-    co_await pool_.exec(alive, replica_, settings_.pod, draining ? "true" : "false");
-    // A task claimed after the renewal was sent may be missing from its answer, and is not lost.
-    auto renewal_sent = std::chrono::steady_clock::now();
-    // Only what runs here: a task whose end could not be stored must not be held forever.
-    boost::json::array ids;
-    for (auto& [id, h] : running_) ids.emplace_back(id);
-    auto mine =
-        co_await pool_.exec(renew, replica_, ms(settings_.lease), boost::json::serialize(ids));
-    std::unordered_map<std::string, std::pair<int, bool>> held;
-    for (int i = 0; i < mine.rows(); ++i)
-      held.emplace(mine.get(i, 0),
-                   std::pair{static_cast<int>(mine.integer(i, 1)), mine.get(i, 2) == "t"});
-    for (auto& [id, h] : running_) {
-      if (h->ended || h->claimed >= renewal_sent) continue;
-      auto it = held.find(id);
-      if (it == held.end() || it->second.first != h->record.attempt)
-        stop_run(id, true);
-      else if (it->second.second && !h->cancel_requested)
-        stop_run(id, false);
-    }
-    auto rescued = co_await pool_.exec(rescue, micros(std::chrono::system_clock::now()));
-    for (int i = 0; i < rescued.rows(); ++i) {
-      auto t = read_task(rescued, i);
-      log::warn("task rescued from a replica that stopped renewing its lease",
-                {{"task_id", t.id}, {"status", to_string(t.status)}, {"attempt", t.attempt}});
-      observed(t);
-    }
-    if (rescued.rows()) {
-      co_await pool_.exec("SELECT pg_notify('quiesce_work', '')");
-      wake_claimer();
-    }
-    auto p = co_await pool_.exec(peers, replica_, ms(settings_.lease));
-    live_peers_ = static_cast<std::size_t>(p.integer(0, 0));
-    if (draining) peers_known_ = true;
-    auto c = co_await pool_.exec(by_status);
-    task_counts counted;
-    for (int i = 0; i < c.rows(); ++i) {
-      auto n = static_cast<std::size_t>(c.integer(i, 1));
-      for (std::size_t s = 0; s < status_count; ++s)
-        if (to_string(static_cast<task_status>(s)) == c.get(i, 0)) counted.by_status[s] = n;
-    }
-    counted.queued = counted.by_status[static_cast<std::size_t>(task_status::queued)];
-    counted.running = counted.by_status[static_cast<std::size_t>(task_status::running)];
-    {
-      std::lock_guard lock(counts_mutex_);
-      counts_ = counted;
-    }
-    co_await pool_.exec(prune, std::to_string(settings_.task_retention));
-    co_await pool_.exec(prune_events, std::to_string(settings_.event_retention));
-    co_await pool_.exec(forget_replicas);
-  } catch (const db_error& e) {
-    if (!e.lost) log::error("heartbeat refused by the database", {{"error", e.what()}});
-  }
-  claimer_wake_.cancel();
-}
-
-// One connection LISTENs for new work and for cancellations. After every (re)connect the
-// claimer looks at the queue, so a notification sent while we were away is not missed.
-asio::awaitable<void> shared_service::listener() {
-  milliseconds backoff{250};
-  asio::steady_timer pause(db_);
-  try {
-    for (;;) {
-      const auto began = std::chrono::steady_clock::now();
-      bool listening = false;
-      try {
-        auto c = co_await connection::open(settings_.conninfo, settings_.timeout);
-        co_await c->script("LISTEN quiesce_work; LISTEN quiesce_cancel; LISTEN quiesce_events",
-                           settings_.timeout);
-        listening = true;
-        health(true, began, {});
-        backoff = milliseconds(250);
-        wake_claimer();
-        wake_follower();  // what was written while we were away
-        beat_soon();      // cancels asked while we were away come with the renewal
-        for (;;) {
-          for (auto& n : co_await c->notifications()) {
-            if (n.channel == "quiesce_events")
-              wake_follower();
-            else if (n.channel == "quiesce_work")
-              wake_claimer();
-            else if (n.channel == "quiesce_cancel")
-              stop_run(n.payload, false);
-          }
-        }
-      } catch (const db_error& e) {
-        // A loss while listening is news now; a failed (re)connect began with the attempt.
-        if (e.lost) health(false, listening ? pool::clock::now() : began, e.what());
-      }
-      co_await nap(pause, backoff);
-      backoff = std::min(backoff * 2, milliseconds(5000));
-    }
-  } catch (const boost::system::system_error&) {
-    // The end of the process.
-  }
-}
-
-// Reads what the service wrote since the last read, in seq order, and hands it to this replica's
-// streams. Woken by each commit's notification and after every reconnect of the listener, so a
-// lost connection loses nothing: the next read starts after the last seq delivered.
-asio::awaitable<void> shared_service::follow_events() {
-  static const std::string newer =
-      "SELECT " + event_columns() + " FROM quiesce_events WHERE seq > $1 ORDER BY seq LIMIT 1000";
-  constexpr int batch = 1000;
-  milliseconds backoff{250};
-  try {
-    for (;;) {
-      if (!events_wanted_) {
-        co_await nap(follower_wake_, std::nullopt);
-        continue;
-      }
-      events_wanted_ = false;
-      std::uint64_t after = bus_.last_seq();
-      bool failed = false;
-      try {
-        auto r = co_await pool_.exec(newer, std::to_string(after));
-        std::vector<event_ptr> got;
-        got.reserve(static_cast<std::size_t>(r.rows()));
-        for (int i = 0; i < r.rows(); ++i) got.push_back(read_event(r, i));
-        if (!got.empty() && got.front()->seq != after + 1)
-          log::warn("events left the database before this replica read them: its streams miss them",
-                    {{"after", after}, {"next", got.front()->seq}});
-        if (!got.empty()) bus_.deliver(got, got.back()->seq);
-        if (r.rows() == batch) events_wanted_ = true;
-        backoff = milliseconds(250);
-      } catch (const db_error&) {
-        failed = true;  // the pool told the health of it
-      }
-      if (failed) {
-        events_wanted_ = true;
-        co_await nap(follower_wake_, backoff);
-        backoff = std::min(backoff * 2, milliseconds(5000));
-      }
-    }
-  } catch (const boost::system::system_error&) {
-    // The end of the process.
-  }
 }
 
 asio::awaitable<void> shared_service::wait_idle() {
