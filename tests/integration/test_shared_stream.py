@@ -103,7 +103,9 @@ class SharedStream(postgres.ReplicaCase):
         self.assertEqual(seqs[0], last + 1)
 
     def test_a_slow_transaction_holds_back_later_events_instead_of_leaving_a_hole(self):
-        a, b = self.replicas(2, "--workers", "4")
+        # Writers wait for the slow one's counter lock: their statements must not time out meanwhile.
+        hold = max(1.5, scaled(0.5))
+        a, b = self.replicas(2, "--workers", "4", "--database-timeout", str(int(hold * 3) + 5))
         slow_task = self.post(a, {"seconds": 0.1})
         self.wait_final(a, slow_task, 20)
         stored = self.stored_seqs()[-1]
@@ -116,7 +118,7 @@ class SharedStream(postgres.ReplicaCase):
         slow = subprocess.Popen(
             ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", PG.url(self.db), "-c",
              f"BEGIN; UPDATE quiesce_tasks SET progress = 0.5 WHERE id = '{slow_task}'; "
-             f"SELECT pg_sleep({scaled(1.5)}); COMMIT;"],
+             f"SELECT pg_sleep({hold}); COMMIT;"],
             stdout=subprocess.DEVNULL)
 
         async def scenario():
