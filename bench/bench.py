@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from common import (BIG, REPEATS, WSLOAD, WRK_SECONDS, cpu_seconds, free_port, line, log, nginx, opts, pct,  # noqa: F401
-                    quiesce, results, rss_kib, unix_ms, wrk, wsload)
+                    quiesce, results, rising_rates, rss_kib, unix_ms, wrk, wsload)
 from replicas import bench_shared, bench_stream, print_shared, print_stream
 
 
@@ -80,8 +80,7 @@ def bench_fanout(n):
 
 def bench_rate(n):
     """Frames/s to n subscribers at rising task rates; the best run in which nobody was closed."""
-    runs = []
-    for rate in (25, 50, 100, 200, 400):
+    def run_at(rate):
         log(f"rate: {rate} tasks/s to {n} subscribers")
         s = quiesce()
         try:
@@ -91,12 +90,9 @@ def bench_rate(n):
             w.wait()
         finally:
             s.close()
-        r["asked_tasks_per_second"] = rate
-        runs.append(r)
-        if r["closed_during_run"]:
-            break
-    clean = [r for r in runs if not r["closed_during_run"]]
-    best = max(clean, key=lambda r: r["frames_per_second"]) if clean else None
+        return r
+
+    runs, best = rising_rates((25, 50, 100, 200, 400), run_at)
     return {"runs": runs, "best_frames_per_second": best["frames_per_second"] if best else 0}
 
 

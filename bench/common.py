@@ -106,6 +106,20 @@ def line(proc):
     return json.loads(proc.stdout.readline())
 
 
+def rising_rates(rates, run_at):
+    """run_at(rate) -> wsload rate's line, for each rate until a run closes a client (1013).
+    Returns every run and the best one in which nobody was closed (None if there was none)."""
+    runs = []
+    for rate in rates:
+        r = run_at(rate)
+        r["asked_tasks_per_second"] = rate
+        runs.append(r)
+        if r["closed_during_run"]:
+            break
+    clean = [r for r in runs if not r["closed_during_run"]]
+    return runs, max(clean, key=lambda r: r["frames_per_second"]) if clean else None
+
+
 def pct(values, q):
     v = sorted(values)
     return v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))]

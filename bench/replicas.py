@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from common import log, line, opts, quiesce, wrk, wsload
+from common import log, line, opts, quiesce, rising_rates, wrk, wsload
 
 
 def bench_shared():
@@ -160,8 +160,7 @@ def bench_stream():
             finally:
                 for r in rs:
                     r.close()
-        runs = []
-        for rate in (10, 25, 50, 100, 200):
+        def run_at(rate):
             log(f"stream: {rate} tasks/s, 3 postgres replicas with 1,000 subscribers each")
             url = pg.url(pg.new_database())
             rs = [quiesce(threads=1, store="postgres", database_url=url) for _ in range(3)]
@@ -174,12 +173,10 @@ def bench_stream():
             finally:
                 for x in rs:
                     x.close()
-            r["asked_tasks_per_second"] = rate
-            runs.append(r)
-            if r["closed_during_run"]:
-                break
-        clean = [r for r in runs if not r["closed_during_run"]]
-        out["rate_3x1000"] = {"runs": runs, "best": max(clean, key=lambda r: r["frames_per_second"]) if clean else None}
+            return r
+
+        runs, best = rising_rates((10, 25, 50, 100, 200), run_at)
+        out["rate_3x1000"] = {"runs": runs, "best": best}
         out["post"] = {}
         for fsync in (False, True):
             cluster = pg if not fsync else postgres.Postgres(fsync=True)
