@@ -128,25 +128,24 @@ COMMIT;
 
 }  // namespace
 
-asio::awaitable<void> migrate(std::string conninfo, std::chrono::milliseconds timeout) {
-  auto c = co_await connection::open(conninfo, timeout);
-  // Session-level: released when this connection closes, whatever happens below.
+asio::awaitable<void> migrate(connection& c, std::chrono::milliseconds timeout) {
+  // Session-level: released when the connection closes, whatever happens below.
   std::vector<param> key;
   key.emplace_back(lock_key);
-  co_await c->exec("SELECT pg_advisory_lock($1::bigint)", key, timeout);
+  co_await c.exec("SELECT pg_advisory_lock($1::bigint)", key, timeout);
   std::vector<param> none;
-  auto found = co_await c->exec("SELECT to_regclass('quiesce_schema') IS NOT NULL", none, timeout);
+  auto found = co_await c.exec("SELECT to_regclass('quiesce_schema') IS NOT NULL", none, timeout);
   int version = 0;
   if (found.get(0, 0) == "t") {
-    auto v = co_await c->exec("SELECT max(version) FROM quiesce_schema", none, timeout);
+    auto v = co_await c.exec("SELECT max(version) FROM quiesce_schema", none, timeout);
     version = v.null(0, 0) ? 0 : static_cast<int>(v.integer(0, 0));
   }
   if (version > schema_version)
     throw std::runtime_error("the database has schema version " + std::to_string(version) +
                              ", newer than this quiesce knows (" + std::to_string(schema_version) +
                              "): run a newer quiesce");
-  if (version == 0) co_await c->script(version_1, timeout);
-  if (version < 2) co_await c->script(version_2, timeout);
+  if (version == 0) co_await c.script(version_1, timeout);
+  if (version < 2) co_await c.script(version_2, timeout);
   if (version < schema_version)
     log::always(version == 0 ? "database schema created" : "database schema migrated",
                 {{"from", version}, {"version", schema_version}});

@@ -10,8 +10,11 @@ namespace quiesce::tasks::pg {
 
 inline constexpr int schema_version = 2;
 
-// Creates or migrates the schema under an advisory lock, so that replicas starting at once take
-// turns. Throws db_error (unreachable, refused) or std::runtime_error (a newer schema than ours).
-boost::asio::awaitable<void> migrate(std::string conninfo, std::chrono::milliseconds timeout);
+class connection;
+
+// Creates or migrates the schema on `c` under an advisory lock (held until `c` closes), so that
+// replicas starting at once take turns. Throws db_error (unreachable, refused) or
+// std::runtime_error (a newer schema than ours).
+boost::asio::awaitable<void> migrate(connection& c, std::chrono::milliseconds timeout);
 
 }  // namespace quiesce::tasks::pg

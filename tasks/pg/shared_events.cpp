@@ -29,8 +29,10 @@ namespace {
 asio::awaitable<stream_head> open_and_read(std::string conninfo, std::chrono::milliseconds timeout,
                                            std::size_t retention) {
   // A few replicas may be migrating at once: the lock makes the others wait, so allow longer.
-  co_await migrate(conninfo, std::max(timeout * 6, std::chrono::milliseconds(30000)));
-  auto c = co_await connection::open(conninfo, timeout);
+  // One connection for the schema and the head: start-up connects once.
+  const auto patient = std::max(timeout * 6, std::chrono::milliseconds(30000));
+  auto c = co_await connection::open(conninfo, patient);
+  co_await migrate(*c, patient);
   stream_head head;
   // One statement, one snapshot: the window and the last seq agree.
   std::vector<param> args;
