@@ -50,17 +50,14 @@ void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
             lifecycle::task_group& group, lifecycle::task_group& sessions,
             std::shared_ptr<const net::session_context> ctx, net::connection_limit& limit) {
   auto strand = acceptor.get_executor();
-  auto spawn = [&io, &sessions, ctx, &limit](net::tcp::socket s) {
+  auto spawn = [&sessions, ctx, &limit](net::tcp::socket s) {
     auto place = limit.try_acquire();
     if (!place) return refuse(s, limit);
-    auto session_strand = asio::make_strand(io);
-    // The socket moves to the session's strand, so its timers run there too.
-    auto fd = s.release();
-    net::tcp::socket own(session_strand, net::tcp::v6(), fd);
-    asio::co_spawn(session_strand, net::serve_http(std::move(own), ctx, std::move(place)),
+    auto session_strand = s.get_executor();  // accepted onto its own strand
+    asio::co_spawn(session_strand, net::serve_http(std::move(s), ctx, std::move(place)),
                    sessions.adapt(session_strand));
   };
-  asio::co_spawn(strand, net::accept_loop(std::move(acceptor), std::move(name), spawn),
+  asio::co_spawn(strand, net::accept_loop(std::move(acceptor), io, std::move(name), spawn),
                  group.adapt(strand));
 }
 
@@ -208,10 +205,8 @@ int run_server(const config& cfg) {
 
   net::tcp::acceptor public_acceptor(io), admin_acceptor(io);
   try {
+    // Each listener keeps the address's own family: 0.0.0.0 is IPv4 only, :: is both.
     auto address = asio::ip::make_address(cfg.bind);
-    // v4 addresses are served through a v6 socket as mapped addresses, so sessions need one
-    // socket type.
-    if (address.is_v4()) address = asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4());
     public_acceptor = net::open_acceptor(asio::make_strand(control),
                                          {address, static_cast<std::uint16_t>(cfg.port)});
     admin_acceptor = net::open_acceptor(asio::make_strand(control),

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <functional>
@@ -15,8 +16,8 @@ using tcp = boost::asio::ip::tcp;
 // Opens `endpoint` (port 0: the kernel picks) on the caller's executor; throws on failure.
 tcp::acceptor open_acceptor(boost::asio::any_io_executor executor, const tcp::endpoint& endpoint);
 
-// Accepts until cancelled, handing each connection to `spawn`.
-boost::asio::awaitable<void> accept_loop(tcp::acceptor acceptor, std::string name,
-                                         std::function<void(tcp::socket)> spawn);
+// Accepts until cancelled, handing each connection to `spawn` on a new strand of `sessions`.
+boost::asio::awaitable<void> accept_loop(tcp::acceptor acceptor, boost::asio::io_context& sessions,
+                                         std::string name, std::function<void(tcp::socket)> spawn);
 
 }  // namespace quiesce::net

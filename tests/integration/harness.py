@@ -30,8 +30,9 @@ class Server:
     (a restart on the same data), or with the arguments' own --store/--data-dir (memory and
     postgres have none)."""
 
-    def __init__(self, *args, env=None, data_dir=None, wait_listening=True):
+    def __init__(self, *args, env=None, data_dir=None, wait_listening=True, host="127.0.0.1"):
         args = [str(a) for a in args]
+        self.host = host
         self._tmp = None
         store = args[args.index("--store") + 1] if "--store" in args else "sqlite"
         if data_dir is None and "--data-dir" not in args and store == "sqlite":
@@ -41,7 +42,7 @@ class Server:
         if data_dir is not None:
             args += ["--data-dir", str(data_dir)]
         ports = [] if "--port" in args else ["--port", "0", "--admin-port", "0"]
-        cmd = [BIN, "--bind", "127.0.0.1", *ports, *args]
+        cmd = [BIN, "--bind", host, *ports, *args]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("QUIESCE_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True)
@@ -87,7 +88,7 @@ class Server:
 
     # --- HTTP -------------------------------------------------------------------------------
     def connection(self, admin=False, timeout=None):
-        return http.client.HTTPConnection("127.0.0.1", self.admin_port if admin else self.port,
+        return http.client.HTTPConnection(self.host, self.admin_port if admin else self.port,
                                           timeout=timeout or scaled(10))
 
     def request(self, method, path, body=None, headers=None, admin=False):
@@ -109,7 +110,8 @@ class Server:
 
     # --- WebSocket ----------------------------------------------------------------------------
     def ws_url(self, path):
-        return f"ws://127.0.0.1:{self.port}{path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}{path}"
 
     # --- process ----------------------------------------------------------------------------
     def signal(self, sig=signal.SIGTERM):
