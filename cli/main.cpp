@@ -142,25 +142,31 @@ asio::awaitable<int> status(const options& o, const server_address& at, task_vie
 
 std::optional<options> parse(int argc, char** argv) {
   options o;
-  double give_up = 60;
+  auto give_up = static_cast<double>(o.settings.give_up.count());
   po::options_description d("quiesce-cli options");
-  d.add_options()("help", "print this help")(
-      "url", po::value(&o.url)->default_value("http://127.0.0.1:8000"),
-      "the server's public address (also QUIESCE_URL)")("kind", po::value(&o.kind),
-                                                        "submit: the task's kind (sleep, cpu)")(
-      "seconds", po::value<double>(), "submit: how long a sleep task runs")(
-      "iterations", po::value<double>(), "submit: how much work a cpu task does")(
-      "idempotency-key", po::value(&o.idempotency_key), "submit: retry-safe key")(
-      "follow", po::bool_switch(&o.follow), "submit: follow the task until it ends")(
-      "task", po::value(&o.ids), "watch: a task to follow (repeat; none: every task)")(
-      "give-up", po::value(&give_up)->default_value(60),
-      "seconds of failed reconnects before exiting 3")("command", po::value(&o.command))(
-      "ids", po::value<std::vector<std::string>>());
+  // clang-format off
+  d.add_options()
+    ("help", "print this help")
+    ("url", po::value(&o.url)->default_value("http://127.0.0.1:8000"), "the server's public address (also QUIESCE_URL)")
+    ("kind", po::value(&o.kind), "submit: the task's kind (sleep, cpu)")
+    ("seconds", po::value<double>(), "submit: how long a sleep task runs")
+    ("iterations", po::value<double>(), "submit: how much work a cpu task does")
+    ("idempotency-key", po::value(&o.idempotency_key), "submit: retry-safe key")
+    ("follow", po::bool_switch(&o.follow), "submit: follow the task until it ends")
+    ("task", po::value(&o.ids), "watch: a task to follow (repeat; none: every task)")
+    ("give-up", po::value(&give_up)->default_value(give_up), "seconds of failed reconnects before exiting 3");
+  // clang-format on
+  // The command and its ids are positional: parsed, never listed in --help.
+  po::options_description positional;
+  positional.add_options()("command", po::value(&o.command))("ids",
+                                                             po::value<std::vector<std::string>>());
+  po::options_description all;
+  all.add(d).add(positional);
   po::positional_options_description pos;
   pos.add("command", 1).add("ids", -1);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(d).positional(pos).run(), vm);
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
     po::store(po::parse_environment(d,
                                     [](const std::string& env) -> std::string {
                                       return env == "QUIESCE_URL" ? "url" : "";

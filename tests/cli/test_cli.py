@@ -136,6 +136,17 @@ class Piped(unittest.TestCase):
         self.assertIn("Connection refused", gone.stderr)
 
 
+class Help(unittest.TestCase):
+    def test_help_lists_the_commands_and_options_a_user_types_and_no_internal_ones(self):
+        r = subprocess.run([CLI, "--help"], capture_output=True, text=True, timeout=scaled(10))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for word in ("submit", "watch", "status", "--url", "--follow", "--task", "--give-up arg (=60)"):
+            self.assertIn(word, r.stdout)
+        # The positional command and ids are parsed through hidden options.
+        self.assertNotIn("--command", r.stdout)
+        self.assertNotIn("--ids", r.stdout)
+
+
 class Terminal(unittest.TestCase):
     @unittest.skipUnless(shutil.which("script"), "script(1) from util-linux is not installed")
     def test_follow_draws_a_progress_bar_on_a_terminal(self):
