@@ -1,23 +1,15 @@
 #include "app/server.hpp"
 
-#include "app/app_state.hpp"
-#include "lifecycle/coordinator.hpp"
+#include "app/settings.hpp"
 #include "lifecycle/log.hpp"
-#include "net/listener.hpp"
-#include "tasks/memory_task_store.hpp"
 #include "tasks/pg/connection.hpp"
 #include "tasks/pg/shared_events.hpp"
-#include "tasks/pg/shared_service.hpp"
-#include "tasks/sqlite_journal.hpp"
-#include "tasks/task_service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <sys/resource.h>
 
-#include <cstdlib>
 #include <limits>
 #include <thread>
 
@@ -25,12 +17,6 @@ namespace quiesce::app {
 namespace asio = boost::asio;
 
 namespace {
-
-// Read at start-up, before any thread exists (nothing here calls setenv).
-std::string env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
-  return v && *v ? v : fallback;
-}
 
 // Resets a connection past the limit at once; logged at the 1st, 2nd, 4th, 8th... refusal so
 // that a flood cannot flood the log too.
@@ -45,7 +31,7 @@ void refuse(net::tcp::socket& s, const net::connection_limit& limit) {
 }
 
 // Starts the accept loop of one listener in `group`; each connection joins `sessions` and is
-// served on a strand of `io`, unless `limit` says too many are open.
+// served on its own strand of `io`, unless `limit` says too many are open.
 void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
             lifecycle::task_group& group, lifecycle::task_group& sessions,
             std::shared_ptr<const net::session_context> ctx, net::connection_limit& limit) {
@@ -78,168 +64,159 @@ void raise_descriptor_limit(const config& cfg) {
 
 }  // namespace
 
-int run_server(const config& cfg) {
-  raise_descriptor_limit(cfg);
-  asio::io_context io(static_cast<int>(cfg.threads));
-  // The control plane has its own thread: signals, the coordinator, both acceptors and the admin
-  // sessions. A SIGTERM then closes the public listener, and probes get answers, even while the
-  // network threads are saturated (a fan-out to 10,000 streams had queued 220 ms of work ahead
-  // of the signal).
-  asio::io_context control(1);
-  asio::thread_pool cpu(cfg.cpu_threads);
+// The control plane has its own thread, so a SIGTERM closes the public listener and probes get
+// answers even while the network threads are saturated (a fan-out to 10,000 streams had queued
+// 220 ms of work ahead of the signal).
+server::server(const config& cfg)
+    : cfg_(cfg),
+      io_(static_cast<int>(cfg.threads)),
+      control_(1),
+      cpu_(cfg.cpu_threads),
+      opened_(open_store()),
+      store_(cfg.task_retention),
+      bus_(opened_.epoch, cfg.event_retention, opened_.last_seq, std::move(opened_.events)),
+      service_(make_service()),
+      meter_(service_.kinds().names()),
+      hub_(stream_settings_of(cfg), bus_),
+      coord_(control_.get_executor(), drain_settings_of(cfg), hooks()),
+      public_connections_(cfg.max_connections),
+      admin_connections_(std::numeric_limits<std::size_t>::max()),
+      state_{cfg_, service_, bus_, hub_, coord_.state(), public_connections_, meter_},
+      public_ctx_(std::make_shared<const net::session_context>(net::session_context{
+          http_limits_of(cfg), &coord_.state(), public_routes(state_), &hub_})),
+      admin_ctx_(std::make_shared<const net::session_context>(
+          net::session_context{http_limits_of(cfg), nullptr, admin_routes(state_), nullptr})),
+      public_acceptor_(control_),
+      admin_acceptor_(control_) {
+  service_.observe(meter_);
+  open_listeners();
+}
 
-  // The sqlite store: the journal makes every change durable before it is delivered, the
-  // memory store answers reads. Opening it is the first thing that can refuse a start.
-  const bool durable = cfg.store == "sqlite";
-  std::optional<tasks::sqlite_journal> journal;
+// Frames still queued (a drain that timed out leaves some) point at the members: they are
+// destroyed first, while everything they point at still exists.
+server::~server() {
+  io_.shutdown();
+  control_.shutdown();
+}
+
+// The first thing that can refuse a start. sqlite: the journal makes every change durable
+// before it is delivered; postgres: the database numbers the service's events, so the bus
+// starts where the service's stream is; memory: a new epoch, nothing survives this process.
+tasks::stored_state server::open_store() {
   tasks::stored_state stored;
-  if (durable) {
+  if (cfg_.store == "sqlite") {
     try {
-      journal.emplace(tasks::journal_settings{cfg.data_dir, cfg.task_retention, cfg.event_retention,
-                                              to_ms(cfg.lease_seconds), tasks::new_task_id()});
-      stored = journal->load();
+      journal_.emplace(journal_settings_of(cfg_, tasks::new_task_id()));
+      return journal_->load();
     } catch (const tasks::storage_error& e) {
       log::error("cannot open the task store", {{"file", e.file}, {"error", e.what()}});
-      return exit_storage;
+      throw start_failure{exit_storage};
     }
-  } else if (cfg.store == "postgres") {
-    // The database numbers the service's events: the bus starts where the service's stream is.
-    if (auto bad = tasks::pg::conninfo_error(cfg.database_url)) {
+  }
+  if (cfg_.store == "postgres") {
+    if (auto bad = tasks::pg::conninfo_error(cfg_.database_url)) {
       log::error("cannot open the task store", {{"database_url", "invalid"}, {"error", *bad}});
-      return exit_storage;
+      throw start_failure{exit_storage};
     }
     try {
-      auto head = tasks::pg::open_database(cfg.database_url, to_ms(cfg.database_timeout),
-                                           cfg.event_retention);
+      auto head = tasks::pg::open_database(cfg_.database_url, to_ms(cfg_.database_timeout),
+                                           cfg_.event_retention);
       stored.epoch = std::move(head.epoch);
       stored.last_seq = head.last_seq;
       stored.events = std::move(head.events);
+      return stored;
     } catch (const std::exception& e) {
       log::error("cannot open the task store", {{"store", "postgres"}, {"error", e.what()}});
-      return exit_storage;
+      throw start_failure{exit_storage};
     }
-  } else {
-    stored.epoch = tasks::new_task_id();  // a new epoch: nothing survives this process
   }
-  tasks::memory_task_store store(cfg.task_retention);
+  stored.epoch = tasks::new_task_id();
+  return stored;
+}
+
+// The shared service for postgres; otherwise the local one, which first takes back what an
+// earlier process left unfinished.
+tasks::service& server::make_service() {
+  auto kinds = tasks::builtin_kinds(kind_settings_of(cfg_));
+  if (cfg_.store == "postgres") {
+    shared_.emplace(shared_settings_of(cfg_), std::move(kinds), bus_, cpu_);
+    shared_->open();
+    return *shared_;
+  }
   std::vector<tasks::task_record> unfinished;
-  for (auto& t : stored.tasks) {
-    store.insert(t);
+  for (auto& t : opened_.tasks) {
+    store_.insert(t);
     if (!tasks::is_final(t.status)) unfinished.push_back(std::move(t));
   }
-  tasks::event_bus bus(stored.epoch, cfg.event_retention, stored.last_seq,
-                       std::move(stored.events));
-  if (journal) {
-    journal->start([&bus](const std::vector<tasks::event_ptr>& events, std::uint64_t settled) {
-      bus.deliver(events, settled);
+  opened_.tasks.clear();
+  if (journal_) {
+    journal_->start([this](const std::vector<tasks::event_ptr>& events, std::uint64_t settled) {
+      bus_.deliver(events, settled);
     });
-    bus.attach(*journal);
+    bus_.attach(*journal_);
   }
-  // On every way out the writer stops (storing what is left) before the bus it delivers to goes.
-  struct journal_stopper {
-    std::optional<tasks::sqlite_journal>& j;
-    ~journal_stopper() {
-      if (j) j->stop();
-    }
-  } stop_journal{journal};
-  auto kinds = tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds});
-  std::optional<tasks::task_service> local;
-  std::optional<tasks::pg::shared_service> shared;
-  tasks::service* chosen = nullptr;
-  if (cfg.store == "postgres") {
-    shared.emplace(
-        tasks::pg::shared_settings{cfg.database_url, cfg.database_pool, to_ms(cfg.database_timeout),
-                                   cfg.workers, cfg.queue_capacity, cfg.task_retention,
-                                   cfg.event_retention, to_ms(cfg.lease_seconds),
-                                   env_or("KUBE_POD_NAME", "local")},
-        std::move(kinds), bus, cpu);
-    shared->open();
-    chosen = &*shared;
-  } else {
-    local.emplace(tasks::service_settings{cfg.workers, cfg.queue_capacity, durable},
-                  std::move(kinds), store, bus, cpu);
-    if (journal) local->watch_store([&j = *journal] { return j.healthy(); });
-    local->recover(unfinished);
-    chosen = &*local;
-  }
-  tasks::service& service = *chosen;
-  metrics meter(service.kinds().names());
-  service.observe(meter);
-  net::stream_settings ss;
-  ss.send_queue_limit = cfg.ws_send_queue;
-  ss.message_limit = cfg.ws_message_limit;
-  ss.send_buffer = cfg.ws_send_buffer;
-  ss.ping_interval = to_ms(cfg.ws_ping_interval);
-  ss.close_timeout = to_ms(cfg.close_timeout);
-  ss.pod = env_or("KUBE_POD_NAME", "Not running inside Kubernetes");
-  ss.pod_namespace = env_or("KUBE_POD_NAMESPACE", "Not running inside Kubernetes");
-  net::stream_hub hub(ss, bus);
+  local_.emplace(service_settings_of(cfg_), std::move(kinds), store_, bus_, cpu_);
+  if (journal_) local_->watch_store([&j = *journal_] { return j.healthy(); });
+  local_->recover(unfinished);
+  return *local_;
+}
 
-  lifecycle::drain_hooks hooks{
-      .stop_admission = [&service] { service.stop_admission(); },
-      .work_done = [&service] { return service.wait_idle(); },
-      .interrupt_queued = [&service] { return service.interrupt_queued(); },
-      .close_streams = [&hub](std::chrono::milliseconds spread) { return hub.close_all(spread); },
+lifecycle::drain_hooks server::hooks() {
+  return {
+      .stop_admission = [this] { service_.stop_admission(); },
+      .work_done = [this] { return service_.wait_idle(); },
+      .interrupt_queued = [this] { return service_.interrupt_queued(); },
+      .close_streams = [this](std::chrono::milliseconds spread) { return hub_.close_all(spread); },
       .counts =
-          [&service, &hub] {
-            auto c = service.counts();
+          [this] {
+            auto c = service_.counts();
             return boost::json::object{
-                {"queued", c.queued}, {"running", c.running}, {"websockets", hub.open()}};
+                {"queued", c.queued}, {"running", c.running}, {"websockets", hub_.open()}};
           },
   };
-  lifecycle::coordinator coord(control.get_executor(),
-                               {to_ms(cfg.drain_delay), to_ms(cfg.close_spread),
-                                to_ms(cfg.close_timeout), to_ms(cfg.shutdown_timeout)},
-                               std::move(hooks));
-  net::connection_limit public_connections(cfg.max_connections);
-  // The admin port serves the kubelet's probes and is not exposed outside the pod.
-  net::connection_limit admin_connections(std::numeric_limits<std::size_t>::max());
-  app_state state{cfg, service, bus, hub, coord.state(), public_connections, meter};
+}
 
-  net::http_limits limits{cfg.header_limit, cfg.body_limit, to_ms(cfg.idle_timeout),
-                          to_ms(cfg.header_timeout)};
-  auto public_ctx = std::make_shared<const net::session_context>(
-      net::session_context{limits, &coord.state(), public_routes(state), &hub});
-  auto admin_ctx = std::make_shared<const net::session_context>(
-      net::session_context{limits, nullptr, admin_routes(state), nullptr});
-
-  net::tcp::acceptor public_acceptor(io), admin_acceptor(io);
+// Both listeners are opened on the control plane's thread, each with its address's own family:
+// 0.0.0.0 is IPv4 only, :: is both.
+void server::open_listeners() {
   try {
-    // Each listener keeps the address's own family: 0.0.0.0 is IPv4 only, :: is both.
-    auto address = asio::ip::make_address(cfg.bind);
-    public_acceptor = net::open_acceptor(asio::make_strand(control),
-                                         {address, static_cast<std::uint16_t>(cfg.port)});
-    admin_acceptor = net::open_acceptor(asio::make_strand(control),
-                                        {address, static_cast<std::uint16_t>(cfg.admin_port)});
+    auto address = asio::ip::make_address(cfg_.bind);
+    public_acceptor_ = net::open_acceptor(asio::make_strand(control_),
+                                          {address, static_cast<std::uint16_t>(cfg_.port)});
+    admin_acceptor_ = net::open_acceptor(asio::make_strand(control_),
+                                         {address, static_cast<std::uint16_t>(cfg_.admin_port)});
   } catch (const std::exception& e) {
-    log::error("cannot listen", {{"bind", cfg.bind},
-                                 {"port", cfg.port},
-                                 {"admin_port", cfg.admin_port},
+    log::error("cannot listen", {{"bind", cfg_.bind},
+                                 {"port", cfg_.port},
+                                 {"admin_port", cfg_.admin_port},
                                  {"error", e.what()}});
-    return 1;
+    throw start_failure{1};
   }
-  auto port = public_acceptor.local_endpoint().port();
-  auto admin_port = admin_acceptor.local_endpoint().port();
-  auto& tree = coord.tree();
-  listen(io, std::move(public_acceptor), "public", tree.listeners, tree.connections, public_ctx,
-         public_connections);
-  listen(control, std::move(admin_acceptor), "admin", tree.admin, tree.admin, admin_ctx,
-         admin_connections);
-  service.start(io, tree.workers);
-  if (shared) shared->start_background(tree.store);
+}
 
-  for (auto& w : timing_warnings(cfg)) log::warn("timings do not fit", {{"detail", w}});
+int server::run() {
+  auto port = public_acceptor_.local_endpoint().port();
+  auto admin_port = admin_acceptor_.local_endpoint().port();
+  auto& tree = coord_.tree();
+  listen(io_, std::move(public_acceptor_), "public", tree.listeners, tree.connections, public_ctx_,
+         public_connections_);
+  listen(control_, std::move(admin_acceptor_), "admin", tree.admin, tree.admin, admin_ctx_,
+         admin_connections_);
+  service_.start(io_, tree.workers);
+  if (shared_) shared_->start_background(tree.store);
+
+  for (auto& w : timing_warnings(cfg_)) log::warn("timings do not fit", {{"detail", w}});
   log::always("listening", {{"port", port},
                             {"admin_port", admin_port},
-                            {"bind", cfg.bind},
-                            {"threads", cfg.threads},
-                            {"workers", cfg.workers},
-                            {"epoch", bus.epoch()},
-                            {"store", durable ? journal->file().string() : cfg.store},
-                            {"pod", ss.pod}});
+                            {"bind", cfg_.bind},
+                            {"threads", cfg_.threads},
+                            {"workers", cfg_.workers},
+                            {"epoch", bus_.epoch()},
+                            {"store", journal_ ? journal_->file().string() : cfg_.store},
+                            {"pod", hub_.settings().pod}});
 
   int exit_code = 1;
-  asio::co_spawn(coord.executor(), coord.run(), [&](std::exception_ptr e, int code) {
+  asio::co_spawn(coord_.executor(), coord_.run(), [&](std::exception_ptr e, int code) {
     if (e) {
       try {
         std::rethrow_exception(e);
@@ -249,21 +226,31 @@ int run_server(const config& cfg) {
     } else {
       exit_code = code;
     }
-    io.stop();
-    control.stop();
+    io_.stop();
+    control_.stop();
   });
 
   // The network threads may run out of work before the drain ends (the workers have stopped,
   // the last session is gone) while the control plane still posts to them (a group's leave, a
   // late session): they stay until the coordinator is done and stops them.
-  auto keep_running = asio::make_work_guard(io);
+  auto keep_running = asio::make_work_guard(io_);
   std::vector<std::thread> threads;
-  threads.emplace_back([&control] { control.run(); });
-  for (unsigned i = 1; i < cfg.threads; ++i) threads.emplace_back([&io] { io.run(); });
-  io.run();
+  threads.emplace_back([this] { control_.run(); });
+  for (unsigned i = 1; i < cfg_.threads; ++i) threads.emplace_back([this] { io_.run(); });
+  io_.run();
   for (auto& t : threads) t.join();
-  cpu.join();
+  cpu_.join();
   return exit_code;
+}
+
+int run_server(const config& cfg) {
+  raise_descriptor_limit(cfg);
+  try {
+    server s(cfg);
+    return s.run();
+  } catch (const start_failure& f) {
+    return f.code;
+  }
 }
 
 }  // namespace quiesce::app

@@ -1,12 +1,93 @@
-// Wires configuration, tasks, streams, listeners and the drain coordinator into one process.
+// The whole process, wired once. Each part is a member declared after the parts it uses: it is
+// built after them and destroyed before them, on every way out (a start that fails included).
 #pragma once
 
+#include "app/app_state.hpp"
 #include "app/config.hpp"
+#include "app/metrics.hpp"
+#include "lifecycle/coordinator.hpp"
+#include "net/connection_limit.hpp"
+#include "net/http_session.hpp"
+#include "net/listener.hpp"
+#include "net/stream_hub.hpp"
+#include "tasks/event_bus.hpp"
+#include "tasks/memory_task_store.hpp"
+#include "tasks/pg/shared_service.hpp"
+#include "tasks/sqlite_journal.hpp"
+#include "tasks/task_service.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <memory>
+#include <optional>
 
 namespace quiesce::app {
 
 // The task store cannot be opened (missing, read-only or corrupt data): EX_IOERR.
 inline constexpr int exit_storage = 74;
+
+// A start-up step failed and said why in the log; the process exits with `code`.
+struct start_failure {
+  int code;
+};
+
+// An io_context whose queued handlers can be destroyed before the parts they point at: coroutine
+// frames still queued after a drain that timed out hold references into the server.
+class owned_context : public boost::asio::io_context {
+ public:
+  using boost::asio::execution_context::shutdown;  // destroys every queued handler
+  using io_context::io_context;
+};
+
+class server {
+ public:
+  // Opens the store and both listeners; throws start_failure.
+  explicit server(const config& cfg);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Serves until the drain ends; returns the process exit code.
+  int run();
+
+ private:
+  tasks::stored_state open_store();
+  tasks::service& make_service();
+  lifecycle::drain_hooks hooks();
+  void open_listeners();
+
+  // The writer stores what is left and stops before the bus it delivers to goes.
+  struct journal_stop {
+    std::optional<tasks::sqlite_journal>& journal;
+    ~journal_stop() {
+      if (journal) journal->stop();
+    }
+  };
+
+  const config cfg_;
+  owned_context io_;       // the network threads: public sessions and workers
+  owned_context control_;  // its own thread: signals, the coordinator, listeners, admin sessions
+  boost::asio::thread_pool cpu_;                  // CPU-bound task kinds
+  std::optional<tasks::sqlite_journal> journal_;  // --store sqlite
+  tasks::stored_state opened_;  // what the store held at start, handed to the parts below
+  tasks::memory_task_store store_;
+  tasks::event_bus bus_;
+  journal_stop journal_stop_{journal_};
+  std::optional<tasks::task_service> local_;         // --store sqlite or memory
+  std::optional<tasks::pg::shared_service> shared_;  // --store postgres
+  tasks::service& service_;
+  metrics meter_;
+  net::stream_hub hub_;
+  lifecycle::coordinator coord_;
+  net::connection_limit public_connections_;
+  net::connection_limit admin_connections_;  // the kubelet's probes; not exposed outside the pod
+  app_state state_;
+  std::shared_ptr<const net::session_context> public_ctx_;
+  std::shared_ptr<const net::session_context> admin_ctx_;
+  net::tcp::acceptor public_acceptor_;
+  net::tcp::acceptor admin_acceptor_;
+};
 
 // Runs the server until it has drained; returns the process exit code.
 int run_server(const config& cfg);

@@ -17,11 +17,12 @@
 
 namespace quiesce::lifecycle {
 
+// Filled from the configuration (app/settings.cpp; every default is in app/config.hpp).
 struct drain_settings {
-  std::chrono::milliseconds drain_delay{0};       // listeners stay open this long after the signal
-  std::chrono::milliseconds close_spread{0};      // 1012 closes spread over this window
-  std::chrono::milliseconds close_timeout{2000};  // wait for close handshakes at most this long
-  std::chrono::milliseconds shutdown_timeout{25000};
+  std::chrono::milliseconds drain_delay{};       // listeners stay open this long after the signal
+  std::chrono::milliseconds close_spread{};      // 1012 closes spread over this window
+  std::chrono::milliseconds close_timeout{};     // wait for close handshakes at most this long
+  std::chrono::milliseconds shutdown_timeout{};  // from the signal to a forced stop
 };
 
 struct drain_hooks {

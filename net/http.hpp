@@ -14,12 +14,12 @@ namespace http = boost::beast::http;
 using request = http::request<http::string_body>;
 using response = http::response<http::string_body>;
 
-// Limits every connection obeys; each is a configuration knob.
+// Limits every connection obeys; each is a configuration knob (defaults: app/config.hpp).
 struct http_limits {
-  std::size_t header_limit = 8 * 1024;
-  std::size_t body_limit = 64 * 1024;
-  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive connection with no request
-  std::chrono::milliseconds header_timeout{10'000};  // from the first byte to the whole request
+  std::size_t header_limit{};
+  std::size_t body_limit{};
+  std::chrono::milliseconds idle_timeout{};    // keep-alive connection with no request
+  std::chrono::milliseconds header_timeout{};  // from the first byte to the whole request
 };
 
 response json_response(http::status status, const boost::json::value& body);

@@ -16,16 +16,17 @@
 
 namespace quiesce::net {
 
+// Filled from the configuration (app/settings.cpp; every default is in app/config.hpp).
 struct stream_settings {
-  std::size_t send_queue_limit = 256;     // frames; past it the client is closed 1013
-  std::size_t message_limit = 64 * 1024;  // largest frame a client may send
+  std::size_t send_queue_limit{};  // frames; past it the client is closed 1013
+  std::size_t message_limit{};     // largest frame a client may send
   // Kernel send buffer per stream (SO_SNDBUF). Bounds what a stalled client pins in kernel
   // memory; past it, frames wait in the outbox and then the client is closed 1013.
-  std::size_t send_buffer = 256 * 1024;
-  std::chrono::milliseconds ping_interval{15'000};  // dead peers are dropped after twice this
-  std::chrono::milliseconds close_timeout{2'000};   // close handshake wait
-  std::string pod = "Not running inside Kubernetes";
-  std::string pod_namespace = "Not running inside Kubernetes";
+  std::size_t send_buffer{};
+  std::chrono::milliseconds ping_interval{};  // dead peers are dropped after twice this
+  std::chrono::milliseconds close_timeout{};  // close handshake wait
+  std::string pod;                            // the hello frame's
+  std::string pod_namespace;
 };
 
 // One connected client: the bus delivers to it; its strand owns the outbox and the filter.

@@ -28,11 +28,12 @@ struct storage_error : std::runtime_error {
   std::string file;
 };
 
+// Filled from the configuration (app/settings.cpp; every default is in app/config.hpp).
 struct journal_settings {
   std::filesystem::path data_dir;
-  std::size_t task_retention = 10000;   // finished tasks kept, as the memory cache keeps them
-  std::size_t event_retention = 10000;  // events kept for ?since= replay
-  std::chrono::milliseconds lease{30000};
+  std::size_t task_retention{};   // finished tasks kept, as the memory cache keeps them
+  std::size_t event_retention{};  // events kept for ?since= replay
+  std::chrono::milliseconds lease{};
   std::string owner;  // this process, written on the tasks it runs
 };
 

@@ -39,9 +39,10 @@ struct task_kind {
   std::function<boost::asio::awaitable<boost::json::value>(task_context)> run;
 };
 
+// Filled from the configuration (app/settings.cpp; every default is in app/config.hpp).
 struct kind_settings {
-  double default_seconds = 20.0;  // `sleep` without `seconds`
-  double max_seconds = 3600.0;    // the longest task a client may ask for
+  double default_seconds{};  // `sleep` without `seconds`
+  double max_seconds{};      // the longest task a client may ask for
 };
 
 class kind_registry {

@@ -22,12 +22,13 @@
 
 namespace quiesce::tasks {
 
+// Filled from the configuration (app/settings.cpp; every default is in app/config.hpp).
 struct service_settings {
-  std::size_t workers = 4;
-  std::size_t queue_capacity = 1000;
+  std::size_t workers{};
+  std::size_t queue_capacity{};
   // With a durable store, a task stopped by the deadline or a second signal goes back to
   // `queued` for the next process instead of ending `interrupted`.
-  bool requeue_on_shutdown = false;
+  bool requeue_on_shutdown{};
 };
 
 class task_service final : public service {

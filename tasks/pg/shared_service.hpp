@@ -28,15 +28,16 @@
 
 namespace quiesce::tasks::pg {
 
+// Filled from the configuration (app/settings.cpp; every default is in app/config.hpp).
 struct shared_settings {
   std::string conninfo;
-  std::size_t pool_size = 4;
-  std::chrono::milliseconds timeout{5000};  // a statement or a connect past it: unavailable
-  std::size_t workers = 8;
-  std::size_t queue_capacity = 1000;  // queued tasks in the whole service
-  std::size_t task_retention = 10000;
-  std::size_t event_retention = 10000;  // events kept in the database for ?since= replay
-  std::chrono::milliseconds lease{30000};
+  std::size_t pool_size{};
+  std::chrono::milliseconds timeout{};  // a statement or a connect past it: unavailable
+  std::size_t workers{};
+  std::size_t queue_capacity{};  // queued tasks in the whole service
+  std::size_t task_retention{};
+  std::size_t event_retention{};  // events kept in the database for ?since= replay
+  std::chrono::milliseconds lease{};
   std::string pod;  // shown in quiesce_replicas
 };
 

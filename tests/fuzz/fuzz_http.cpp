@@ -1,6 +1,7 @@
 // libFuzzer: one HTTP request as bytes off the wire, through the parser with the server's limits,
 // then the public routes (JSON validation, admission, lookups, cancels, upgrades), in memory.
 #include "app/app_state.hpp"
+#include "app/settings.hpp"
 #include "tasks/memory_task_store.hpp"
 #include "tasks/task_service.hpp"
 
@@ -19,7 +20,7 @@ using namespace quiesce;
 
 // A server's parts without sockets, made afresh for each input so that no state carries over.
 struct server_parts {
-  app::config cfg;
+  app::config cfg{.store = "memory"};
   tasks::memory_task_store store{cfg.task_retention};
   tasks::event_bus bus{"fuzz-epoch", 64};
   tasks::task_service service;
@@ -31,9 +32,9 @@ struct server_parts {
   net::http_routes routes = app::public_routes(state);
 
   explicit server_parts(asio::thread_pool& cpu)
-      : service({2, 8}, tasks::builtin_kinds({cfg.task_seconds, cfg.max_task_seconds}), store, bus,
-                cpu),
-        hub({}, bus) {}
+      : service(app::service_settings_of(cfg), tasks::builtin_kinds(app::kind_settings_of(cfg)),
+                store, bus, cpu),
+        hub(app::stream_settings_of(cfg), bus) {}
 };
 
 std::optional<net::request> parse(const std::uint8_t* data, std::size_t size,

@@ -1,5 +1,6 @@
 #define BOOST_TEST_MODULE app
 #include "app/config.hpp"
+#include "app/settings.hpp"
 #include "net/http.hpp"
 
 #include <boost/json/parse.hpp>
@@ -25,6 +26,33 @@ BOOST_AUTO_TEST_CASE(defaults_match_the_design) {
   BOOST_TEST(c.shutdown_timeout < 30.0);
   BOOST_TEST(c.threads > 0u);
   BOOST_TEST(app::timing_warnings(c).empty());
+}
+
+// Each part is given the configured values, never a default of its own (workers were 8 in the
+// config and 4 in the service's settings; the longest sleep 20 s and 3600 s).
+BOOST_AUTO_TEST_CASE(every_part_gets_the_configured_values) {
+  auto c = parse({"--workers",        "3",     "--max-task-seconds", "7",  "--task-seconds",  "2",
+                  "--queue-capacity", "11",    "--ws-send-queue",    "13", "--close-timeout", "1.5",
+                  "--header-limit",   "5000",  "--lease-seconds",    "9",  "--database-pool", "6",
+                  "--store",          "memory"});
+  auto service = app::service_settings_of(c);
+  BOOST_TEST(service.workers == 3u);
+  BOOST_TEST(service.queue_capacity == 11u);
+  BOOST_TEST(!service.requeue_on_shutdown);  // memory: nothing is kept for a next process
+  BOOST_TEST(app::service_settings_of(parse({})).requeue_on_shutdown);  // sqlite, the default
+  auto kinds = app::kind_settings_of(c);
+  BOOST_TEST(kinds.default_seconds == 2.0);
+  BOOST_TEST(kinds.max_seconds == 7.0);
+  auto shared = app::shared_settings_of(c);
+  BOOST_TEST(shared.workers == 3u);
+  BOOST_TEST(shared.pool_size == 6u);
+  BOOST_TEST(shared.lease.count() == 9000);
+  auto streams = app::stream_settings_of(c);
+  BOOST_TEST(streams.send_queue_limit == 13u);
+  BOOST_TEST(streams.close_timeout.count() == 1500);
+  BOOST_TEST(app::drain_settings_of(c).close_timeout.count() == 1500);
+  BOOST_TEST(app::http_limits_of(c).header_limit == 5000u);
+  BOOST_TEST(app::journal_settings_of(c, "me").lease.count() == 9000);
 }
 
 BOOST_AUTO_TEST_CASE(environment_sets_knobs_and_flags_win) {

@@ -1,0 +1,60 @@
+#include "app/settings.hpp"
+
+#include <cstdlib>
+
+namespace quiesce::app {
+
+namespace {
+
+constexpr const char* outside_kubernetes = "Not running inside Kubernetes";
+
+// Read at start-up, before any thread exists (nothing here calls setenv).
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
+  return v && *v ? v : fallback;
+}
+
+}  // namespace
+
+std::string pod_name(const char* fallback) { return env_or("KUBE_POD_NAME", fallback); }
+
+lifecycle::drain_settings drain_settings_of(const config& c) {
+  return {to_ms(c.drain_delay), to_ms(c.close_spread), to_ms(c.close_timeout),
+          to_ms(c.shutdown_timeout)};
+}
+
+net::http_limits http_limits_of(const config& c) {
+  return {c.header_limit, c.body_limit, to_ms(c.idle_timeout), to_ms(c.header_timeout)};
+}
+
+net::stream_settings stream_settings_of(const config& c) {
+  return {c.ws_send_queue,
+          c.ws_message_limit,
+          c.ws_send_buffer,
+          to_ms(c.ws_ping_interval),
+          to_ms(c.close_timeout),
+          pod_name(outside_kubernetes),
+          env_or("KUBE_POD_NAMESPACE", outside_kubernetes)};
+}
+
+tasks::kind_settings kind_settings_of(const config& c) {
+  return {c.task_seconds, c.max_task_seconds};
+}
+
+tasks::service_settings service_settings_of(const config& c) {
+  // A durable store keeps what the deadline stopped for the next process.
+  return {c.workers, c.queue_capacity, c.store == "sqlite"};
+}
+
+tasks::journal_settings journal_settings_of(const config& c, std::string owner) {
+  return {c.data_dir, c.task_retention, c.event_retention, to_ms(c.lease_seconds),
+          std::move(owner)};
+}
+
+tasks::pg::shared_settings shared_settings_of(const config& c) {
+  return {c.database_url,    c.database_pool,        to_ms(c.database_timeout),
+          c.workers,         c.queue_capacity,       c.task_retention,
+          c.event_retention, to_ms(c.lease_seconds), pod_name("local")};
+}
+
+}  // namespace quiesce::app

@@ -1,0 +1,28 @@
+// What each part is given, made from the one config: every default lives in config.hpp, and
+// the parts' settings structs carry none of their own.
+#pragma once
+
+#include "app/config.hpp"
+#include "lifecycle/coordinator.hpp"
+#include "net/http.hpp"
+#include "net/stream_hub.hpp"
+#include "tasks/pg/shared_service.hpp"
+#include "tasks/sqlite_journal.hpp"
+#include "tasks/task_kind.hpp"
+#include "tasks/task_service.hpp"
+
+namespace quiesce::app {
+
+lifecycle::drain_settings drain_settings_of(const config& c);
+net::http_limits http_limits_of(const config& c);
+// Also names the pod and its namespace from KUBE_POD_NAME / KUBE_POD_NAMESPACE (the hello frame).
+net::stream_settings stream_settings_of(const config& c);
+tasks::kind_settings kind_settings_of(const config& c);
+tasks::service_settings service_settings_of(const config& c);
+tasks::journal_settings journal_settings_of(const config& c, std::string owner);
+tasks::pg::shared_settings shared_settings_of(const config& c);
+
+// The pod's name from KUBE_POD_NAME (the downward API), or `fallback` outside Kubernetes.
+std::string pod_name(const char* fallback);
+
+}  // namespace quiesce::app
