@@ -1,6 +1,7 @@
 // The root of every coroutine the server spawns, one task_group per kind of child.
-// SIGTERM emits *partial* to its public side: only the acceptors opt in and stop. The deadline or a
-// second signal emits *terminal*, which every coroutine honours.
+// Closing admission (at the signal, or after --drain-delay) emits *partial* to the public
+// acceptors, the only coroutines that opt in to it: they stop. The deadline or a second signal
+// emits *terminal* to the workers, and the end of the drain to every group.
 #pragma once
 
 #include "lifecycle/task_group.hpp"
@@ -14,11 +15,9 @@ struct cancellation_tree {
   task_group admin{"admin"};              // admin acceptor and sessions: last to go
   task_group store{"store"};  // a shared store's heartbeat and listener: leases live to the end
 
-  // The first signal: partial to the public side only; admin probes keep answering.
-  void drain() {
-    for (auto* g : {&listeners, &connections, &workers})
-      g->emit(boost::asio::cancellation_type::partial);
-  }
+  // Admission closes: the public acceptors stop. Sessions and workers are not told (they go on
+  // serving what was accepted); admin probes keep answering.
+  void drain() { listeners.emit(boost::asio::cancellation_type::partial); }
   // The end: every coroutine stops.
   void stop() {
     for (auto* g : {&listeners, &connections, &workers, &admin, &store})

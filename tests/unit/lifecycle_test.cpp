@@ -1,4 +1,5 @@
 #define BOOST_TEST_MODULE lifecycle
+#include "lifecycle/cancellation_tree.hpp"
 #include "lifecycle/coordinator.hpp"
 #include "lifecycle/event_count.hpp"
 #include "lifecycle/json_text.hpp"
@@ -51,6 +52,34 @@ BOOST_AUTO_TEST_CASE(partial_cancellation_reaches_only_children_that_opt_in) {
   io.run_for(20ms);
   BOOST_TEST(session == "cancelled");
   BOOST_TEST(group.size() == 0u);
+}
+
+// Closing admission stops the public acceptors and nothing else, even a session or a worker that
+// would honour partial cancellation (drain() used to emit it to them too).
+BOOST_AUTO_TEST_CASE(closing_admission_reaches_only_the_listeners) {
+  asio::io_context io;
+  cancellation_tree tree;
+  std::string listener, session, worker, admin;
+  auto spawn = [&io](task_group& g, std::string& ended) {
+    auto s = asio::make_strand(io);
+    asio::co_spawn(s, wait_forever(true, ended), g.adapt(s));
+  };
+  spawn(tree.listeners, listener);
+  spawn(tree.connections, session);
+  spawn(tree.workers, worker);
+  spawn(tree.admin, admin);
+  io.run_for(20ms);
+  tree.drain();
+  io.run_for(20ms);
+  BOOST_TEST(listener == "cancelled");
+  BOOST_TEST(session.empty());
+  BOOST_TEST(worker.empty());
+  BOOST_TEST(admin.empty());
+  tree.stop();
+  io.run_for(20ms);
+  BOOST_TEST(session == "cancelled");
+  BOOST_TEST(worker == "cancelled");
+  BOOST_TEST(admin == "cancelled");
 }
 
 BOOST_AUTO_TEST_CASE(wait_empty_completes_when_the_last_child_ends) {
