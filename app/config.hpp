@@ -1,4 +1,4 @@
-// Every knob (README, "Configuration"): a flag and a QUIESCE_* environment variable; flags win.
+// Every knob (docs/configuration.md): a flag and a QUIESCE_* environment variable; flags win.
 #pragma once
 
 #include <chrono>
@@ -57,8 +57,8 @@ struct help_text {
 // when asked; throws std::invalid_argument naming the knob for a bad value.
 std::variant<config, help_text> parse_config(int argc, const char* const argv[]);
 
-// The start-up check of the drain's timings (README, "The drain"): one sentence per timing
-// that does not fit.
+// The start-up check of the drain's timings (README, "The drain"; docs/operations.md): one sentence
+// per timing that does not fit.
 std::vector<std::string> timing_warnings(const config& c);
 
 }  // namespace quiesce::app

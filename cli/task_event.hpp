@@ -13,7 +13,7 @@ inline std::string_view field(const boost::json::object& o, std::string_view key
   return v && v->is_string() ? std::string_view(v->as_string()) : std::string_view();
 }
 
-// The statuses a task never leaves (README, "Routes").
+// The statuses a task never leaves (docs/api.md, "Task kinds and statuses").
 inline bool is_final(std::string_view status) {
   return status == "succeeded" || status == "failed" || status == "cancelled" ||
          status == "interrupted";

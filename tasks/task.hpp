@@ -1,4 +1,4 @@
-// A task as clients see it: the record (README, "Routes") and its state machine.
+// A task as clients see it: the record (docs/api.md, "Routes") and its state machine.
 #pragma once
 
 #include <boost/json/object.hpp>

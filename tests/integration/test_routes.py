@@ -1,4 +1,4 @@
-"""Every route and error code (README, "Routes"), against the real binary."""
+"""Every route and error code (docs/api.md, "Routes"), against the real binary."""
 import json
 import os
 import socket

@@ -1,4 +1,4 @@
-"""The WebSocket stream (README, "The event stream"), with Debian's python3-websockets as the client."""
+"""The WebSocket stream (docs/api.md, "The event stream"), with Debian's python3-websockets as the client."""
 import asyncio
 import json
 import re
