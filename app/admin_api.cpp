@@ -67,6 +67,10 @@ asio::awaitable<response> answer(app_state& s, request& req, std::string_view& r
       co_return json_response(
           status::service_unavailable,
           {{"status", "draining"}, {"phase", lifecycle::to_string(s.phase.current())}});
+    if (!s.phase.ready())
+      co_return json_response(
+          status::service_unavailable,
+          {{"status", "not_serving"}, {"detail", "the public listener failed"}});
     co_return json_response(status::ok, {{"status", "ready"}});
   }
   if (path == "/v1/status") co_return co_await status_body(s);

@@ -10,6 +10,7 @@
 
 #include <sys/resource.h>
 
+#include <functional>
 #include <limits>
 #include <thread>
 
@@ -31,10 +32,12 @@ void refuse(net::tcp::socket& s, const net::connection_limit& limit) {
 }
 
 // Starts the accept loop of one listener in `group`; each connection joins `sessions` and is
-// served on its own strand of `io`, unless `limit` says too many are open.
+// served on its own strand of `io`, unless `limit` says too many are open. A listener that ends
+// by an error (not by the drain) is logged and `died` is called.
 void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
             lifecycle::task_group& group, lifecycle::task_group& sessions,
-            std::shared_ptr<const net::session_context> ctx, net::connection_limit& limit) {
+            std::shared_ptr<const net::session_context> ctx, net::connection_limit& limit,
+            std::function<void()> died) {
   auto strand = acceptor.get_executor();
   auto spawn = [&sessions, ctx, &limit](net::tcp::socket s) {
     auto place = limit.try_acquire();
@@ -43,8 +46,13 @@ void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
     asio::co_spawn(session_strand, net::serve_http(std::move(s), ctx, std::move(place)),
                    sessions.adapt(session_strand));
   };
-  asio::co_spawn(strand, net::accept_loop(std::move(acceptor), io, std::move(name), spawn),
-                 group.adapt(strand));
+  auto ended = [name, died = std::move(died)](std::exception_ptr e) {
+    if (!e) return;
+    log::error("listener failed", {{"listener", name}, {"error", log::describe(e)}});
+    died();
+  };
+  asio::co_spawn(strand, net::accept_loop(std::move(acceptor), io, name, spawn),
+                 group.adapt(strand, std::move(ended)));
 }
 
 // Connections need descriptors: take the hard limit (a container's default soft limit may be
@@ -199,9 +207,10 @@ int server::run() {
   auto admin_port = admin_acceptor_.local_endpoint().port();
   auto& tree = coord_.tree();
   listen(io_, std::move(public_acceptor_), "public", tree.listeners, tree.connections, public_ctx_,
-         public_connections_);
+         public_connections_, [this] { coord_.lose_listener(); });
+  // The kubelet notices a dead admin listener by itself: its probes fail.
   listen(control_, std::move(admin_acceptor_), "admin", tree.admin, tree.admin, admin_ctx_,
-         admin_connections_);
+         admin_connections_, [] {});
   service_.start(io_, tree.workers);
   if (shared_) shared_->start_background(tree.store);
 

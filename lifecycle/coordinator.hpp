@@ -48,6 +48,8 @@ class coordinator {
   // run() must be spawned here: the coordinator's state is touched only on this strand.
   boost::asio::any_io_executor executor() const { return strand_; }
   const phase_state& state() const { return state_; }
+  // The public listener died of an error: /readyz fails from now on; the drain is unchanged.
+  void lose_listener() { state_.lose_listener(); }
 
   // Waits for the first signal, drains, and returns the exit code once every coroutine ended.
   boost::asio::awaitable<int> run();

@@ -1,10 +1,16 @@
 #include "lifecycle/task_group.hpp"
 
+#include "lifecycle/log.hpp"
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
 namespace quiesce::lifecycle {
 namespace asio = boost::asio;
+
+void log_escaped::operator()(std::exception_ptr e) const {
+  if (e) log::error("coroutine failed", {{"group", group}, {"error", log::describe(e)}});
+}
 
 task_group::child_list::iterator task_group::join(asio::any_io_executor executor) {
   auto c = std::make_shared<child>();

@@ -13,14 +13,22 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/consign.hpp>
-#include <boost/asio/detached.hpp>
 
+#include <exception>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <string>
 
 namespace quiesce::lifecycle {
+
+// The completion handler a child gets unless it brings its own: an exception that escaped the
+// coroutine is logged with the group's name (with `detached`, an exception in a route or in a
+// socket option ended its connection, or a listener, without a word).
+struct log_escaped {
+  std::string group;
+  void operator()(std::exception_ptr e) const;
+};
 
 class task_group {
   struct child {
@@ -57,12 +65,16 @@ class task_group {
   task_group& operator=(const task_group&) = delete;
 
   // Wraps the completion token of a co_spawn onto `executor` so the child joins this group.
-  template <typename CompletionToken = boost::asio::detached_t>
-  auto adapt(boost::asio::any_io_executor executor, CompletionToken token = CompletionToken{}) {
+  template <typename CompletionToken>
+  auto adapt(boost::asio::any_io_executor executor, CompletionToken token) {
     auto it = join(std::move(executor));
     auto& signal = (*it)->signal;
     return boost::asio::bind_cancellation_slot(
         signal.slot(), boost::asio::consign(std::move(token), member{state_, it}));
+  }
+  // The same, with log_escaped as the completion handler.
+  auto adapt(boost::asio::any_io_executor executor) {
+    return adapt(std::move(executor), log_escaped{name_});
   }
 
   // Delivers `type` to every current child, each on its own executor.

@@ -37,7 +37,9 @@ asio::awaitable<void> accept_loop(tcp::acceptor acceptor, asio::io_context& sess
       if (wec) break;
       continue;
     }
-    socket.set_option(tcp::no_delay(true));
+    // A peer may already have reset the connection: that is its loss, not the listener's.
+    boost::system::error_code nodelay;
+    socket.set_option(tcp::no_delay(true), nodelay);
     spawn(std::move(socket));
   }
   boost::system::error_code ignored;

@@ -8,7 +8,6 @@
 #include "tasks/pg/shared_service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -195,7 +194,8 @@ void shared_service::report(const std::string& id, double progress) {
   auto it = running_.find(id);
   if (it == running_.end() || it->second->ended) return;
   it->second->progress = progress;
-  if (!it->second->writing) asio::co_spawn(db_, write_progress(id), asio::detached);
+  if (!it->second->writing)
+    asio::co_spawn(db_, write_progress(id), lifecycle::log_escaped{"progress writer"});
 }
 
 // One progress write in flight per task; a newer report replaces one not yet written.

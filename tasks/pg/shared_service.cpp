@@ -5,7 +5,6 @@
 #include "tasks/pg/rows.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -87,7 +86,7 @@ asio::awaitable<admission> shared_service::admit_here(std::shared_ptr<pending_ad
   ++admitting_;
   admissions_.push_back(p);
   if (!std::exchange(writing_admissions_, true))
-    asio::co_spawn(db_, write_admissions(), asio::detached);
+    asio::co_spawn(db_, write_admissions(), lifecycle::log_escaped{"admission writer"});
   // The writer may have run inline and finished already (a statement can complete without
   // suspending when the answer is on the socket at once): wait only if it has not.
   if (!p->settled) {

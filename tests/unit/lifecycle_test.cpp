@@ -7,6 +7,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -16,8 +17,13 @@
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdio>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 namespace asio = boost::asio;
 using namespace quiesce::lifecycle;
@@ -80,6 +86,44 @@ BOOST_AUTO_TEST_CASE(closing_admission_reaches_only_the_listeners) {
   BOOST_TEST(session == "cancelled");
   BOOST_TEST(worker == "cancelled");
   BOOST_TEST(admin == "cancelled");
+}
+
+// What the log writes to stdout while `f` runs.
+template <typename F>
+std::string stdout_of(F f) {
+  std::fflush(stdout);
+  char path[] = "/tmp/quiesce-log-XXXXXX";
+  int file = mkstemp(path);
+  int saved = dup(STDOUT_FILENO);
+  dup2(file, STDOUT_FILENO);
+  f();
+  std::fflush(stdout);
+  dup2(saved, STDOUT_FILENO);
+  close(saved);
+  close(file);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  unlink(path);
+  return text.str();
+}
+
+// A child spawned without a handler of its own: what escapes it is logged with the group's
+// name (it used to vanish in `detached`), and it leaves the group as any other child.
+BOOST_AUTO_TEST_CASE(an_exception_that_escapes_a_child_is_logged_with_its_group) {
+  asio::io_context io;
+  task_group group("connections");
+  auto out = stdout_of([&] {
+    auto s = asio::make_strand(io);
+    asio::co_spawn(
+        s, []() -> asio::awaitable<void> { throw std::runtime_error("set_option: bad socket"); },
+        group.adapt(s));
+    io.run();
+  });
+  BOOST_TEST(out.find(R"("msg":"coroutine failed")") != std::string::npos, out);
+  BOOST_TEST(out.find(R"("group":"connections")") != std::string::npos, out);
+  BOOST_TEST(out.find(R"("error":"set_option: bad socket")") != std::string::npos, out);
+  BOOST_TEST(group.size() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(wait_empty_completes_when_the_last_child_ends) {
