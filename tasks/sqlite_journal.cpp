@@ -1,11 +1,11 @@
 #include "tasks/sqlite_journal.hpp"
 
 #include "lifecycle/log.hpp"
+#include "tasks/sqlite_schema.hpp"
+#include "tasks/sqlite_statement.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <unordered_map>
@@ -14,75 +14,8 @@ namespace quiesce::tasks {
 namespace {
 using std::chrono::milliseconds;
 
-struct sqlite_failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-std::string describe(sqlite3* db, int rc) {
-  std::string m = sqlite3_errstr(rc);
-  if (db && sqlite3_errcode(db) == rc) m = sqlite3_errmsg(db);
-  if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-    m += " (another process holds this data directory)";
-  return m;
-}
-
-void check(sqlite3* db, int rc) {
-  if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
-    throw sqlite_failure(describe(db, rc));
-}
-
-void exec(sqlite3* db, const char* sql) {
-  check(db, sqlite3_exec(db, sql, nullptr, nullptr, nullptr));
-}
-
-// One prepared statement; binds by position, steps, finalises on destruction.
-class statement {
- public:
-  statement(sqlite3* db, const char* sql) : db_(db) {
-    check(db, sqlite3_prepare_v2(db, sql, -1, &s_, nullptr));
-  }
-  ~statement() { sqlite3_finalize(s_); }
-  statement(const statement&) = delete;
-  statement& operator=(const statement&) = delete;
-
-  void bind(int i, std::int64_t v) { check(db_, sqlite3_bind_int64(s_, i, v)); }
-  void bind(int i, double v) { check(db_, sqlite3_bind_double(s_, i, v)); }
-  void bind(int i, std::string_view v) {
-    check(db_, sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-  }
-  void bind_null(int i) { check(db_, sqlite3_bind_null(s_, i)); }
-  template <typename T>
-  void bind(int i, const std::optional<T>& v) {
-    if (v)
-      bind(i, *v);
-    else
-      bind_null(i);
-  }
-  bool step() {  // true: a row
-    int rc = sqlite3_step(s_);
-    check(db_, rc);
-    return rc == SQLITE_ROW;
-  }
-  // Steps once and resets, failed or not: a prepared statement is used again next commit.
-  void run() {
-    int rc = sqlite3_step(s_);
-    sqlite3_reset(s_);
-    check(db_, rc);
-  }
-  std::int64_t integer(int c) const { return sqlite3_column_int64(s_, c); }
-  double real(int c) const { return sqlite3_column_double(s_, c); }
-  bool null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
-  std::string text(int c) const {
-    const auto* p = sqlite3_column_text(s_, c);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<std::size_t>(sqlite3_column_bytes(s_, c)))
-             : std::string();
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-};
+using sqlite::statement;
+using sqlite_failure = sqlite::failure;
 
 std::int64_t to_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -102,48 +35,6 @@ task_status status_from(std::string_view s) {
   throw sqlite_failure("unknown task status '" + std::string(s) + "' in the database");
 }
 
-// Schema versions, in order; PRAGMA user_version says how many have been applied. A new version
-// is a new entry, never an edit of an old one.
-const char* const migrations[] = {
-    R"sql(
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE tasks(
-  id TEXT PRIMARY KEY, kind TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
-  progress REAL NOT NULL, message TEXT NOT NULL, created_ms INTEGER NOT NULL,
-  started_ms INTEGER, finished_ms INTEGER, result TEXT NOT NULL, error TEXT,
-  idempotency_key TEXT, attempt INTEGER NOT NULL,
-  finished_seq INTEGER,                    -- the seq of its final event: the order they ended
-  lease_owner TEXT, lease_expires_ms INTEGER);
-CREATE INDEX tasks_by_finish ON tasks(finished_seq) WHERE finished_seq IS NOT NULL;
--- The newest event is never pruned: its seq is where the next process numbers on from.
-CREATE TABLE events(seq INTEGER PRIMARY KEY, task_id TEXT NOT NULL, frame TEXT NOT NULL);
-)sql",
-};
-constexpr int schema_version = static_cast<int>(std::size(migrations));
-
-int user_version(sqlite3* db) {
-  statement s(db, "PRAGMA user_version");
-  s.step();
-  return static_cast<int>(s.integer(0));
-}
-
-std::optional<std::string> meta(sqlite3* db, const char* key) {
-  statement s(db, "SELECT value FROM meta WHERE key = ?1");
-  s.bind(1, std::string_view(key));
-  if (!s.step()) return std::nullopt;
-  return s.text(0);
-}
-
-void set_meta(sqlite3* db, const char* key, std::string_view value) {
-  statement s(db, "INSERT INTO meta VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2");
-  s.bind(1, std::string_view(key));
-  s.bind(2, value);
-  s.run();
-}
-
-void rollback(sqlite3* db) {
-  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-}
 }  // namespace
 
 // The writer's statements, prepared once.
@@ -174,51 +65,9 @@ sqlite_journal::sqlite_journal(journal_settings s)
   if (!std::filesystem::is_directory(settings_.data_dir, ec))
     throw storage_error(settings_.data_dir.string(),
                         ec ? ec.message() : "the data directory does not exist");
-  int rc =
-      sqlite3_open_v2(file_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   try {
-    if (rc != SQLITE_OK) throw sqlite_failure(describe(db_, rc));
-    sqlite3_extended_result_codes(db_, 1);
-    // One process per data directory: the lock is taken by the first write below and held
-    // until exit, so a second quiesce on the same directory is refused instead of sharing it.
-    exec(db_, "PRAGMA locking_mode = EXCLUSIVE");
-    {
-      statement wal(db_, "PRAGMA journal_mode = WAL");
-      if (!wal.step() || wal.text(0) != "wal") throw sqlite_failure("cannot enter WAL mode");
-    }
-    if (sqlite3_db_readonly(db_, "main") == 1) throw sqlite_failure("the file is read-only");
-    // FULL, not WAL's usual NORMAL: NORMAL survives a crash of the process but may lose the last
-    // commits on power loss or a kernel panic; FULL fsyncs the WAL at every commit, so a 2xx
-    // (sent only after its commit) means the task is on the disk. Group commit pays for it.
-    exec(db_, "PRAGMA synchronous = FULL");
-    exec(db_, "PRAGMA cache_size = -16384");  // 16 MiB: the indexes' pages stay in memory
-    {
-      statement qc(db_, "PRAGMA quick_check");
-      if (qc.step() && qc.text(0) != "ok") throw sqlite_failure("corrupt: " + qc.text(0));
-    }
-    int version = user_version(db_);
-    if (version > schema_version)
-      throw sqlite_failure("schema version " + std::to_string(version) +
-                           " is newer than this quiesce understands (" +
-                           std::to_string(schema_version) + ")");
-    exec(db_, "BEGIN IMMEDIATE");
-    if (version == 0) {
-      statement tables(db_, "SELECT count(*) FROM sqlite_schema");
-      tables.step();
-      if (tables.integer(0) != 0)
-        throw sqlite_failure("not a quiesce database (it has tables but no schema version)");
-    }
-    for (int v = version; v < schema_version; ++v) exec(db_, migrations[v]);
-    exec(db_, ("PRAGMA user_version = " + std::to_string(schema_version)).c_str());
-    if (!meta(db_, "epoch")) set_meta(db_, "epoch", new_task_id());
-    // Which process holds the directory (for whoever reads the file after a crash); on an
-    // existing database it is also the write that takes the lock.
-    set_meta(db_, "opened_by", settings_.owner);
-    exec(db_, "COMMIT");
+    db_ = sqlite::open_journal(file_, settings_.owner);
   } catch (const sqlite_failure& e) {
-    if (db_) rollback(db_);
-    sqlite3_close(db_);
-    db_ = nullptr;
     throw storage_error(file_.string(), e.what());
   }
 }
@@ -232,7 +81,7 @@ sqlite_journal::~sqlite_journal() {
 stored_state sqlite_journal::load() {
   stored_state st;
   try {
-    st.epoch = *meta(db_, "epoch");
+    st.epoch = *sqlite::meta(db_, "epoch");
     {
       statement last(db_, "SELECT coalesce(max(seq), 0) FROM events");
       last.step();
@@ -386,7 +235,7 @@ void sqlite_journal::settle(std::vector<journal_entry>& batch, bool stored) {
 
 bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
   try {
-    exec(db_, "BEGIN IMMEDIATE");
+    sqlite::exec(db_, "BEGIN IMMEDIATE");
     auto& upsert = statements_->upsert;
     auto& event = statements_->event;
     // A task that changed several times in one batch (queued, running, succeeded) is written
@@ -450,11 +299,11 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
       forget.bind(1, static_cast<std::int64_t>(excess));
       forget.run();
     }
-    exec(db_, "COMMIT");
+    sqlite::exec(db_, "COMMIT");
     finished_rows_ = finished_rows_ + finishing - excess;
     return true;
   } catch (const sqlite_failure& e) {
-    rollback(db_);
+    sqlite::rollback(db_);
     log::error("cannot store task changes",
                {{"file", file_.string()}, {"error", e.what()}, {"changes", batch.size()}});
     return false;

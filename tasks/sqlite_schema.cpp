@@ -1,0 +1,100 @@
+#include "tasks/sqlite_schema.hpp"
+
+#include "tasks/sqlite_statement.hpp"
+#include "tasks/task.hpp"
+
+namespace quiesce::tasks::sqlite {
+namespace {
+
+// Schema versions, in order; PRAGMA user_version says how many have been applied. A new version
+// is a new entry, never an edit of an old one.
+const char* const migrations[] = {
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE tasks(
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
+  progress REAL NOT NULL, message TEXT NOT NULL, created_ms INTEGER NOT NULL,
+  started_ms INTEGER, finished_ms INTEGER, result TEXT NOT NULL, error TEXT,
+  idempotency_key TEXT, attempt INTEGER NOT NULL,
+  finished_seq INTEGER,                    -- the seq of its final event: the order they ended
+  lease_owner TEXT, lease_expires_ms INTEGER);
+CREATE INDEX tasks_by_finish ON tasks(finished_seq) WHERE finished_seq IS NOT NULL;
+-- The newest event is never pruned: its seq is where the next process numbers on from.
+CREATE TABLE events(seq INTEGER PRIMARY KEY, task_id TEXT NOT NULL, frame TEXT NOT NULL);
+)sql",
+};
+constexpr int schema_version = static_cast<int>(std::size(migrations));
+
+int user_version(sqlite3* db) {
+  statement s(db, "PRAGMA user_version");
+  s.step();
+  return static_cast<int>(s.integer(0));
+}
+
+}  // namespace
+
+std::optional<std::string> meta(sqlite3* db, const char* key) {
+  statement s(db, "SELECT value FROM meta WHERE key = ?1");
+  s.bind(1, std::string_view(key));
+  if (!s.step()) return std::nullopt;
+  return s.text(0);
+}
+
+void set_meta(sqlite3* db, const char* key, std::string_view value) {
+  statement s(db, "INSERT INTO meta VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2");
+  s.bind(1, std::string_view(key));
+  s.bind(2, value);
+  s.run();
+}
+
+sqlite3* open_journal(const std::filesystem::path& file, std::string_view owner) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  try {
+    if (rc != SQLITE_OK) throw failure(describe(db, rc));
+    sqlite3_extended_result_codes(db, 1);
+    // One process per data directory: the lock is taken by the first write below and held
+    // until exit, so a second quiesce on the same directory is refused instead of sharing it.
+    exec(db, "PRAGMA locking_mode = EXCLUSIVE");
+    {
+      statement wal(db, "PRAGMA journal_mode = WAL");
+      if (!wal.step() || wal.text(0) != "wal") throw failure("cannot enter WAL mode");
+    }
+    if (sqlite3_db_readonly(db, "main") == 1) throw failure("the file is read-only");
+    // FULL, not WAL's usual NORMAL: NORMAL survives a crash of the process but may lose the last
+    // commits on power loss or a kernel panic; FULL fsyncs the WAL at every commit, so a 2xx
+    // (sent only after its commit) means the task is on the disk. Group commit pays for it.
+    exec(db, "PRAGMA synchronous = FULL");
+    exec(db, "PRAGMA cache_size = -16384");  // 16 MiB: the indexes' pages stay in memory
+    {
+      statement qc(db, "PRAGMA quick_check");
+      if (qc.step() && qc.text(0) != "ok") throw failure("corrupt: " + qc.text(0));
+    }
+    int version = user_version(db);
+    if (version > schema_version)
+      throw failure("schema version " + std::to_string(version) +
+                    " is newer than this quiesce understands (" + std::to_string(schema_version) +
+                    ")");
+    exec(db, "BEGIN IMMEDIATE");
+    if (version == 0) {
+      statement tables(db, "SELECT count(*) FROM sqlite_schema");
+      tables.step();
+      if (tables.integer(0) != 0)
+        throw failure("not a quiesce database (it has tables but no schema version)");
+    }
+    for (int v = version; v < schema_version; ++v) exec(db, migrations[v]);
+    exec(db, ("PRAGMA user_version = " + std::to_string(schema_version)).c_str());
+    if (!meta(db, "epoch")) set_meta(db, "epoch", new_task_id());
+    // Which process holds the directory (for whoever reads the file after a crash); on an
+    // existing database it is also the write that takes the lock.
+    set_meta(db, "opened_by", owner);
+    exec(db, "COMMIT");
+  } catch (const failure&) {
+    if (db) rollback(db);
+    sqlite3_close(db);
+    throw;
+  }
+  return db;
+}
+
+}  // namespace quiesce::tasks::sqlite
