@@ -11,6 +11,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 namespace quiesce::app {
@@ -108,7 +109,7 @@ bool one_segment_under(std::string_view path, std::string_view prefix) {
 json::object task_body(const tasks::task_record& t) { return tasks::to_json(t); }
 
 // POST /v1/tasks: the body is optional; {"kind": ..., <parameters>}.
-asio::awaitable<response> post_task(app_state& s, const request& req) {
+asio::awaitable<response> post_task(app_state& s, request& req, std::string) {
   json::object params;
   std::string kind = "sleep";
   if (!req.body().empty()) {
@@ -156,14 +157,14 @@ asio::awaitable<response> post_task(app_state& s, const request& req) {
 }
 
 // POST /v1/create-task/: the original's default task, its exact answer.
-asio::awaitable<response> create_task(app_state& s) {
+asio::awaitable<response> create_task(app_state& s, request&, std::string) {
   auto a = co_await s.tasks.admit("sleep", {}, std::nullopt);
   if (auto refused = refusal(a)) co_return std::move(*refused);
   auto& id = a.task->id;
   co_return json_response(status::ok, {{"message", "Task " + id + " Queued"}, {"task_id", id}});
 }
 
-asio::awaitable<response> delete_task(app_state& s, std::string id) {
+asio::awaitable<response> delete_task(app_state& s, request&, std::string id) {
   auto [outcome, t] = co_await s.tasks.cancel(std::move(id));
   switch (outcome) {
     case tasks::cancel_outcome::not_found:
@@ -179,6 +180,63 @@ asio::awaitable<response> delete_task(app_state& s, std::string id) {
   }
 }
 
+// The public routes, matched once by path and then by method. `path` is a route's template (and
+// its metrics label); a trailing "{name}" matches one non-empty segment, handed to the handler.
+using handler = asio::awaitable<response> (*)(app_state&, request&, std::string id);
+struct route_row {
+  std::string_view path;
+  std::string_view alias;  // the same route without its trailing slash (the original's routes)
+  http::verb method;
+  handler answer;
+  bool stream = false;  // a WebSocket route: an upgrade is answered by upgrade()
+};
+
+asio::awaitable<response> health(app_state& s, request&, std::string) {
+  if (s.phase.draining()) co_return draining_response({{"status", shutdown_text}});
+  co_return json_response(status::ok, {{"status", "ok"}});
+}
+asio::awaitable<response> queue_length(app_state& s, request&, std::string) {
+  auto c = co_await s.tasks.count();
+  co_return json_response(status::ok, {{"task_lenth", c.queued + c.running}});
+}
+asio::awaitable<response> get_task(app_state& s, request&, std::string id) {
+  auto t = co_await s.tasks.find(std::move(id));
+  if (!t) co_return task_not_found();
+  co_return json_response(status::ok, task_body(*t));
+}
+asio::awaitable<response> openapi(app_state&, request&, std::string) {
+  co_return asset("application/json", assets::openapi_json);
+}
+asio::awaitable<response> docs(app_state&, request&, std::string) { co_return docs_page(); }
+asio::awaitable<response> plain_get(app_state&, request&, std::string) {
+  co_return error_response(status::upgrade_required, "upgrade_required",
+                           "this route is a WebSocket stream");
+}
+
+constexpr route_row routes[] = {
+    {"/v1/health", {}, http::verb::get, health},
+    {"/v1/create-task/", "/v1/create-task", http::verb::post, create_task},
+    {"/v1/get_queue_length/", "/v1/get_queue_length", http::verb::get, queue_length},
+    {"/v1/tasks", {}, http::verb::post, post_task},
+    {"/v1/tasks/{task_id}", {}, http::verb::get, get_task},
+    {"/v1/tasks/{task_id}", {}, http::verb::delete_, delete_task},
+    {"/openapi.json", {}, http::verb::get, openapi},
+    {"/docs", {}, http::verb::get, docs},
+    {"/v1/events", {}, http::verb::get, plain_get, true},
+    {"/ws/{client_id}", {}, http::verb::get, plain_get, true},
+};
+
+// The segment a "{name}" template captured (empty for a fixed path), or nothing.
+std::optional<std::string> match(const route_row& r, std::string_view path) {
+  if (auto brace = r.path.find('{'); brace != std::string_view::npos) {
+    auto prefix = r.path.substr(0, brace);
+    if (!one_segment_under(path, prefix)) return std::nullopt;
+    return std::string(path.substr(prefix.size()));
+  }
+  if (path == r.path || (!r.alias.empty() && path == r.alias)) return std::string();
+  return std::nullopt;
+}
+
 // `route` is set to the template of the route that answered, for the metrics.
 asio::awaitable<response> answer(app_state& s, request& req, std::string_view& route) {
   auto url = boost::urls::parse_origin_form(req.target());
@@ -186,54 +244,16 @@ asio::awaitable<response> answer(app_state& s, request& req, std::string_view& r
     co_return error_response(status::bad_request, "bad_request",
                              "the request target is not a valid path");
   std::string path = url->path();
-  auto m = req.method();
-  const std::string task_prefix = "/v1/tasks/";
-
-  if (path == "/v1/health") {
-    route = "/v1/health";
-    if (m != http::verb::get) co_return method_not_allowed("GET");
-    if (s.phase.draining()) co_return draining_response({{"status", shutdown_text}});
-    co_return json_response(status::ok, {{"status", "ok"}});
+  std::string allow;  // the methods of a route whose path matched
+  for (const auto& r : routes) {
+    auto id = match(r, path);
+    if (!id) continue;
+    route = r.path;
+    if (r.method == req.method()) co_return co_await r.answer(s, req, std::move(*id));
+    if (!allow.empty()) allow += ", ";
+    allow += http::to_string(r.method);
   }
-  if (path == "/v1/create-task/" || path == "/v1/create-task") {
-    route = "/v1/create-task/";
-    if (m != http::verb::post) co_return method_not_allowed("POST");
-    co_return co_await create_task(s);
-  }
-  if (path == "/v1/get_queue_length/" || path == "/v1/get_queue_length") {
-    route = "/v1/get_queue_length/";
-    if (m != http::verb::get) co_return method_not_allowed("GET");
-    auto c = co_await s.tasks.count();
-    co_return json_response(status::ok, {{"task_lenth", c.queued + c.running}});
-  }
-  if (path == "/v1/tasks") {
-    route = "/v1/tasks";
-    if (m != http::verb::post) co_return method_not_allowed("POST");
-    co_return co_await post_task(s, req);
-  }
-  if (one_segment_under(path, task_prefix)) {
-    route = "/v1/tasks/{task_id}";
-    auto id = path.substr(task_prefix.size());
-    if (m == http::verb::get) {
-      auto t = co_await s.tasks.find(std::move(id));
-      if (!t) co_return task_not_found();
-      co_return json_response(status::ok, task_body(*t));
-    }
-    if (m == http::verb::delete_) co_return co_await delete_task(s, std::move(id));
-    co_return method_not_allowed("GET, DELETE");
-  }
-  if (path == "/openapi.json" || path == "/docs") {
-    route = path == "/docs" ? "/docs" : "/openapi.json";
-    if (m != http::verb::get) co_return method_not_allowed("GET");
-    if (path == "/docs") co_return docs_page();
-    co_return asset("application/json", assets::openapi_json);
-  }
-  if (path == "/v1/events" || one_segment_under(path, "/ws/")) {
-    route = path == "/v1/events" ? "/v1/events" : "/ws/{client_id}";
-    if (m != http::verb::get) co_return method_not_allowed("GET");
-    co_return error_response(status::upgrade_required, "upgrade_required",
-                             "this route is a WebSocket stream");
-  }
+  if (!allow.empty()) co_return method_not_allowed(allow);
   co_return not_found();
 }
 
@@ -252,15 +272,13 @@ std::variant<response, net::stream_request> upgrade(app_state& s, const request&
                           "the request target is not a valid path");
   std::string path = url->path();
   net::stream_request what;
-  if (path == "/v1/events") {
-    route = "/v1/events";
-    what.client_id = tasks::new_task_id();
-  } else if (one_segment_under(path, "/ws/")) {
-    route = "/ws/{client_id}";
-    what.client_id = path.substr(4);
-  } else {
-    return not_found();
-  }
+  const auto* r = std::find_if(std::begin(routes), std::end(routes),
+                               [&path](const route_row& r) { return r.stream && match(r, path); });
+  if (r == std::end(routes)) return not_found();
+  route = r->path;
+  // /ws/{client_id} names the client; /v1/events gets a made-up id.
+  what.client_id = *match(*r, path);
+  if (what.client_id.empty()) what.client_id = tasks::new_task_id();
   if (s.phase.draining())
     return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
   // Upgrades checked at once may each pass: the overshoot is bounded by the network threads.
