@@ -1,5 +1,5 @@
-// One event stream (docs/api.md, "The event stream"): hello, replay, live task events, subscribe, and a
-// close that always says why (1012 on drain, 1013 when the client cannot keep up).
+// One event stream (docs/api.md, "The event stream"): hello, replay, live task events, subscribe,
+// and a close that always says why (1012 on drain, 1013 when the client cannot keep up).
 #pragma once
 
 #include "net/stream_hub.hpp"
