@@ -10,12 +10,11 @@
 
 namespace quiesce::tasks::pg {
 namespace asio = boost::asio;
-using std::chrono::milliseconds;
 
 // One connection LISTENs for new work and for cancellations. After every (re)connect the
 // claimer looks at the queue, so a notification sent while we were away is not missed.
 asio::awaitable<void> shared_service::listener() {
-  milliseconds backoff{250};
+  retry_backoff backoff;
   asio::steady_timer pause(db_);
   try {
     for (;;) {
@@ -27,7 +26,7 @@ asio::awaitable<void> shared_service::listener() {
                            settings_.timeout);
         listening = true;
         health(true, began, {});
-        backoff = milliseconds(250);
+        backoff.succeeded();
         wake_claimer();
         wake_follower();  // what was written while we were away
         beat_soon();      // cancels asked while we were away come with the renewal
@@ -45,8 +44,7 @@ asio::awaitable<void> shared_service::listener() {
         // A loss while listening is news now; a failed (re)connect began with the attempt.
         if (e.lost) health(false, listening ? pool::clock::now() : began, e.what());
       }
-      co_await nap(pause, backoff);
-      backoff = std::min(backoff * 2, milliseconds(5000));
+      co_await nap(pause, backoff.failed());
     }
   } catch (const boost::system::system_error&) {
     // The end of the process.
@@ -60,7 +58,7 @@ asio::awaitable<void> shared_service::follow_events() {
   static const std::string newer =
       "SELECT " + event_columns() + " FROM quiesce_events WHERE seq > $1 ORDER BY seq LIMIT 1000";
   constexpr int batch = 1000;
-  milliseconds backoff{250};
+  retry_backoff backoff;
   try {
     for (;;) {
       if (!events_wanted_) {
@@ -80,14 +78,13 @@ asio::awaitable<void> shared_service::follow_events() {
                     {{"after", after}, {"next", got.front()->seq}});
         if (!got.empty()) bus_.deliver(got, got.back()->seq);
         if (r.rows() == batch) events_wanted_ = true;
-        backoff = milliseconds(250);
+        backoff.succeeded();
       } catch (const db_error&) {
         failed = true;  // the pool told the health of it
       }
       if (failed) {
         events_wanted_ = true;
-        co_await nap(follower_wake_, backoff);
-        backoff = std::min(backoff * 2, milliseconds(5000));
+        co_await nap(follower_wake_, backoff.failed());
       }
     }
   } catch (const boost::system::system_error&) {

@@ -22,7 +22,6 @@
 namespace quiesce::tasks::pg {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
-using std::chrono::milliseconds;
 
 void shared_service::start(asio::io_context& io, lifecycle::task_group& group) {
   net_ = &io;
@@ -87,7 +86,7 @@ SET status = 'running', owner = $1, attempt = t.attempt + 1, started_us = $4, pr
 FROM next WHERE t.id = next.id
 RETURNING )sql" + task_columns("t.") +
                                    ", t.queue_order";
-  milliseconds backoff{250};
+  retry_backoff backoff;
   try {
     for (;;) {
       std::size_t free = settings_.workers - std::min(settings_.workers, running_.size());
@@ -103,14 +102,13 @@ RETURNING )sql" + task_columns("t.") +
         auto r = co_await pool_.exec(claim, replica_, std::to_string(free), ms(settings_.lease),
                                      micros(std::chrono::system_clock::now()));
         for (int i = 0; i < r.rows(); ++i) got.emplace_back(r.integer(i, 13), read_task(r, i));
-        backoff = milliseconds(250);
+        backoff.succeeded();
       } catch (const db_error&) {
         failed = true;  // the pool told the health of it
       }
       if (failed) {
         claim_wanted_ = true;
-        co_await nap(claimer_wake_, backoff);
-        backoff = std::min(backoff * 2, milliseconds(5000));
+        co_await nap(claimer_wake_, backoff.failed());
         continue;
       }
       queue_seen_empty_ = got.size() < free;
@@ -257,7 +255,7 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::shared_ptr<r
     args.push_back(t.result.is_null() ? param() : param(boost::json::serialize(t.result)));
     args.push_back(t.error);
   }
-  milliseconds backoff{250};
+  retry_backoff backoff;
   asio::steady_timer pause(db_);
   bool stored = false;
   // Until stored, the lease is lost, or this replica must stop (the lease then runs out and a
@@ -277,12 +275,11 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::shared_ptr<r
         break;
       }
     }
-    pause.expires_after(backoff);
+    pause.expires_after(backoff.failed());
     boost::system::error_code ec;
     co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     auto cs = co_await asio::this_coro::cancellation_state;
     if (cancelled_from_above(cs)) break;
-    backoff = std::min(backoff * 2, milliseconds(5000));
   }
   running_.erase(t.id);
   changed_.notify_all();
