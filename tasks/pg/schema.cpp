@@ -129,7 +129,8 @@ COMMIT;
 }  // namespace
 
 asio::awaitable<void> migrate(connection& c, std::chrono::milliseconds timeout) {
-  // Session-level: released when the connection closes, whatever happens below.
+  // Session-level: released below, or when the connection closes if a step fails. The caller
+  // goes on using the connection, and other replicas' start-ups wait on this lock.
   std::vector<param> key;
   key.emplace_back(lock_key);
   co_await c.exec("SELECT pg_advisory_lock($1::bigint)", key, timeout);
@@ -149,6 +150,7 @@ asio::awaitable<void> migrate(connection& c, std::chrono::milliseconds timeout) 
   if (version < schema_version)
     log::always(version == 0 ? "database schema created" : "database schema migrated",
                 {{"from", version}, {"version", schema_version}});
+  co_await c.exec("SELECT pg_advisory_unlock($1::bigint)", key, timeout);
 }
 
 }  // namespace quiesce::tasks::pg

@@ -12,9 +12,9 @@ inline constexpr int schema_version = 2;
 
 class connection;
 
-// Creates or migrates the schema on `c` under an advisory lock (held until `c` closes), so that
-// replicas starting at once take turns. Throws db_error (unreachable, refused) or
-// std::runtime_error (a newer schema than ours).
+// Creates or migrates the schema on `c` under an advisory lock, released once done (or when `c`
+// closes after a failure), so that replicas starting at once take turns. Throws db_error
+// (unreachable, refused) or std::runtime_error (a newer schema than ours).
 boost::asio::awaitable<void> migrate(connection& c, std::chrono::milliseconds timeout);
 
 }  // namespace quiesce::tasks::pg
