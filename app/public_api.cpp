@@ -11,7 +11,6 @@
 #include <boost/json/parse.hpp>
 #include <boost/url/parse.hpp>
 
-#include <algorithm>
 #include <charconv>
 
 namespace quiesce::app {
@@ -272,13 +271,18 @@ std::variant<response, net::stream_request> upgrade(app_state& s, const request&
                           "the request target is not a valid path");
   std::string path = url->path();
   net::stream_request what;
-  const auto* r = std::find_if(std::begin(routes), std::end(routes),
-                               [&path](const route_row& r) { return r.stream && match(r, path); });
-  if (r == std::end(routes)) return not_found();
-  route = r->path;
+  std::optional<std::string> id;
+  for (const auto& r : routes) {
+    if (!r.stream) continue;
+    id = match(r, path);
+    if (id) {
+      route = r.path;
+      break;
+    }
+  }
+  if (!id) return not_found();
   // /ws/{client_id} names the client; /v1/events gets a made-up id.
-  what.client_id = *match(*r, path);
-  if (what.client_id.empty()) what.client_id = tasks::new_task_id();
+  what.client_id = id->empty() ? tasks::new_task_id() : std::move(*id);
   if (s.phase.draining())
     return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
   // Upgrades checked at once may each pass: the overshoot is bounded by the network threads.
