@@ -174,6 +174,8 @@ lifecycle::drain_hooks server::hooks() {
       .stop_admission = [this] { service_.stop_admission(); },
       .work_done = [this] { return service_.wait_idle(); },
       .interrupt_queued = [this] { return service_.interrupt_queued(); },
+      // One last event per queued or running task, with nothing between them to pace it.
+      .forcing = [this] { hub_.allow_burst(cfg_.queue_capacity + cfg_.workers); },
       .close_streams = [this](std::chrono::milliseconds spread) { return hub_.close_all(spread); },
       .counts =
           [this] {

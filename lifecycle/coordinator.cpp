@@ -98,6 +98,7 @@ asio::awaitable<std::string> coordinator::force_trigger(asio::steady_timer& dead
 
 asio::awaitable<void> coordinator::interrupt(const std::string& reason) {
   enter(phase::terminating, "drain forced", {{"reason", reason}});
+  hooks_.forcing();
   co_await close_admission();
   // Terminal reaches running tasks through their workers; they end `interrupted` and say so.
   tree_.workers.emit(asio::cancellation_type::terminal);

@@ -31,6 +31,8 @@ struct drain_hooks {
   // Forced: what is still queued is interrupted (or left queued for a durable store's next
   // process) and its subscribers told; completes when told (bounded by close_timeout).
   std::function<boost::asio::awaitable<void>()> interrupt_queued;
+  // Forced, before anything is interrupted: every unfinished task is about to end at once.
+  std::function<void()> forcing;
   // Tell every stream `draining` and close it 1012; complete when closed (bounded by the hook).
   std::function<boost::asio::awaitable<void>(std::chrono::milliseconds spread)> close_streams;
   std::function<boost::json::object()> counts;  // for the phase log lines

@@ -15,12 +15,12 @@ frame make_frame(const boost::json::object& o) {
   return std::make_shared<const std::string>(lifecycle::json_text(o));
 }
 
-outbox::outbox(asio::any_io_executor executor, std::size_t limit)
-    : limit_(limit), wake_(executor, asio::steady_timer::time_point::max()) {}
+outbox::outbox(asio::any_io_executor executor, std::shared_ptr<const send_limit> limit)
+    : limit_(std::move(limit)), wake_(executor, asio::steady_timer::time_point::max()) {}
 
 bool outbox::push(frame f) {
   if (close_) return true;  // closing: nothing more goes out, and that is not an overflow
-  if (frames_.size() >= limit_) {
+  if (frames_.size() >= limit_->frames()) {
     frames_.clear();
     close_ = websocket::close_reason(websocket::close_code::try_again_later, "send queue full");
     wake_.cancel();

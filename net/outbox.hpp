@@ -7,6 +7,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json/object.hpp>
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -17,6 +18,21 @@ namespace quiesce::net {
 using frame = std::shared_ptr<const std::string>;
 frame make_frame(const boost::json::object& o);  // one text frame: the object serialised
 
+// How many frames one stream may have queued, shared by every stream of a server. A client that
+// falls this far behind is slow, unless the server itself made the burst: at the deadline every
+// unfinished task ends at once, at most one event each, and the drain allows for that.
+class send_limit {
+ public:
+  explicit send_limit(std::size_t frames) : frames_(frames) {}
+  std::size_t frames() const { return frames_ + burst_.load(std::memory_order_acquire); }
+  // Any thread, before the events of the burst are published.
+  void allow_burst(std::size_t frames) { burst_.store(frames, std::memory_order_release); }
+
+ private:
+  const std::size_t frames_;
+  std::atomic<std::size_t> burst_{0};
+};
+
 class outbox {
  public:
   struct item {
@@ -24,7 +40,7 @@ class outbox {
     std::optional<boost::beast::websocket::close_reason> close;  // the close to send last
   };
 
-  outbox(boost::asio::any_io_executor executor, std::size_t limit);
+  outbox(boost::asio::any_io_executor executor, std::shared_ptr<const send_limit> limit);
 
   // Queues a frame; false when the queue overflowed (the stream is then closed 1013).
   bool push(frame f);
@@ -35,7 +51,7 @@ class outbox {
   boost::asio::awaitable<item> next();
 
  private:
-  std::size_t limit_;
+  std::shared_ptr<const send_limit> limit_;
   std::deque<frame> frames_;
   std::optional<boost::beast::websocket::close_reason> close_;
   boost::asio::steady_timer wake_;  // never expires; cancel() wakes next()

@@ -14,8 +14,9 @@ namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
 using namespace asio::experimental::awaitable_operators;
 
-stream_client::stream_client(asio::any_io_executor strand, std::string id, std::size_t queue_limit)
-    : strand_(strand), id_(std::move(id)), out_(strand, queue_limit) {}
+stream_client::stream_client(asio::any_io_executor strand, std::string id,
+                             std::shared_ptr<const send_limit> limit)
+    : strand_(strand), id_(std::move(id)), out_(strand, std::move(limit)) {}
 
 void stream_client::deliver(tasks::event_ptr e) {
   asio::post(strand_, [self = shared_from_this(), e = std::move(e)] {
@@ -33,7 +34,9 @@ void stream_client::request_close(websocket::close_reason reason, frame last) {
 }
 
 stream_hub::stream_hub(stream_settings settings, tasks::event_bus& bus)
-    : settings_(std::move(settings)), bus_(bus) {}
+    : settings_(std::move(settings)),
+      bus_(bus),
+      limit_(std::make_shared<send_limit>(settings_.send_queue_limit)) {}
 
 bool stream_hub::add(const std::shared_ptr<stream_client>& c) {
   std::lock_guard lock(mutex_);

@@ -33,7 +33,8 @@ struct stream_settings {
 class stream_client final : public tasks::event_sink,
                             public std::enable_shared_from_this<stream_client> {
  public:
-  stream_client(boost::asio::any_io_executor strand, std::string id, std::size_t queue_limit);
+  stream_client(boost::asio::any_io_executor strand, std::string id,
+                std::shared_ptr<const send_limit> limit);
 
   void deliver(tasks::event_ptr e) override;                                     // any thread
   void request_close(boost::beast::websocket::close_reason reason, frame last);  // any thread
@@ -72,6 +73,10 @@ class stream_hub {
   stream_hub(stream_settings settings, tasks::event_bus& bus);
 
   const stream_settings& settings() const { return settings_; }
+  std::shared_ptr<const send_limit> limit() const { return limit_; }
+  // The deadline is about to end up to `frames` tasks at once: each stream may queue that many
+  // more frames, so the server's own burst does not close fast clients 1013 (docs/api.md).
+  void allow_burst(std::size_t frames) { limit_->allow_burst(frames); }
   tasks::event_bus& bus() { return bus_; }
 
   // False once the hub is closing: the caller closes the new stream 1012 itself.
@@ -93,6 +98,7 @@ class stream_hub {
  private:
   stream_settings settings_;
   tasks::event_bus& bus_;
+  std::shared_ptr<send_limit> limit_;
   mutable std::mutex mutex_;
   std::unordered_set<std::shared_ptr<stream_client>> clients_;
   bool closing_ = false;

@@ -80,7 +80,7 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
   if (aec) co_return;
   req = {};  // this frame lives as long as the stream: keep no headers in it
 
-  auto client = std::make_shared<stream_client>(strand, what.client_id, s.send_queue_limit);
+  auto client = std::make_shared<stream_client>(strand, what.client_id, hub.limit());
   client->on_overflow = [&hub, id = what.client_id] {
     hub.count_dropped_slow();
     log::warn("slow stream closed", {{"client_id", id}, {"code", 1013}});

@@ -7,7 +7,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static boost::asio::io_context io;
-  auto client = std::make_shared<quiesce::net::stream_client>(io.get_executor(), "fuzz", 4);
+  auto client = std::make_shared<quiesce::net::stream_client>(
+      io.get_executor(), "fuzz", std::make_shared<quiesce::net::send_limit>(4));
   quiesce::net::handle_client_message(*client,
                                       std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;

@@ -171,6 +171,33 @@ class ForcedDrain(unittest.IsolatedAsyncioTestCase):
         finally:
             s.close()
 
+    async def test_the_deadline_burst_still_ends_every_stream_with_draining_and_1012(self):
+        # At the deadline every queued task ends at once: 900 `interrupted` events reach each of
+        # 100 clients in one burst, more than a send queue holds (256 frames). The server made that burst,
+        # not a slow client, so it must not close anybody 1013 (the listener is closed: a client
+        # cut now cannot come back to learn those outcomes).
+        s = Server("--store", "memory", "--workers", "1", "--shutdown-timeout", str(scaled(0.5)),
+                   "--close-spread", "0", "--max-task-seconds", "60", "--ws-send-queue", "256",
+                   "--close-timeout", str(scaled(15)))  # this reader takes seconds for 90,000 frames
+        try:
+            conn = s.connection()
+            ids = {post(s, conn, kind="sleep", seconds=30) for _ in range(900)}
+            watchers = [await websockets.connect(s.ws_url(f"/ws/burst{i}")) for i in range(100)]
+            for ws in watchers:
+                await ws.recv()
+            s.signal(signal.SIGTERM)
+            results = await asyncio.gather(*(read_to_close(ws, scaled(30)) for ws in watchers))
+            for frames, code in results:
+                self.assertEqual(code, 1012)
+                self.assertEqual(frames[-1]["type"], "draining")
+                ended = {f["task_id"] for f in frames
+                         if f.get("type") == "task" and f["status"] == "interrupted"}
+                self.assertEqual(ended, ids)
+            self.assertNotEqual(s.wait(scaled(5)), 0)
+            self.assertFalse(any(l["msg"] == "slow stream closed" for l in s.logs()))
+        finally:
+            s.close()
+
     async def test_second_signal_forces_the_stop_at_once(self):
         s = Server("--store", "memory", "--workers", "1", "--shutdown-timeout", "25", "--close-spread", "0")
         try:

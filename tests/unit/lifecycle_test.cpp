@@ -209,6 +209,7 @@ drain_hooks hooks_for(recorded& r, asio::steady_timer& work) {
         r.calls.push_back("interrupt_queued");
         co_return;
       },
+      .forcing = [&r] { r.calls.push_back("forcing"); },
       .close_streams = [&r](std::chrono::milliseconds) -> asio::awaitable<void> {
         r.calls.push_back("close_streams");
         co_return;
@@ -245,7 +246,7 @@ BOOST_AUTO_TEST_CASE(deadline_interrupts_and_exits_non_zero) {
   std::raise(SIGTERM);
   io.run_for(2s);
   BOOST_TEST(code == exit_forced);
-  std::vector<std::string> want{"stop_admission", "interrupt_queued", "close_streams"};
+  std::vector<std::string> want{"stop_admission", "forcing", "interrupt_queued", "close_streams"};
   BOOST_TEST(r.calls == want, boost::test_tools::per_element());
 }
 
