@@ -11,6 +11,12 @@
 namespace quiesce::lifecycle {
 namespace asio = boost::asio;
 
+asio::awaitable<void> throw_if_cancelled() {
+  auto cs = co_await asio::this_coro::cancellation_state;
+  if (cs.cancelled() != asio::cancellation_type::none)
+    throw boost::system::system_error(asio::error::operation_aborted);
+}
+
 std::uint64_t event_count::prepare_wait() const {
   std::lock_guard lock(mutex_);
   return epoch_;
@@ -31,9 +37,7 @@ asio::awaitable<void> event_count::wait(std::uint64_t key) {
     std::lock_guard lock(mutex_);
     std::erase(waiters_, timer);
   }
-  auto cs = co_await asio::this_coro::cancellation_state;
-  if (cs.cancelled() != asio::cancellation_type::none)
-    throw boost::system::system_error(asio::error::operation_aborted);
+  co_await throw_if_cancelled();
 }
 
 void event_count::notify_all() {

@@ -1,6 +1,9 @@
 // An async "something changed" notification that works across threads (after folly's EventCount):
-//   for (;;) { auto key = ec.prepare_wait(); if (ready()) break; co_await ec.wait(key); }
-// A notify between prepare_wait() and wait() is never lost: wait() then returns at once.
+//   co_await ec.wait_until([&] { return ready(); });   // after each change: ready yet?
+// Whoever changes what ready() reads calls notify_all() after the change. The predicate runs on
+// the waiter's executor, so what it reads must be safe there (under a lock, or on that strand).
+// A waiter must run on a strand (or a one-thread io_context): notify_all() cancels its timer by
+// posting there, which is only safe when that post cannot run while the wait is still starting.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -13,8 +16,25 @@
 
 namespace quiesce::lifecycle {
 
+// Throws boost::system::system_error(operation_aborted) if the calling coroutine was cancelled
+// (a type its state lets through): the check after an operation that was told not to fail.
+boost::asio::awaitable<void> throw_if_cancelled();
+
 class event_count {
  public:
+  // Completes once `ready()` is true: tested now, then after every notify_all(). Honours the
+  // caller's cancellation, as wait() does.
+  template <typename Predicate>
+  boost::asio::awaitable<void> wait_until(Predicate ready) {
+    for (;;) {
+      auto key = prepare_wait();
+      if (ready()) co_return;
+      co_await wait(key);
+    }
+  }
+
+  // The two halves of wait_until, for a waiter that acts on what it finds: a notify between
+  // prepare_wait() and wait() is never lost (wait() then returns at once).
   std::uint64_t prepare_wait() const;
   // Suspends until notify_all() is called after `key` was taken. Honours the caller's
   // cancellation: throws boost::system::system_error(operation_aborted) when cancelled.

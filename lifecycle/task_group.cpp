@@ -36,11 +36,7 @@ void task_group::emit(asio::cancellation_type type) {
 }
 
 asio::awaitable<void> task_group::wait_empty() {
-  for (;;) {
-    auto key = state_->changed.prepare_wait();
-    if (size() == 0) co_return;
-    co_await state_->changed.wait(key);
-  }
+  co_await state_->changed.wait_until([this] { return size() == 0; });
 }
 
 std::size_t task_group::size() const {

@@ -1,5 +1,6 @@
 #include "net/outbox.hpp"
 
+#include "lifecycle/event_count.hpp"
 #include "lifecycle/json_text.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -48,9 +49,7 @@ asio::awaitable<outbox::item> outbox::next() {
     if (close_) co_return item{nullptr, close_};
     wake_.expires_at(asio::steady_timer::time_point::max());
     co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
-    auto cs = co_await asio::this_coro::cancellation_state;
-    if (cs.cancelled() != asio::cancellation_type::none)
-      throw boost::system::system_error(asio::error::operation_aborted);
+    co_await lifecycle::throw_if_cancelled();  // the wait itself cannot tell
   }
 }
 

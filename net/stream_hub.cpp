@@ -88,15 +88,9 @@ asio::awaitable<void> stream_hub::close_all(std::chrono::milliseconds spread) {
         websocket::close_reason(websocket::close_code::service_restart, "server restarting"),
         draining_frame());
   }
-  auto all_closed = [this]() -> asio::awaitable<void> {
-    for (;;) {
-      auto key = changed_.prepare_wait();
-      if (open() == 0) co_return;
-      co_await changed_.wait(key);
-    }
-  };
   timer.expires_after(settings_.close_timeout);
-  auto r = co_await (all_closed() || timer.async_wait(asio::use_awaitable));
+  auto r = co_await (changed_.wait_until([this] { return open() == 0; }) ||
+                     timer.async_wait(asio::use_awaitable));
   if (r.index() == 1) log::warn("close handshakes timed out", {{"still_open", open()}});
 }
 

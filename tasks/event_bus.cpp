@@ -77,14 +77,10 @@ boost::asio::awaitable<void> event_bus::flush() {
     std::lock_guard lock(mutex_);
     target = seq_;
   }
-  for (;;) {
-    auto key = settled_changed_.prepare_wait();
-    {
-      std::lock_guard lock(mutex_);
-      if (settled_ >= target) co_return;
-    }
-    co_await settled_changed_.wait(key);
-  }
+  co_await settled_changed_.wait_until([this, target] {
+    std::lock_guard lock(mutex_);
+    return settled_ >= target;
+  });
 }
 
 event_bus::replay event_bus::subscribe(std::shared_ptr<event_sink> sink,

@@ -2,6 +2,8 @@
 // thread. Parameter `iterations` (default 20 million) sets how much work.
 #include "tasks/task_kind.hpp"
 
+#include "lifecycle/event_count.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -48,9 +50,7 @@ task_kind cpu_kind(const kind_settings&) {
           [state, n]() -> asio::awaitable<std::uint64_t> { co_return splitmix_chain(state, n); },
           asio::use_awaitable);
       done += n;
-      auto cs = co_await asio::this_coro::cancellation_state;
-      if (cs.cancelled() != asio::cancellation_type::none)
-        throw boost::system::system_error(asio::error::operation_aborted);
+      co_await lifecycle::throw_if_cancelled();  // between chunks: a chunk runs to its end
       int tenths = static_cast<int>(done * 10 / total);
       if (tenths > reported_tenths && done < total) {
         reported_tenths = tenths;

@@ -97,14 +97,12 @@ asio::awaitable<bool> task_service::stored(std::string id) {
     if (it == storing_.end()) co_return store_.get(id).has_value();  // answered already
     waiting = it->second;
   }
-  for (;;) {
-    auto key = waiting->answered.prepare_wait();
-    {
-      std::lock_guard lock(mutex_);
-      if (waiting->stored) co_return *waiting->stored;
-    }
-    co_await waiting->answered.wait(key);
-  }
+  co_await waiting->answered.wait_until([&] {
+    std::lock_guard lock(mutex_);
+    return waiting->stored.has_value();
+  });
+  std::lock_guard lock(mutex_);
+  co_return *waiting->stored;
 }
 
 void task_service::recover(const std::vector<task_record>& unfinished) {
@@ -150,33 +148,40 @@ asio::awaitable<task_counts> task_service::count() { co_return counts(); }
 
 asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> task_service::cancel(
     std::string id) {
-  {
-    std::lock_guard lock(mutex_);
+  for (;;) {
+    std::unique_lock lock(mutex_);
     auto t = store_.get(id);
     if (!t) co_return std::pair{cancel_outcome::not_found, std::nullopt};
     if (is_final(t->status)) co_return std::pair{cancel_outcome::already_finished, std::move(t)};
-    if (auto q = std::find(queue_.begin(), queue_.end(), id); q != queue_.end()) {
-      queue_.erase(q);
-      t->move_to(task_status::cancelled);
-      store_.update(*t);
-      publish(*t);
-      task_ended_.notify_all();
-      co_return std::pair{cancel_outcome::cancelled, std::move(t)};
+    if (storing_.contains(id)) {
+      // Its `queued` event is out but not yet stored: once it is, the task is queued (or gone).
+      lock.unlock();
+      co_await stored(id);
+      continue;
     }
-    auto& r = running_.at(id);
-    r.cancel_requested = true;
-    asio::post(r.cancel_timer->get_executor(), [timer = r.cancel_timer] { timer->cancel(); });
+    if (auto r = running_.find(id); r != running_.end()) {
+      r->second->request_abort();
+      break;
+    }
+    // Queued: in this queue, or left in the store for a restart after the deadline.
+    std::erase(queue_, id);
+    t->move_to(task_status::cancelled);
+    store_.update(*t);
+    publish(*t);
+    lock.unlock();
+    task_ended_.notify_all();
+    co_return std::pair{cancel_outcome::cancelled, std::move(t)};
   }
   // The worker ends the task within one timer tick or one CPU chunk.
-  for (;;) {
-    auto key = task_ended_.prepare_wait();
-    auto t = store_.get(id);
-    if (is_final(t->status))
-      co_return std::pair{t->status == task_status::cancelled ? cancel_outcome::cancelled
-                                                              : cancel_outcome::already_finished,
-                          std::move(t)};
-    co_await task_ended_.wait(key);
-  }
+  std::optional<task_record> t;
+  co_await task_ended_.wait_until([&] {
+    t = store_.get(id);
+    return !t || is_final(t->status);
+  });
+  if (!t) co_return std::pair{cancel_outcome::not_found, std::nullopt};  // ended and forgotten
+  co_return std::pair{t->status == task_status::cancelled ? cancel_outcome::cancelled
+                                                          : cancel_outcome::already_finished,
+                      std::move(t)};
 }
 
 task_counts task_service::counts() const {
@@ -206,14 +211,10 @@ bool task_service::accepting() const {
 }
 
 asio::awaitable<void> task_service::wait_idle() {
-  for (;;) {
-    auto key = task_ended_.prepare_wait();
-    {
-      std::lock_guard lock(mutex_);
-      if (queue_.empty() && running_.empty() && storing_.empty()) break;
-    }
-    co_await task_ended_.wait(key);
-  }
+  co_await task_ended_.wait_until([this] {
+    std::lock_guard lock(mutex_);
+    return queue_.empty() && running_.empty() && storing_.empty();
+  });
   // Streams close after this: their last events must be out first.
   co_await bus_.flush();
 }

@@ -3,6 +3,7 @@
 // and the set of running tasks; records live in the store, transitions go out on the bus.
 #pragma once
 
+#include "lifecycle/abort_source.hpp"
 #include "lifecycle/event_count.hpp"
 #include "lifecycle/task_group.hpp"
 #include "tasks/event_bus.hpp"
@@ -73,20 +74,16 @@ class task_service final : public service {
   boost::asio::awaitable<void> interrupt_queued() override;
 
  private:
-  struct running_task {
-    std::shared_ptr<boost::asio::steady_timer> cancel_timer;  // on the worker's strand
-    bool cancel_requested = false;
-  };
   struct next_task {
     std::optional<task_record> task;
+    std::shared_ptr<lifecycle::abort_source> abort;  // its DELETE
     bool finished = false;  // admission closed and queue empty: the worker may stop
   };
 
   // worker_pool.cpp
   boost::asio::awaitable<void> worker();
-  boost::asio::awaitable<void> run_one(task_record t);
-  boost::asio::awaitable<void> wait_cancel_request(std::string id,
-                                                   std::shared_ptr<boost::asio::steady_timer> t);
+  boost::asio::awaitable<void> run_one(task_record t,
+                                       std::shared_ptr<lifecycle::abort_source> abort);
   next_task take_next(const boost::asio::any_io_executor& worker_executor);
   void finish(task_record& t, task_status status);
   void requeue(task_record& t);  // stopped from above with a durable store
@@ -114,7 +111,8 @@ class task_service final : public service {
     std::optional<bool> stored;  // under mutex_
   };
   std::unordered_map<std::string, std::shared_ptr<storing>> storing_;
-  std::unordered_map<std::string, running_task> running_;
+  // A running task's own cancellation, on its worker's strand: DELETE aborts it there.
+  std::unordered_map<std::string, std::shared_ptr<lifecycle::abort_source>> running_;
   bool accepting_ = true;
   lifecycle::event_count work_available_;  // the queue grew, or admission closed
   lifecycle::event_count task_ended_;      // a task reached a final status

@@ -26,55 +26,39 @@ void task_service::start(asio::io_context& io, lifecycle::task_group& group) {
 
 task_service::next_task task_service::take_next(const asio::any_io_executor& worker_executor) {
   std::lock_guard lock(mutex_);
-  if (queue_.empty()) return {std::nullopt, !accepting_ && storing_.empty()};
+  if (queue_.empty()) return {std::nullopt, nullptr, !accepting_ && storing_.empty()};
   auto id = std::move(queue_.front());
   queue_.pop_front();
   auto t = store_.get(id);
-  running_.emplace(id, running_task{std::make_shared<asio::steady_timer>(
-                           worker_executor, asio::steady_timer::time_point::max())});
+  auto abort = std::make_shared<lifecycle::abort_source>(worker_executor);
+  running_.emplace(id, abort);
   t->move_to(task_status::running);
   store_.update(*t);
   publish(*t);
-  return {std::move(t), false};
+  return {std::move(t), std::move(abort), false};
 }
 
 asio::awaitable<void> task_service::worker() {
   auto executor = co_await asio::this_coro::executor;
   for (;;) {
-    auto key = work_available_.prepare_wait();
-    auto next = take_next(executor);
-    if (next.task) {
-      co_await run_one(std::move(*next.task));
-      auto cs = co_await asio::this_coro::cancellation_state;
-      if (cs.cancelled() != asio::cancellation_type::none) co_return;
-      continue;
-    }
-    if (next.finished) co_return;
+    next_task next;
     try {
-      co_await work_available_.wait(key);
+      co_await work_available_.wait_until([&] {
+        next = take_next(executor);  // takes the task it finds
+        return next.task || next.finished;
+      });
     } catch (const boost::system::system_error&) {
       co_return;  // terminal cancellation while idle
     }
+    if (!next.task) co_return;  // finished
+    co_await run_one(std::move(*next.task), std::move(next.abort));
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) co_return;
   }
 }
 
-asio::awaitable<void> task_service::wait_cancel_request(std::string id,
-                                                        std::shared_ptr<asio::steady_timer> t) {
-  try {
-    co_await t->async_wait(asio::use_awaitable);
-  } catch (const boost::system::system_error&) {
-    std::lock_guard lock(mutex_);
-    if (running_.at(id).cancel_requested) co_return;  // DELETE: the task lost the race
-    throw;                                            // the worker itself is being cancelled
-  }
-}
-
-asio::awaitable<void> task_service::run_one(task_record t) {
-  std::shared_ptr<asio::steady_timer> cancel_timer;
-  {
-    std::lock_guard lock(mutex_);
-    cancel_timer = running_.at(t.id).cancel_timer;
-  }
+asio::awaitable<void> task_service::run_one(task_record t,
+                                            std::shared_ptr<lifecycle::abort_source> abort) {
   task_context ctx;
   ctx.task_id = t.id;
   ctx.params = t.params;
@@ -89,18 +73,18 @@ asio::awaitable<void> task_service::run_one(task_record t) {
   task_status status = task_status::succeeded;
   std::exception_ptr failure;
   try {
-    auto outcome =
-        co_await (run_kind(*kind, std::move(ctx)) || wait_cancel_request(t.id, cancel_timer));
-    if (outcome.index() == 1)
-      status = task_status::cancelled;
-    else if (auto& ended = std::get<0>(outcome); ended.failure)
+    auto ended = co_await abort->run(run_kind(*kind, std::move(ctx)));
+    if (ended.failure)
       failure = ended.failure;
     else
       t.result = std::move(ended.result);
   } catch (...) {
     failure = std::current_exception();
   }
-  if (failure) {
+  // A task that ended anyway keeps its outcome, though a DELETE came too late to matter.
+  if (failure && abort->abort_requested()) {
+    status = task_status::cancelled;
+  } else if (failure) {
     // Cancelled from above (deadline, second signal) is `interrupted`, or with a durable store
     // `queued` again for the next process; anything else is the task's own failure.
     auto cs = co_await asio::this_coro::cancellation_state;

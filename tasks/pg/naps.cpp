@@ -1,5 +1,7 @@
 #include "tasks/pg/naps.hpp"
 
+#include "lifecycle/event_count.hpp"
+
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,8 +17,7 @@ asio::awaitable<void> nap(asio::steady_timer& wake, std::optional<std::chrono::m
     wake.expires_at(asio::steady_timer::time_point::max());
   boost::system::error_code ec;
   co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  auto cs = co_await asio::this_coro::cancellation_state;
-  if (cancelled_from_above(cs)) throw boost::system::system_error(asio::error::operation_aborted);
+  co_await lifecycle::throw_if_cancelled();
 }
 
 }  // namespace quiesce::tasks::pg

@@ -131,8 +131,7 @@ void shared_service::run(task_record t) {
   auto strand = asio::make_strand(*net_);
   auto h = std::make_shared<run_handle>(db_.get_executor());
   h->record = t;
-  h->executor = strand;
-  h->stop = std::make_shared<asio::steady_timer>(strand, asio::steady_timer::time_point::max());
+  h->abort = std::make_shared<lifecycle::abort_source>(strand);
   running_.emplace(t.id, h);
   observed(t);
   asio::co_spawn(strand, run_one(std::move(t), h),
@@ -142,14 +141,6 @@ void shared_service::run(task_record t) {
 }
 
 asio::awaitable<void> shared_service::run_one(task_record t, std::shared_ptr<run_handle> h) {
-  auto stop_requested = [h]() -> asio::awaitable<void> {
-    try {
-      co_await h->stop->async_wait(asio::use_awaitable);
-    } catch (const boost::system::system_error&) {
-      if (h->cancel_requested || h->lease_lost) co_return;
-      throw;  // the run itself is being cancelled (deadline, second signal)
-    }
-  };
   task_context ctx;
   ctx.task_id = t.id;
   ctx.params = t.params;
@@ -163,15 +154,17 @@ asio::awaitable<void> shared_service::run_one(task_record t, std::shared_ptr<run
     t.error = "this replica does not know the kind '" + t.kind + "'";
   } else {
     try {
-      auto outcome = co_await (run_kind(*kind, std::move(ctx)) || stop_requested());
-      if (outcome.index() == 1)
-        status = task_status::cancelled;
-      else if (auto& ended = std::get<0>(outcome); ended.failure)
+      auto ended = co_await h->abort->run(run_kind(*kind, std::move(ctx)));
+      if (ended.failure)
         failure = ended.failure;
       else
         t.result = std::move(ended.result);
     } catch (...) {
       failure = std::current_exception();
+    }
+    if (failure && h->abort->abort_requested()) {  // a DELETE, or the lease was lost
+      status = task_status::cancelled;
+      failure = nullptr;
     }
   }
   auto cs = co_await asio::this_coro::cancellation_state;
@@ -309,17 +302,14 @@ void shared_service::stop_run(const std::string& id, bool lost) {
   auto it = running_.find(id);
   if (it == running_.end()) return;
   auto h = it->second;
-  (lost ? h->lease_lost : h->cancel_requested) = true;
-  asio::post(h->executor, [h] { h->stop->cancel(); });
+  if (lost) h->lease_lost = true;
+  h->abort->request_abort();
 }
 
 asio::awaitable<void> shared_service::wait_idle() {
   auto idle = [this]() -> asio::awaitable<void> {
-    for (;;) {
-      auto key = changed_.prepare_wait();
-      if (claiming_ended_ && running_.empty() && admitting_ == 0) break;
-      co_await changed_.wait(key);
-    }
+    co_await changed_.wait_until(
+        [this] { return claiming_ended_ && running_.empty() && admitting_ == 0; });
     // Gone from the replicas table: peers stop counting on us at once. Our streams then get
     // every event written so far, ours among them, before they are closed.
     try {

@@ -9,6 +9,7 @@
 // admin port reads without waiting.
 #pragma once
 
+#include "lifecycle/abort_source.hpp"
 #include "lifecycle/event_count.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/pg/pool.hpp"
@@ -79,9 +80,7 @@ class shared_service final : public service {
   struct run_handle {
     task_record record;  // as last stored
     std::chrono::steady_clock::time_point claimed = std::chrono::steady_clock::now();
-    boost::asio::any_io_executor executor;
-    std::shared_ptr<boost::asio::steady_timer> stop;  // cancelled on `executor`: DELETE or lost
-    std::atomic<bool> cancel_requested = false;
+    std::shared_ptr<lifecycle::abort_source> abort;  // the run's own cancellation: DELETE or lost
     std::atomic<bool> lease_lost = false;
     std::optional<double> progress;  // reported, not yet written
     bool writing = false;            // a progress write is in flight

@@ -1,0 +1,66 @@
+// One operation's own cancellation, beside its caller's: a DELETE ends one running task while the
+// deadline ends them all through the tree (Seastar's abort_source, in Asio's terms).
+//
+//   auto abort = std::make_shared<abort_source>(strand);   // the strand the caller runs on
+//   auto r = co_await abort->run(work());                   // on that strand
+//   abort->request_abort();                                 // from any thread
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <atomic>
+#include <memory>
+
+namespace quiesce::lifecycle {
+
+class abort_source : public std::enable_shared_from_this<abort_source> {
+ public:
+  explicit abort_source(boost::asio::any_io_executor executor) : executor_(std::move(executor)) {}
+
+  // Any thread, any time: the operation run() runs gets terminal cancellation on its executor;
+  // one not yet started does not start. After it ended, nothing happens.
+  void request_abort();
+  bool abort_requested() const { return requested_.load(std::memory_order_acquire); }
+
+  // Runs `op` as its own coroutine on the executor. It is cancelled by request_abort() or by the
+  // caller's cancellation (forwarded as the caller receives it); the caller's state records only
+  // its own, so afterwards the two are told apart. Throws operation_aborted if already aborted.
+  template <typename T>
+  boost::asio::awaitable<T> run(boost::asio::awaitable<T> op) {
+    namespace asio = boost::asio;
+    if (abort_requested()) throw boost::system::system_error(asio::error::operation_aborted);
+    asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    auto caller = state.slot();
+    // `op` listens on our signal, so the caller's slot is free for the forwarding handler.
+    if (caller.is_connected())
+      caller.assign([this](asio::cancellation_type type) { signal_.emit(type); });
+    detach_on_exit guard{caller, signal_};
+    co_return co_await asio::co_spawn(
+        executor_, std::move(op),
+        asio::bind_cancellation_slot(signal_.slot(), asio::use_awaitable));
+  }
+
+ private:
+  // Neither slot may keep a handler that points at an operation that has ended.
+  struct detach_on_exit {
+    boost::asio::cancellation_slot caller;
+    boost::asio::cancellation_signal& signal;
+    ~detach_on_exit() {
+      if (caller.is_connected()) caller.clear();
+      signal.slot().clear();
+    }
+  };
+
+  boost::asio::any_io_executor executor_;
+  boost::asio::cancellation_signal signal_;  // touched on executor_ only
+  std::atomic<bool> requested_{false};
+};
+
+}  // namespace quiesce::lifecycle
