@@ -43,16 +43,14 @@ void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
     auto place = limit.try_acquire();
     if (!place) return refuse(s, limit);
     auto session_strand = s.get_executor();  // accepted onto its own strand
-    asio::co_spawn(session_strand, net::serve_http(std::move(s), ctx, std::move(place)),
-                   sessions.adapt(session_strand));
+    sessions.spawn(session_strand, net::serve_http(std::move(s), ctx, std::move(place)));
   };
   auto ended = [name, died = std::move(died)](std::exception_ptr e) {
     if (!e) return;
     log::error("listener failed", {{"listener", name}, {"error", log::describe(e)}});
     died();
   };
-  asio::co_spawn(strand, net::accept_loop(std::move(acceptor), io, name, spawn),
-                 group.adapt(strand, std::move(ended)));
+  group.spawn(strand, net::accept_loop(std::move(acceptor), io, name, spawn), std::move(ended));
 }
 
 // Connections need descriptors: take the hard limit (a container's default soft limit may be

@@ -30,8 +30,17 @@ void task_group::leave(state& s, child_list::iterator it) {
   s.changed.notify_all();
 }
 
+void task_group::tell_if_late(const std::shared_ptr<child>& c) {
+  std::lock_guard lock(state_->mutex);
+  auto type = state_->emitted;
+  // Told twice at worst (an emit ran between join and now): every child takes that.
+  if (type != asio::cancellation_type::none)
+    asio::post(c->executor, [c, type] { c->signal.emit(type); });
+}
+
 void task_group::emit(asio::cancellation_type type) {
   std::lock_guard lock(state_->mutex);
+  state_->emitted |= type;
   for (auto& c : state_->children) asio::post(c->executor, [c, type] { c->signal.emit(type); });
 }
 

@@ -2,9 +2,12 @@
 // workers) each get their own cancellation slot, and the group can cancel them all and wait
 // until they have finished. Seastar's gate + abort_source, in Asio's terms.
 //
-//   asio::co_spawn(strand, serve(...), group.adapt(strand));
+//   group.spawn(strand, serve(...));
 //   group.emit(asio::cancellation_type::partial);   // only children that opted in react
 //   co_await group.wait_empty();
+//
+// Once emitted, the group stays told (Seastar's closed gate): a child spawned later, such as an
+// admin session accepted just as the server stops, gets what was emitted at once.
 #pragma once
 
 #include "lifecycle/event_count.hpp"
@@ -12,6 +15,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/consign.hpp>
 
 #include <exception>
@@ -42,6 +46,7 @@ class task_group {
     mutable std::mutex mutex;
     child_list children;
     event_count changed;
+    boost::asio::cancellation_type emitted = boost::asio::cancellation_type::none;  // so far
   };
 
   // Leaves the group when the child's completion handler is destroyed (after it ran).
@@ -64,20 +69,26 @@ class task_group {
   task_group(const task_group&) = delete;
   task_group& operator=(const task_group&) = delete;
 
-  // Wraps the completion token of a co_spawn onto `executor` so the child joins this group.
-  template <typename CompletionToken>
-  auto adapt(boost::asio::any_io_executor executor, CompletionToken token) {
-    auto it = join(std::move(executor));
-    auto& signal = (*it)->signal;
-    return boost::asio::bind_cancellation_slot(
-        signal.slot(), boost::asio::consign(std::move(token), member{state_, it}));
+  // co_spawns `op` (an awaitable, or a function returning one) onto `executor` as a child with
+  // its own slot; `handler` gets how it ended. If the group was emitted to before the child's
+  // slot was connected, the child is told now: no emit is lost to a child joining late.
+  template <typename Op, typename Handler>
+  void spawn(boost::asio::any_io_executor executor, Op op, Handler handler) {
+    auto it = join(executor);
+    auto c = *it;  // `it` may be gone when co_spawn returns: the child can end inline
+    boost::asio::co_spawn(
+        executor, std::move(op),
+        boost::asio::bind_cancellation_slot(
+            c->signal.slot(), boost::asio::consign(std::move(handler), member{state_, it})));
+    tell_if_late(c);
   }
-  // The same, with log_escaped as the completion handler.
-  auto adapt(boost::asio::any_io_executor executor) {
-    return adapt(std::move(executor), log_escaped{name_});
+  // The same, with log_escaped as the handler.
+  template <typename Op>
+  void spawn(boost::asio::any_io_executor executor, Op op) {
+    spawn(std::move(executor), std::move(op), log_escaped{name_});
   }
 
-  // Delivers `type` to every current child, each on its own executor.
+  // Delivers `type` to every current child, each on its own executor, and to every later one.
   void emit(boost::asio::cancellation_type type);
   // Completes once the group has no children.
   boost::asio::awaitable<void> wait_empty();
@@ -86,6 +97,7 @@ class task_group {
 
  private:
   child_list::iterator join(boost::asio::any_io_executor executor);
+  void tell_if_late(const std::shared_ptr<child>& c);
   static void leave(state& s, child_list::iterator it);
 
   std::string name_;

@@ -26,9 +26,9 @@ using namespace asio::experimental::awaitable_operators;
 void shared_service::start(asio::io_context& io, lifecycle::task_group& group) {
   net_ = &io;
   workers_ = &group;
-  asio::co_spawn(db_, claimer(), group.adapt(db_.get_executor(), [](std::exception_ptr e) {
+  group.spawn(db_.get_executor(), claimer(), [](std::exception_ptr e) {
     if (e) log::error("the claimer stopped", {{"error", log::describe(e)}});
-  }));
+  });
 }
 
 void shared_service::start_background(lifecycle::task_group& background) {
@@ -37,10 +37,9 @@ void shared_service::start_background(lifecycle::task_group& background) {
       if (e) log::error("stopped", {{"what", what}, {"error", log::describe(e)}});
     };
   };
-  asio::co_spawn(db_, heartbeat(), background.adapt(db_.get_executor(), report("heartbeat")));
-  asio::co_spawn(db_, listener(), background.adapt(db_.get_executor(), report("listener")));
-  asio::co_spawn(db_, follow_events(),
-                 background.adapt(db_.get_executor(), report("the event follower")));
+  background.spawn(db_.get_executor(), heartbeat(), report("heartbeat"));
+  background.spawn(db_.get_executor(), listener(), report("listener"));
+  background.spawn(db_.get_executor(), follow_events(), report("the event follower"));
 }
 
 void shared_service::wake_claimer() {
@@ -134,10 +133,9 @@ void shared_service::run(task_record t) {
   h->abort = std::make_shared<lifecycle::abort_source>(strand);
   running_.emplace(t.id, h);
   observed(t);
-  asio::co_spawn(strand, run_one(std::move(t), h),
-                 workers_->adapt(strand, [](std::exception_ptr e) {
-                   if (e) log::error("a task's runner failed", {{"error", log::describe(e)}});
-                 }));
+  workers_->spawn(strand, run_one(std::move(t), h), [](std::exception_ptr e) {
+    if (e) log::error("a task's runner failed", {{"error", log::describe(e)}});
+  });
 }
 
 asio::awaitable<void> shared_service::run_one(task_record t, std::shared_ptr<run_handle> h) {

@@ -46,8 +46,8 @@ BOOST_AUTO_TEST_CASE(partial_cancellation_reaches_only_children_that_opt_in) {
   task_group group("g");
   std::string acceptor, session;
   auto s1 = asio::make_strand(io), s2 = asio::make_strand(io);
-  asio::co_spawn(s1, wait_forever(true, acceptor), group.adapt(s1));
-  asio::co_spawn(s2, wait_forever(false, session), group.adapt(s2));
+  group.spawn(s1, wait_forever(true, acceptor));
+  group.spawn(s2, wait_forever(false, session));
   io.run_for(20ms);
   BOOST_TEST(group.size() == 2u);
   group.emit(asio::cancellation_type::partial);
@@ -69,7 +69,7 @@ BOOST_AUTO_TEST_CASE(closing_admission_reaches_only_the_listeners) {
   std::string listener, session, worker, admin;
   auto spawn = [&io](task_group& g, std::string& ended) {
     auto s = asio::make_strand(io);
-    asio::co_spawn(s, wait_forever(true, ended), g.adapt(s));
+    g.spawn(s, wait_forever(true, ended));
   };
   spawn(tree.listeners, listener);
   spawn(tree.connections, session);
@@ -116,14 +116,29 @@ BOOST_AUTO_TEST_CASE(an_exception_that_escapes_a_child_is_logged_with_its_group)
   task_group group("connections");
   auto out = stdout_of([&] {
     auto s = asio::make_strand(io);
-    asio::co_spawn(
-        s, []() -> asio::awaitable<void> { throw std::runtime_error("set_option: bad socket"); },
-        group.adapt(s));
+    group.spawn(
+        s, []() -> asio::awaitable<void> { throw std::runtime_error("set_option: bad socket"); });
     io.run();
   });
   BOOST_TEST(out.find(R"("msg":"coroutine failed")") != std::string::npos, out);
   BOOST_TEST(out.find(R"("group":"connections")") != std::string::npos, out);
   BOOST_TEST(out.find(R"("error":"set_option: bad socket")") != std::string::npos, out);
+  BOOST_TEST(group.size() == 0u);
+}
+
+// An admin session accepted just as the server stops joins after the emit: it must be told too,
+// not left to hold the exit for --close-timeout.
+BOOST_AUTO_TEST_CASE(a_child_that_joins_after_an_emit_is_told_at_once) {
+  asio::io_context io;
+  task_group group("admin");
+  std::string early, late;
+  group.spawn(asio::make_strand(io), wait_forever(false, early));
+  io.run_for(20ms);
+  group.emit(asio::cancellation_type::terminal);
+  group.spawn(asio::make_strand(io), wait_forever(false, late));
+  io.run_for(50ms);
+  BOOST_TEST(early == "cancelled");
+  BOOST_TEST(late == "cancelled");
   BOOST_TEST(group.size() == 0u);
 }
 
@@ -133,7 +148,7 @@ BOOST_AUTO_TEST_CASE(wait_empty_completes_when_the_last_child_ends) {
   std::string ended;
   bool waited = false;
   auto s = asio::make_strand(io);
-  asio::co_spawn(s, wait_forever(false, ended), group.adapt(s));
+  group.spawn(s, wait_forever(false, ended));
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
@@ -156,7 +171,7 @@ BOOST_AUTO_TEST_CASE(a_child_destroyed_unrun_after_its_group_is_gone_leaves_safe
     asio::io_context io;
     auto group = std::make_unique<task_group>("g");
     auto s = asio::make_strand(io);
-    asio::co_spawn(s, wait_forever(false, ended), group->adapt(s));
+    group->spawn(s, wait_forever(false, ended));
     io.run_for(20ms);
     BOOST_TEST(group->size() == 1u);
     group.reset();
@@ -197,15 +212,12 @@ std::shared_ptr<abort_source> spawn_run(asio::io_context& io, task_group& group,
     auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
     r.op_cancelled = ec == asio::error::operation_aborted;
   };
-  asio::co_spawn(
-      strand,
-      [&r, abort, op]() -> asio::awaitable<void> {
-        co_await abort->run(op(r));
-        auto cs = co_await asio::this_coro::cancellation_state;
-        r.caller_cancelled = cs.cancelled() != asio::cancellation_type::none;
-        r.done = true;
-      },
-      group.adapt(strand));
+  group.spawn(strand, [&r, abort, op]() -> asio::awaitable<void> {
+    co_await abort->run(op(r));
+    auto cs = co_await asio::this_coro::cancellation_state;
+    r.caller_cancelled = cs.cancelled() != asio::cancellation_type::none;
+    r.done = true;
+  });
   return abort;
 }
 }  // namespace
