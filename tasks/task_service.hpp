@@ -1,6 +1,12 @@
 // The queue in this process (memory and sqlite stores): admission, the bounded queue and the
-// workers that run tasks. One mutex guards the queue
-// and the set of running tasks; records live in the store, transitions go out on the bus.
+// workers that run tasks. Records live in the store, transitions go out on the bus.
+//
+// Locking: mutex_ guards the queue, the storing and running sets and the admission flag. A change
+// to them and the event announcing it happen under it together, so a drain that finds the queue
+// empty finds every announcement published. One exception: an admission's `queued` event goes
+// out after the lock is released, because without a journal publish() calls admitted(), which
+// takes it; until then the task is in storing_, which the drain counts. Progress changes no set
+// and is published unlocked.
 #pragma once
 
 #include "lifecycle/abort_source.hpp"
