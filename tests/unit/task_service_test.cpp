@@ -17,6 +17,22 @@ using namespace quiesce::tasks;
 using namespace std::chrono_literals;
 
 namespace {
+// Runs `io` for `d`; whether the service's drain step wait_idle() completed meanwhile.
+bool idle_within(asio::io_context& io, task_service& service, std::chrono::milliseconds d) {
+  auto idle = std::make_shared<bool>(false);  // the wait may outlive this call
+  asio::co_spawn(
+      io,
+      [&service, idle]() -> asio::awaitable<void> {
+        co_await service.wait_idle();
+        *idle = true;
+      },
+      asio::detached);
+  io.run_for(d);
+  return *idle;
+}
+}  // namespace
+
+namespace {
 struct service_fixture {
   asio::io_context io;
   asio::thread_pool cpu{1};
@@ -93,16 +109,7 @@ BOOST_AUTO_TEST_CASE(a_task_whose_kind_throws_ends_failed_and_frees_its_worker) 
   auto second = service.submit("boom", {}, std::nullopt).task->id;  // the same worker, next
   service.stop_admission();
   service.start(io, workers);
-  bool idle = false;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        co_await service.wait_idle();
-        idle = true;
-      },
-      asio::detached);
-  io.run_for(3s);
-  BOOST_TEST(idle);
+  BOOST_TEST(idle_within(io, service, 3s));
   for (auto& id : {first, second}) {
     BOOST_TEST((store.get(id)->status == task_status::failed));
     BOOST_TEST(store.get(id)->error.value_or("") == "boom");
@@ -116,16 +123,7 @@ BOOST_FIXTURE_TEST_CASE(workers_drain_the_queue_after_admission_closes, service_
   ids.push_back(service.submit("cpu", {{"iterations", 1000}}, std::nullopt).task->id);
   service.stop_admission();  // admission closed: what was accepted still runs
   service.start(io, workers);
-  bool idle = false;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        co_await service.wait_idle();
-        idle = true;
-      },
-      asio::detached);
-  io.run_for(3s);
-  BOOST_TEST(idle);
+  BOOST_TEST(idle_within(io, service, 3s));
   BOOST_TEST(workers.size() == 0u);  // workers stop once the closed queue is empty
   for (auto& id : ids) {
     BOOST_TEST((store.get(id)->status == task_status::succeeded));
