@@ -72,7 +72,7 @@ std::optional<response> refusal(const tasks::admission& a) {
     }
     case tasks::admit_outcome::unavailable: {
       auto res =
-          error_response(status::service_unavailable, "storage_unavailable",
+          error_response(status::service_unavailable, "store_unavailable",
                          "the task could not be stored, so it was not accepted; retry later");
       res.set(http::field::retry_after, "1");
       return res;

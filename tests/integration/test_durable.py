@@ -341,7 +341,7 @@ class FullDisk(unittest.TestCase):
                 r = self.post(s, f"full-{i}")
                 if r.status == 503:
                     refused.append(f"full-{i}")
-                    self.assertEqual(r.json["error"], "storage_unavailable")
+                    self.assertEqual(r.json["error"], "store_unavailable")
                     self.assertEqual(r.header("Retry-After"), "1")
                 else:
                     self.assertEqual(r.status, 202, r.raw)
