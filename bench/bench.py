@@ -290,6 +290,13 @@ if opts.only == "metrics":
             print(f"| {name}: {unit} | {b:,.0f} | {c:,.0f} | {c / b:.3f} |")
     sys.exit(0)
 
+if opts.only == "peers":
+    from peers import bench_peers, print_peers
+    r = bench_peers()
+    print_peers(r)
+    with open(opts.out.replace(".json", "-peers.json"), "w") as f:
+        json.dump({"machine": results["machine"], "peers": r}, f, indent=1)
+    sys.exit(0)
 if opts.only == "stream":
     r = bench_stream()
     print_stream(r)
