@@ -15,8 +15,9 @@ import tempfile
 import time
 
 from common import (BIG, REPEATS, WSLOAD, WRK_SECONDS, cpu_seconds, free_port, line, log, nginx, opts, pct,  # noqa: F401
-                    quiesce, results, rising_rates, rss_kib, unix_ms, wrk, wsload)
+                    quiesce, results, unix_ms, wrk, wsload)
 from replicas import bench_shared, bench_stream, print_shared, print_stream
+from streams import bench_capacity, bench_fanout, bench_rate
 
 
 def bench_http():
@@ -45,55 +46,6 @@ def bench_http():
             "post_ratio": post["rps"] / ref["rps"], "readyz_ratio": ready["rps"] / ref["rps"],
             "cpu_us_per_task": cpu * 1e6 / max(accepted, 1)}
     return out
-
-
-# --- WebSockets -------------------------------------------------------------------------------
-def bench_capacity(n):
-    log(f"capacity: {n} idle streams")
-    s = quiesce()
-    try:
-        before = rss_kib(s.proc.pid)
-        w = wsload("hold", s.port, "--connections", n, stdin=subprocess.PIPE)
-        opened = line(w)
-        time.sleep(0.5)
-        after = rss_kib(s.proc.pid)
-        w.stdin.close()
-        w.wait()
-    finally:
-        s.close()
-    return {"connections": opened["opened"], "failed": opened["failed"],
-            "opened_per_second": opened["per_second"], "rss_before_kib": before,
-            "rss_after_kib": after, "kib_per_connection": (after - before) / opened["opened"]}
-
-
-def bench_fanout(n):
-    log(f"fan-out: one event to {n} subscribers")
-    s = quiesce()
-    try:
-        w = wsload("fanout", s.port, "--connections", n, "--probes", 10 if opts.quick else 20)
-        r = line(w)
-        w.wait()
-    finally:
-        s.close()
-    return r
-
-
-def bench_rate(n):
-    """Frames/s to n subscribers at rising task rates; the best run in which nobody was closed."""
-    def run_at(rate):
-        log(f"rate: {rate} tasks/s to {n} subscribers")
-        s = quiesce()
-        try:
-            w = wsload("rate", s.port, "--connections", n, "--seconds", 2 if opts.quick else 5,
-                       "--posters", 8, "--rate", rate)
-            r = line(w)
-            w.wait()
-        finally:
-            s.close()
-        return r
-
-    runs, best = rising_rates((25, 50, 100, 200, 400), run_at)
-    return {"runs": runs, "best_frames_per_second": best["frames_per_second"] if best else 0}
 
 
 # --- drain ------------------------------------------------------------------------------------
@@ -290,30 +242,21 @@ if opts.only == "metrics":
             print(f"| {name}: {unit} | {b:,.0f} | {c:,.0f} | {c / b:.3f} |")
     sys.exit(0)
 
-if opts.only == "peers":
+def peers_group():
     from peers import bench_peers, print_peers
-    r = bench_peers()
-    print_peers(r)
-    with open(opts.out.replace(".json", "-peers.json"), "w") as f:
-        json.dump({"machine": results["machine"], "peers": r}, f, indent=1)
-    sys.exit(0)
-if opts.only == "stream":
-    r = bench_stream()
-    print_stream(r)
-    with open(opts.out.replace(".json", "-stream.json"), "w") as f:
-        json.dump({"machine": results["machine"], "stream": r}, f, indent=1)
-    sys.exit(0)
-if opts.only == "shared":
-    r = bench_shared()
-    print_shared(r)
-    with open(opts.out.replace(".json", "-shared.json"), "w") as f:
-        json.dump({"machine": results["machine"], "shared": r}, f, indent=1)
-    sys.exit(0)
-if opts.only == "durability":
-    r = bench_durability()
-    print_durability(r)
-    with open(opts.out.replace(".json", "-durability.json"), "w") as f:
-        json.dump({"machine": results["machine"], "durability": r}, f, indent=1)
+    return bench_peers, print_peers
+
+
+# One group, its table and its own results file (results-<group>.json).
+groups = {"peers": peers_group, "stream": lambda: (bench_stream, print_stream),
+          "shared": lambda: (bench_shared, print_shared),
+          "durability": lambda: (bench_durability, print_durability)}
+if opts.only in groups:
+    run, show = groups[opts.only]()
+    r = run()
+    show(r)
+    with open(opts.out.replace(".json", f"-{opts.only}.json"), "w") as f:
+        json.dump({"machine": results["machine"], opts.only: r}, f, indent=1)
     sys.exit(0)
 
 # --- run --------------------------------------------------------------------------------------

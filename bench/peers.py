@@ -4,10 +4,9 @@ Both keep tasks in memory. `bench/run.sh --only peers`."""
 import json
 import os
 import subprocess
-import time
 
-from common import (ROOT, WRK_SECONDS, free_port, line, log, opts, quiesce, rising_rates, rss_kib,
-                    wrk, wsload)
+from common import ROOT, WRK_SECONDS, free_port, log, quiesce, wrk
+from streams import bench_capacity, bench_fanout, bench_rate
 
 NODE_DIR = os.path.join(ROOT, "bench", "peers", "node")
 
@@ -34,53 +33,26 @@ def servers():
     return (("quiesce", lambda: quiesce(store="memory")), ("node", NodePeer))
 
 
-def measure(start, n_idle, n_fanout):
-    out = {}
-    s = start()
-    try:
-        before = rss_kib(s.proc.pid)
-        w = wsload("hold", s.port, "--connections", n_idle, stdin=subprocess.PIPE)
-        opened = line(w)
-        time.sleep(0.5)
-        out["kib_per_idle_stream"] = (rss_kib(s.proc.pid) - before) / max(opened["opened"], 1)
-        w.stdin.close()
-        w.wait()
-    finally:
-        s.close()
-    s = start()
-    try:
-        w = wsload("fanout", s.port, "--connections", n_fanout, "--probes", 10 if opts.quick else 20)
-        out["fanout"] = line(w)
-        w.wait()
-    finally:
-        s.close()
+def measure(start, n):
+    return {"kib_per_idle_stream": bench_capacity(n, start)["kib_per_connection"],
+            "fanout": bench_fanout(n, start),
+            "frames_per_second_1000": bench_rate(1000, start)["best_frames_per_second"],
+            "post": post_rate(start)}
 
-    def run_at(rate):
-        s = start()
-        try:
-            w = wsload("rate", s.port, "--connections", 1000, "--seconds", 2 if opts.quick else 5,
-                       "--posters", 8, "--rate", rate)
-            r = line(w)
-            w.wait()
-        finally:
-            s.close()
-        return r
 
-    runs, best = rising_rates((25, 50, 100, 200, 400), run_at)
-    out["frames_per_second_1000"] = best["frames_per_second"] if best else 0
+def post_rate(start):
     s = start()
     try:
-        out["post"] = wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua")
+        return wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua")
     finally:
         s.close()
-    return out
 
 
 def bench_peers(n=5000):
     r = {}
     for name, start in servers():
         log(f"peers: {name} ({n} idle streams, fan-out to {n}, rate to 1000, POST for {WRK_SECONDS} s)")
-        r[name] = measure(start, n, n)
+        r[name] = measure(start, n)
     return r
 
 
