@@ -1,5 +1,7 @@
 #include "lifecycle/event_count.hpp"
 
+#include "lifecycle/cancelled.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -10,12 +12,6 @@
 
 namespace quiesce::lifecycle {
 namespace asio = boost::asio;
-
-asio::awaitable<void> throw_if_cancelled() {
-  auto cs = co_await asio::this_coro::cancellation_state;
-  if (cs.cancelled() != asio::cancellation_type::none)
-    throw boost::system::system_error(asio::error::operation_aborted);
-}
 
 std::uint64_t event_count::prepare_wait() const {
   std::lock_guard lock(mutex_);

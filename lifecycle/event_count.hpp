@@ -16,10 +16,6 @@
 
 namespace quiesce::lifecycle {
 
-// Throws boost::system::system_error(operation_aborted) if the calling coroutine was cancelled
-// (a type its state lets through): the check after an operation that was told not to fail.
-boost::asio::awaitable<void> throw_if_cancelled();
-
 class event_count {
  public:
   // Completes once `ready()` is true: tested now, then after every notify_all(). Honours the

@@ -1,6 +1,6 @@
 #include "net/outbox.hpp"
 
-#include "lifecycle/event_count.hpp"
+#include "lifecycle/cancelled.hpp"
 #include "lifecycle/json_text.hpp"
 
 #include <boost/asio/as_tuple.hpp>

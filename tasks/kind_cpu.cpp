@@ -2,7 +2,7 @@
 // thread. Parameter `iterations` (default 20 million) sets how much work.
 #include "tasks/task_kind.hpp"
 
-#include "lifecycle/event_count.hpp"
+#include "lifecycle/cancelled.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>

@@ -2,6 +2,7 @@
 // until admission is closed and the queue is empty (a drain never drops accepted work).
 #include "tasks/task_service.hpp"
 
+#include "lifecycle/cancelled.hpp"
 #include "lifecycle/log.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -53,7 +54,7 @@ asio::awaitable<void> task_service::worker() {
     if (!next.task) co_return;  // finished
     co_await run_one(std::move(*next.task), std::move(next.abort));
     auto cs = co_await asio::this_coro::cancellation_state;
-    if (cs.cancelled() != asio::cancellation_type::none) co_return;
+    if (lifecycle::cancelled(cs)) co_return;
   }
 }
 
@@ -88,11 +89,11 @@ asio::awaitable<void> task_service::run_one(task_record t,
     // Cancelled from above (deadline, second signal) is `interrupted`, or with a durable store
     // `queued` again for the next process; anything else is the task's own failure.
     auto cs = co_await asio::this_coro::cancellation_state;
-    if (cs.cancelled() != asio::cancellation_type::none && settings_.requeue_on_shutdown) {
+    if (lifecycle::cancelled(cs) && settings_.requeue_on_shutdown) {
       requeue(t);
       co_return;
     }
-    if (cs.cancelled() != asio::cancellation_type::none) {
+    if (lifecycle::cancelled(cs)) {
       status = task_status::interrupted;
       t.error = "interrupted by the shutdown deadline or a second signal";
     } else {

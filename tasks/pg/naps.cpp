@@ -1,6 +1,6 @@
 #include "tasks/pg/naps.hpp"
 
-#include "lifecycle/event_count.hpp"
+#include "lifecycle/cancelled.hpp"
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>

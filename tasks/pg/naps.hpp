@@ -2,7 +2,6 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
@@ -13,10 +12,6 @@
 namespace quiesce::tasks::pg {
 
 inline std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()); }
-
-inline bool cancelled_from_above(const boost::asio::cancellation_state& cs) {
-  return cs.cancelled() != boost::asio::cancellation_type::none;
-}
 
 // The wait between attempts at a database that did not answer: 250 ms, doubling up to 5 s, and
 // 250 ms again once an attempt succeeds.

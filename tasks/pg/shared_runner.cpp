@@ -2,6 +2,7 @@
 // workers, each task runs on a network strand with its writes fenced by (owner, attempt), and the
 // drain waits for them. The heartbeat is in shared_heartbeat.cpp, the listener and the event
 // follower in shared_listener.cpp.
+#include "lifecycle/cancelled.hpp"
 #include "lifecycle/log.hpp"
 #include "tasks/pg/naps.hpp"
 #include "tasks/pg/rows.hpp"
@@ -166,7 +167,7 @@ asio::awaitable<void> shared_service::run_one(task_record t, std::shared_ptr<run
     }
   }
   auto cs = co_await asio::this_coro::cancellation_state;
-  bool requeue = failure && cancelled_from_above(cs);
+  bool requeue = failure && lifecycle::cancelled(cs);
   if (failure && !requeue) {
     status = task_status::failed;
     t.error = log::describe(failure);
@@ -270,7 +271,7 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::shared_ptr<r
     boost::system::error_code ec;
     co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     auto cs = co_await asio::this_coro::cancellation_state;
-    if (cancelled_from_above(cs)) break;
+    if (lifecycle::cancelled(cs)) break;
   }
   running_.erase(t.id);
   changed_.notify_all();
