@@ -120,6 +120,14 @@ class Server:
     def wait(self, timeout):
         return self.proc.wait(timeout=timeout)
 
+    def stop(self, timeout):
+        """SIGTERM, then the exit code once the process and its log are both finished."""
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        return code
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()

@@ -27,7 +27,9 @@ def tearDownModule():
 
 class Replicas(postgres.ReplicaCase):
     def ran_here(self, server):
-        """task_id -> attempts this replica ended (its debug log)."""
+        """task_id -> attempts this replica ended (its debug log). A replica logs an end after
+        the database has it, so a peer can read the end first: stop the replica to read it all."""
+        self.assertEqual(server.stop(scaled(10)), 0)
         out = {}
         for l in server.logs():
             if l.get("msg") == "task ended":
