@@ -1,11 +1,13 @@
 """quiesce beside its Node.js peer (bench/peers/node), the same load client against each in one
 run: memory per idle stream, one event's fan-out, frames/s to 1,000 subscribers, POST /v1/tasks.
-Both keep tasks in memory. `bench/run.sh --only peers`."""
+Both keep tasks in memory. `bench/run.sh --only peers [--baseline BUILD_DIR]`: with a baseline,
+that build's quiesce is measured too, in the same run (before/after a change)."""
 import json
 import os
 import subprocess
 
-from common import ROOT, WRK_SECONDS, free_port, log, quiesce, wrk
+import harness
+from common import ROOT, WRK_SECONDS, free_port, log, opts, quiesce, wrk
 from streams import bench_capacity, bench_fanout, bench_rate
 
 NODE_DIR = os.path.join(ROOT, "bench", "peers", "node")
@@ -29,8 +31,18 @@ class NodePeer:
         self.proc.wait()
 
 
+def quiesce_at(binary):
+    def start():
+        harness.BIN = binary
+        return quiesce(store="memory")
+    return start
+
+
 def servers():
-    return (("quiesce", lambda: quiesce(store="memory")), ("node", NodePeer))
+    out = [("quiesce", quiesce_at(os.environ["QUIESCE_BIN"]))]
+    if opts.baseline:
+        out.insert(0, ("baseline", quiesce_at(os.path.join(opts.baseline, "app", "quiesce"))))
+    return out + [("node", NodePeer)]
 
 
 def measure(start, n):
@@ -57,13 +69,15 @@ def bench_peers(n=5000):
 
 
 def print_peers(r):
-    q, nd = r["quiesce"], r["node"]
-    rows = (("KiB per idle stream (lower is better)", q["kib_per_idle_stream"], nd["kib_per_idle_stream"]),
-            ("fan-out p50 ms (lower)", q["fanout"]["p50_ms"], nd["fanout"]["p50_ms"]),
-            ("fan-out p99 ms (lower)", q["fanout"]["p99_ms"], nd["fanout"]["p99_ms"]),
-            ("frames/s to 1,000, nobody closed (higher)", q["frames_per_second_1000"], nd["frames_per_second_1000"]),
-            ("POST /v1/tasks req/s (higher)", q["post"]["rps"], nd["post"]["rps"]))
-    print("| figure | quiesce | node | quiesce / node |")
-    print("|---|---|---|---|")
-    for name, a, b in rows:
-        print(f"| {name} | {a:,.1f} | {b:,.1f} | {a / b if b else float('nan'):.2f} |")
+    rows = (("KiB per idle stream (lower is better)", lambda m: m["kib_per_idle_stream"]),
+            ("fan-out p50 ms (lower)", lambda m: m["fanout"]["p50_ms"]),
+            ("fan-out p99 ms (lower)", lambda m: m["fanout"]["p99_ms"]),
+            ("frames/s to 1,000, nobody closed (higher)", lambda m: m["frames_per_second_1000"]),
+            ("POST /v1/tasks req/s (higher)", lambda m: m["post"]["rps"]))
+    names = list(r)
+    print("| figure | " + " | ".join(names) + " | quiesce / node |")
+    print("|---" * (len(names) + 2) + "|")
+    for name, get in rows:
+        a, b = get(r["quiesce"]), get(r["node"])
+        cells = " | ".join(f"{get(r[n]):,.1f}" for n in names)
+        print(f"| {name} | {cells} | {a / b if b else float('nan'):.2f} |")

@@ -8,6 +8,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <utility>
+
 namespace quiesce::net {
 namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
@@ -24,11 +26,11 @@ bool outbox::push(frame f) {
   if (frames_.size() >= limit_->frames()) {
     frames_.clear();
     close_ = websocket::close_reason(websocket::close_code::try_again_later, "send queue full");
-    wake_.cancel();
+    wake();
     return false;
   }
   frames_.push_back(std::move(f));
-  wake_.cancel();
+  wake();
   return true;
 }
 
@@ -36,7 +38,11 @@ void outbox::close(websocket::close_reason reason, frame last) {
   if (close_) return;
   if (last) frames_.push_back(std::move(last));
   close_ = std::move(reason);
-  wake_.cancel();
+  wake();
+}
+
+void outbox::wake() {
+  if (std::exchange(waiting_, false)) wake_.cancel();
 }
 
 asio::awaitable<outbox::item> outbox::next() {
@@ -48,7 +54,9 @@ asio::awaitable<outbox::item> outbox::next() {
     }
     if (close_) co_return item{nullptr, close_};
     wake_.expires_at(asio::steady_timer::time_point::max());
+    waiting_ = true;
     co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+    waiting_ = false;                          // woken by cancellation from above, not by a push
     co_await lifecycle::throw_if_cancelled();  // the wait itself cannot tell
   }
 }

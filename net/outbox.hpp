@@ -47,14 +47,18 @@ class outbox {
   // Sends `last` (if any) after everything queued, then closes. The first close wins.
   void close(boost::beast::websocket::close_reason reason, frame last = nullptr);
   bool closing() const { return close_.has_value(); }
+  std::size_t waiting() const { return frames_.size(); }  // frames queued, the close not counted
   // The next item, waiting if there is none yet.
   boost::asio::awaitable<item> next();
 
  private:
+  void wake();
+
   std::shared_ptr<const send_limit> limit_;
   std::deque<frame> frames_;
   std::optional<boost::beast::websocket::close_reason> close_;
   boost::asio::steady_timer wake_;  // never expires; cancel() wakes next()
+  bool waiting_ = false;            // next() is waiting: the first push of a batch wakes it
 };
 
 }  // namespace quiesce::net

@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <random>
+#include <utility>
 
 namespace quiesce::net {
 namespace asio = boost::asio;
@@ -19,11 +20,27 @@ stream_client::stream_client(asio::any_io_executor strand, std::string id,
     : strand_(strand), id_(std::move(id)), out_(strand, std::move(limit)) {}
 
 void stream_client::deliver(tasks::event_ptr e) {
-  asio::post(strand_, [self = shared_from_this(), e = std::move(e)] {
-    if (!self->wants(*e)) return;
+  bool post = false;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_.push_back(std::move(e));
+    post = !std::exchange(take_posted_, true);
+  }
+  if (post) asio::post(strand_, [self = shared_from_this()] { self->take_inbox(); });
+}
+
+void stream_client::take_inbox() {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    taking_.swap(inbox_);  // the two vectors trade capacity: no allocation per batch
+    take_posted_ = false;
+  }
+  for (auto& e : taking_) {
+    if (!wants(*e)) continue;
     // Share the bus's text: an aliasing pointer, no copy per client.
-    if (!self->out_.push(frame(e, &e->text)) && self->on_overflow) self->on_overflow();
-  });
+    if (!out_.push(frame(e, &e->text)) && on_overflow) on_overflow();
+  }
+  taking_.clear();
 }
 
 void stream_client::request_close(websocket::close_reason reason, frame last) {

@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 namespace quiesce::net {
 
@@ -30,6 +31,8 @@ struct stream_settings {
 };
 
 // One connected client: the bus delivers to it; its strand owns the outbox and the filter.
+// Deliveries gather in an inbox, and the strand is posted to only when it is not already due to
+// take it: a client that is behind takes a whole burst in one hop, not one post per event.
 class stream_client final : public tasks::event_sink,
                             public std::enable_shared_from_this<stream_client> {
  public:
@@ -60,8 +63,14 @@ class stream_client final : public tasks::event_sink,
   std::function<void()> on_overflow;
 
  private:
+  void take_inbox();  // strand
+
   boost::asio::any_io_executor strand_;
   std::string id_;
+  std::mutex inbox_mutex_;
+  std::vector<tasks::event_ptr> inbox_;   // delivered, not yet taken by the strand
+  bool take_posted_ = false;              // under inbox_mutex_
+  std::vector<tasks::event_ptr> taking_;  // strand: the batch being moved to the outbox
   outbox out_;
   bool follow_all_ = true;
   std::uint64_t seen_ = 0;

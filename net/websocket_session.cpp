@@ -2,6 +2,7 @@
 
 #include "lifecycle/log.hpp"
 #include "net/client_message.hpp"
+#include "net/tcp_cork.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -40,17 +41,24 @@ asio::awaitable<bool> send(ws_stream& ws, const frame& f, stream_hub& hub) {
 
 // `first` (hello, gap, replay) goes out before anything queued. The replay is bounded by the
 // retention window, not by the send queue: that limit is for live events a client falls behind on.
+// A burst (the replay, or frames queued while one was written) goes out corked: full segments.
 asio::awaitable<void> write_loop(ws_stream& ws, stream_client& c, std::vector<frame> first,
                                  stream_hub& hub) {
-  for (const auto& f : first)
-    if (!co_await send(ws, f, hub)) co_return;
+  tcp_cork cork(ws.next_layer().socket());
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    if (i + 1 < first.size()) cork.hold(true);
+    if (!co_await send(ws, first[i], hub)) co_return;
+  }
   first = {};  // the replayed events may leave the window now, and the capacity goes too
   for (;;) {
+    if (c.out().waiting() == 0) cork.hold(false);  // the burst is over: what was held goes now
     auto item = co_await c.out().next();
     if (item.text) {
+      if (c.out().waiting() > 0) cork.hold(true);  // more behind this one
       if (!co_await send(ws, item.text, hub)) co_return;
       continue;
     }
+    cork.hold(false);
     // A peer gone before the handshake ends is not worth more than the close timeout.
     co_await ws.async_close(*item.close, asio::as_tuple(asio::use_awaitable));
     co_return;

@@ -21,7 +21,7 @@
 namespace quiesce::tasks {
 
 // A stream that receives events. deliver() is called with the bus locked, so it must only hand
-// the event over (post it to the stream's strand), never block.
+// the event over (queue it for the stream's strand), never block or wait for the strand.
 class event_sink {
  public:
   virtual ~event_sink() = default;

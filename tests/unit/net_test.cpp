@@ -1,0 +1,178 @@
+// A stream's send side: the outbox's order, close and overflow, the client's inbox, which
+// gathers deliveries from any thread for its strand, and the cork around a burst.
+#define BOOST_TEST_MODULE net
+#include "net/outbox.hpp"
+#include "net/stream_hub.hpp"
+#include "net/tcp_cork.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#ifdef __linux__
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#endif
+
+namespace asio = boost::asio;
+namespace websocket = boost::beast::websocket;
+using namespace quiesce;
+
+namespace {
+
+net::frame text(const std::string& s) { return std::make_shared<const std::string>(s); }
+
+// Everything `out` sends until its close: the frames' texts, then the close code.
+std::pair<std::vector<std::string>, std::uint16_t> drain(asio::io_context& io, net::outbox& out) {
+  auto f = asio::co_spawn(
+      io,
+      [&out]() -> asio::awaitable<std::pair<std::vector<std::string>, std::uint16_t>> {
+        std::vector<std::string> sent;
+        for (;;) {
+          auto it = co_await out.next();
+          if (!it.text) co_return std::pair{sent, static_cast<std::uint16_t>(it.close->code)};
+          sent.push_back(*it.text);
+        }
+      },
+      asio::use_future);
+  io.run();
+  io.restart();
+  return f.get();
+}
+
+tasks::event_ptr event(std::uint64_t seq, std::string task) {
+  return std::make_shared<const tasks::stream_event>(
+      tasks::stream_event{seq, std::move(task), std::to_string(seq)});
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(an_outbox_sends_in_order_and_its_close_last) {
+  asio::io_context io;
+  net::outbox out(io.get_executor(), std::make_shared<net::send_limit>(8));
+  BOOST_TEST(out.push(text("a")));
+  BOOST_TEST(out.push(text("b")));
+  out.close(websocket::close_reason(websocket::close_code::service_restart), text("draining"));
+  BOOST_TEST(out.push(text("after the close")));  // dropped, and not an overflow
+  auto [sent, code] = drain(io, out);
+  BOOST_TEST(sent == (std::vector<std::string>{"a", "b", "draining"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(code == 1012);
+}
+
+BOOST_AUTO_TEST_CASE(an_outbox_past_its_limit_drops_what_waits_and_closes_1013) {
+  asio::io_context io;
+  auto limit = std::make_shared<net::send_limit>(2);
+  net::outbox out(io.get_executor(), limit);
+  BOOST_TEST(out.push(text("1")));
+  BOOST_TEST(out.push(text("2")));
+  BOOST_TEST(!out.push(text("3")));
+  BOOST_TEST(out.push(text("4")));  // closing already: told once
+  auto [sent, code] = drain(io, out);
+  BOOST_TEST(sent.empty());
+  BOOST_TEST(code == 1013);
+
+  net::outbox burst(io.get_executor(), limit);
+  limit->allow_burst(1);  // the deadline's one last event per task fits
+  for (const char* s : {"1", "2", "3"}) BOOST_TEST(burst.push(text(s)));
+  burst.close(websocket::close_reason(websocket::close_code::service_restart));
+  BOOST_TEST(drain(io, burst).first.size() == 3u);
+}
+
+// The bus delivers from its own thread while the client's strand takes batches on others: every
+// wanted event arrives once, in seq order, and a client that falls behind is told once.
+BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
+  asio::thread_pool pool(2);
+  auto strand = asio::make_strand(pool.get_executor());
+  constexpr std::uint64_t n = 20000;
+  auto c = std::make_shared<net::stream_client>(strand, "c", std::make_shared<net::send_limit>(n));
+  asio::post(strand, [c] { c->follow({"wanted"}); });
+  std::promise<std::vector<std::string>> got;
+  asio::co_spawn(
+      strand,
+      [c]() -> asio::awaitable<std::vector<std::string>> {
+        std::vector<std::string> sent;
+        for (;;) {
+          auto it = co_await c->out().next();
+          if (!it.text) co_return sent;
+          sent.push_back(*it.text);
+        }
+      },
+      [&got](std::exception_ptr e, std::vector<std::string> sent) {
+        if (e)
+          got.set_exception(e);
+        else
+          got.set_value(std::move(sent));
+      });
+  std::thread bus([c] {
+    for (std::uint64_t seq = 1; seq <= n; ++seq)
+      c->deliver(event(seq, seq % 2 ? "wanted" : "other"));
+  });
+  bus.join();
+  // Posted after every delivery's: the close goes out behind what the inbox still held.
+  asio::post(strand, [c] {
+    c->out().close(websocket::close_reason(websocket::close_code::service_restart));
+  });
+  auto sent = got.get_future().get();
+  BOOST_TEST_REQUIRE(sent.size() == n / 2);
+  for (std::uint64_t i = 0; i < n / 2; ++i)
+    BOOST_TEST_REQUIRE(sent[i] == std::to_string(2 * i + 1));
+
+  auto slow =
+      std::make_shared<net::stream_client>(strand, "slow", std::make_shared<net::send_limit>(10));
+  std::atomic<int> told{0};
+  slow->on_overflow = [&told] { ++told; };
+  for (std::uint64_t seq = 1; seq <= 100; ++seq) slow->deliver(event(seq, "t"));
+  std::promise<std::uint16_t> code;
+  asio::co_spawn(
+      strand,
+      [slow]() -> asio::awaitable<std::uint16_t> {
+        for (;;) {
+          auto it = co_await slow->out().next();
+          if (!it.text) co_return static_cast<std::uint16_t>(it.close->code);
+        }
+      },
+      [&code](std::exception_ptr, std::uint16_t v) { code.set_value(v); });
+  BOOST_TEST(code.get_future().get() == 1013);
+  BOOST_TEST(told.load() == 1);
+  pool.join();
+}
+
+#ifdef __linux__
+// A burst is held while corked and goes out together once the cork is lifted.
+BOOST_AUTO_TEST_CASE(a_corked_socket_sends_what_it_held_once_uncorked) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket sender(io), receiver(io);
+  sender.connect(acceptor.local_endpoint());
+  acceptor.accept(receiver);
+  sender.set_option(asio::ip::tcp::no_delay(true));
+  auto corked = [&sender] {
+    int v = 0;
+    socklen_t n = sizeof v;
+    ::getsockopt(sender.native_handle(), IPPROTO_TCP, TCP_CORK, &v, &n);
+    return v != 0;
+  };
+  net::tcp_cork cork(sender);
+  cork.hold(true);
+  BOOST_TEST(corked());
+  for (const char* s : {"one ", "two ", "three"}) asio::write(sender, asio::buffer(std::string(s)));
+  cork.hold(false);
+  BOOST_TEST(!corked());
+  std::string got(13, '\0');
+  asio::read(receiver, asio::buffer(got));
+  BOOST_TEST(got == "one two three");
+}
+#endif
