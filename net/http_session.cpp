@@ -10,6 +10,8 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <optional>
+
 namespace quiesce::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -39,12 +41,15 @@ asio::awaitable<bool> write(beast::tcp_stream& stream, response& res, const http
   co_return !ec;
 }
 
-}  // namespace
+struct upgrade {
+  request req;
+  stream_request what;
+};
 
-asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const session_context> ctx,
-                                 connection_limit::slot /*place*/) {
-  const auto& limits = ctx->limits;
-  beast::tcp_stream stream(std::move(socket));
+// Requests and answers until the connection ends, or until it asks for a stream it may open.
+asio::awaitable<std::optional<upgrade>> exchange(beast::tcp_stream& stream,
+                                                 const session_context& ctx) {
+  const auto& limits = ctx.limits;
   beast::flat_buffer buffer;
   for (;;) {
     // Idle: wait for the first byte of the next request.
@@ -80,27 +85,23 @@ asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const sessi
     request req = parser.release();
 
     if (beast::websocket::is_upgrade(req)) {
-      if (!ctx->streams) {
+      if (!ctx.streams) {
         auto res = error_response(http::status::not_found, "not_found", "no streams here");
         res.keep_alive(false);
         co_await write(stream, res, limits);
         break;
       }
-      auto decision = ctx->routes.upgrade(req);
-      if (auto* what = std::get_if<stream_request>(&decision)) {
-        // This frame outlives the stream: give back its read buffer (4 KiB a stream) first.
-        buffer = beast::flat_buffer();
-        co_await serve_stream(std::move(stream), std::move(req), std::move(*what), *ctx->streams);
-        co_return;
-      }
+      auto decision = ctx.routes.upgrade(req);
+      if (auto* what = std::get_if<stream_request>(&decision))
+        co_return upgrade{std::move(req), std::move(*what)};
       auto& refusal = std::get<response>(decision);
       refusal.keep_alive(false);
       co_await write(stream, refusal, limits);
       break;
     }
 
-    auto res = co_await ctx->routes.answer(req);
-    bool keep_alive = req.keep_alive() && !(ctx->phase && ctx->phase->draining());
+    auto res = co_await ctx.routes.answer(req);
+    bool keep_alive = req.keep_alive() && !(ctx.phase && ctx.phase->draining());
     res.version(req.version());
     res.keep_alive(keep_alive);
     res.prepare_payload();
@@ -108,6 +109,20 @@ asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const sessi
   }
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  co_return std::nullopt;
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const session_context> ctx,
+                                 connection_limit::slot /*place*/) {
+  beast::tcp_stream stream(std::move(socket));
+  auto up = co_await exchange(stream, *ctx);
+  // The exchange's frame (its parser and read buffer) is gone before a stream starts that may
+  // stay open for hours.
+  if (up)
+    co_await serve_stream(std::move(stream), std::move(up->req), std::move(up->what),
+                          *ctx->streams);
 }
 
 }  // namespace quiesce::net

@@ -23,8 +23,9 @@ outbox::outbox(asio::any_io_executor executor, std::shared_ptr<const send_limit>
 
 bool outbox::push(frame f) {
   if (close_) return true;  // closing: nothing more goes out, and that is not an overflow
-  if (frames_.size() >= limit_->frames()) {
+  if (waiting() >= limit_->frames()) {
     frames_.clear();
+    head_ = 0;
     close_ = websocket::close_reason(websocket::close_code::try_again_later, "send queue full");
     wake();
     return false;
@@ -47,9 +48,16 @@ void outbox::wake() {
 
 asio::awaitable<outbox::item> outbox::next() {
   for (;;) {
-    if (!frames_.empty()) {
-      item it{std::move(frames_.front()), std::nullopt};
-      frames_.pop_front();
+    if (waiting() > 0) {
+      item it{std::move(frames_[head_++]), std::nullopt};
+      if (head_ == frames_.size()) {
+        frames_.clear();
+        head_ = 0;
+      } else if (head_ >= 64 && head_ * 2 >= frames_.size()) {
+        // A queue that never runs dry: drop the sent half, so it does not grow without end.
+        frames_.erase(frames_.begin(), frames_.begin() + static_cast<std::ptrdiff_t>(head_));
+        head_ = 0;
+      }
       co_return it;
     }
     if (close_) co_return item{nullptr, close_};

@@ -91,6 +91,32 @@ BOOST_AUTO_TEST_CASE(an_outbox_past_its_limit_drops_what_waits_and_closes_1013) 
   BOOST_TEST(drain(io, burst).first.size() == 3u);
 }
 
+// A queue that is never empty for long (two in, one out) still sends everything once, in order.
+BOOST_AUTO_TEST_CASE(an_outbox_that_never_runs_dry_keeps_its_order) {
+  asio::io_context io;
+  net::outbox out(io.get_executor(), std::make_shared<net::send_limit>(10000));
+  std::vector<std::string> sent;
+  int pushed = 0;
+  auto f = asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        while (pushed < 2000) {
+          for (int k = 0; k < 2; ++k) out.push(text(std::to_string(pushed++)));
+          auto it = co_await out.next();
+          sent.push_back(*it.text);
+        }
+        while (out.waiting() > 0) {
+          auto it = co_await out.next();
+          sent.push_back(*it.text);
+        }
+      },
+      asio::use_future);
+  io.run();
+  f.get();
+  BOOST_TEST_REQUIRE(sent.size() == 2000u);
+  for (int i = 0; i < 2000; ++i) BOOST_TEST_REQUIRE(sent[i] == std::to_string(i));
+}
+
 // The bus delivers from its own thread while the client's strand takes batches on others: every
 // wanted event arrives once, in seq order, and a client that falls behind is told once.
 BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
