@@ -73,6 +73,10 @@ class SharedStream(postgres.ReplicaCase):
             for i in ids:
                 statuses = [st for _, t, st in v if t == i]
                 self.assertEqual((statuses[0], statuses[-1]), ("queued", "succeeded"), statuses)
+        # A replica logs an end after the database has it, so its clients can see it first: read
+        # each replica's log once it has stopped.
+        for s in servers:
+            self.assertEqual(s.stop(scaled(10)), 0)
         ran_on = {l["task_id"] for s in servers for l in s.logs() if l.get("msg") == "task ended"}
         self.assertEqual(ran_on, set(ids))
 
