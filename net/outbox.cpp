@@ -43,7 +43,7 @@ void outbox::close(websocket::close_reason reason, frame last) {
 }
 
 void outbox::wake() {
-  if (std::exchange(waiting_, false)) wake_.cancel();
+  if (std::exchange(writer_asleep_, false)) wake_.cancel();
 }
 
 asio::awaitable<outbox::item> outbox::next() {
@@ -62,9 +62,9 @@ asio::awaitable<outbox::item> outbox::next() {
     }
     if (close_) co_return item{nullptr, close_};
     wake_.expires_at(asio::steady_timer::time_point::max());
-    waiting_ = true;
+    writer_asleep_ = true;
     co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
-    waiting_ = false;                          // woken by cancellation from above, not by a push
+    writer_asleep_ = false;                    // woken by cancellation from above, not by a push
     co_await lifecycle::throw_if_cancelled();  // the wait itself cannot tell
   }
 }

@@ -61,7 +61,7 @@ class outbox {
   std::size_t head_ = 0;
   std::optional<boost::beast::websocket::close_reason> close_;
   boost::asio::steady_timer wake_;  // never expires; cancel() wakes next()
-  bool waiting_ = false;            // next() is waiting: the first push of a batch wakes it
+  bool writer_asleep_ = false;      // next() is waiting: the first push of a batch wakes it
 };
 
 }  // namespace quiesce::net

@@ -45,10 +45,9 @@ asio::awaitable<bool> send(ws_stream& ws, const frame& f, stream_hub& hub) {
 asio::awaitable<void> write_loop(ws_stream& ws, stream_client& c, std::vector<frame> first,
                                  stream_hub& hub) {
   tcp_cork cork(ws.next_layer().socket());
-  for (std::size_t i = 0; i < first.size(); ++i) {
-    if (i + 1 < first.size()) cork.hold(true);
-    if (!co_await send(ws, first[i], hub)) co_return;
-  }
+  cork.hold(first.size() > 1);  // the live loop below uncorks once nothing waits
+  for (const auto& f : first)
+    if (!co_await send(ws, f, hub)) co_return;
   first = {};  // the replayed events may leave the window now, and the capacity goes too
   for (;;) {
     if (c.out().waiting() == 0) cork.hold(false);  // the burst is over: what was held goes now
