@@ -2,6 +2,7 @@
 
 #include "lifecycle/cancelled.hpp"
 #include "lifecycle/json_text.hpp"
+#include "net/ws_frame.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -21,11 +22,17 @@ frame make_frame(const boost::json::object& o) {
 outbox::outbox(asio::any_io_executor executor, std::shared_ptr<const send_limit> limit)
     : limit_(std::move(limit)), wake_(executor, asio::steady_timer::time_point::max()) {}
 
+void outbox::begin_with(std::vector<frame> first) {
+  frames_ = std::move(first);
+  first_ = frames_.size();
+  wake();
+}
+
 bool outbox::push(frame f) {
   if (close_) return true;  // closing: nothing more goes out, and that is not an overflow
-  if (waiting() >= limit_->frames()) {
+  if (waiting() - first_ >= limit_->frames()) {
     frames_.clear();
-    head_ = 0;
+    first_ = 0;
     close_ = websocket::close_reason(websocket::close_code::try_again_later, "send queue full");
     wake();
     return false;
@@ -42,30 +49,39 @@ void outbox::close(websocket::close_reason reason, frame last) {
   wake();
 }
 
+void outbox::pong(std::string_view payload) {
+  if (close_taken_) return;
+  pong_ = ws::control_frame(ws::opcode::pong, payload);
+  wake();
+}
+
+void outbox::ping() {
+  ping_ = true;
+  wake();
+}
+
 void outbox::wake() {
   if (std::exchange(writer_asleep_, false)) wake_.cancel();
 }
 
-asio::awaitable<outbox::item> outbox::next() {
-  for (;;) {
-    if (waiting() > 0) {
-      item it{std::move(frames_[head_++]), std::nullopt};
-      if (head_ == frames_.size()) {
-        frames_.clear();
-        head_ = 0;
-      } else if (head_ >= 64 && head_ * 2 >= frames_.size()) {
-        // A queue that never runs dry: drop the sent half, so it does not grow without end.
-        frames_.erase(frames_.begin(), frames_.begin() + static_cast<std::ptrdiff_t>(head_));
-        head_ = 0;
-      }
-      co_return it;
-    }
-    if (close_) co_return item{nullptr, close_};
+asio::awaitable<void> outbox::next(batch& b) {
+  b.control.clear();
+  b.frames.clear();
+  b.close.reset();
+  while (close_taken_ || !ready()) {
     wake_.expires_at(asio::steady_timer::time_point::max());
     writer_asleep_ = true;
     co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
     writer_asleep_ = false;                    // woken by cancellation from above, not by a push
     co_await lifecycle::throw_if_cancelled();  // the wait itself cannot tell
+  }
+  b.control.swap(pong_);
+  if (std::exchange(ping_, false)) b.control += ws::control_frame(ws::opcode::ping, {});
+  b.frames.swap(frames_);  // the two vectors trade capacity: no allocation per batch
+  first_ = 0;
+  if (close_) {
+    b.close = close_;
+    close_taken_ = true;
   }
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace quiesce::net {
@@ -35,31 +36,43 @@ class send_limit {
 
 class outbox {
  public:
-  struct item {
-    frame text;                                                  // a frame to send, or
-    std::optional<boost::beast::websocket::close_reason> close;  // the close to send last
+  // Everything there was to send when the writer asked, in the order it goes out.
+  struct batch {
+    std::string control;  // a pong and a ping, whole frames (ws_frame.hpp), first
+    std::vector<frame> frames;
+    std::optional<boost::beast::websocket::close_reason> close;  // last; nothing follows it
   };
 
   outbox(boost::asio::any_io_executor executor, std::shared_ptr<const send_limit> limit);
 
+  // The stream's first frames (hello, gap, replay), before anything is pushed. The replay is
+  // bounded by the retention window, not by the limit: that is for live events a client falls
+  // behind on.
+  void begin_with(std::vector<frame> first);
   // Queues a frame; false when the queue overflowed (the stream is then closed 1013).
   bool push(frame f);
   // Sends `last` (if any) after everything queued, then closes. The first close wins.
   void close(boost::beast::websocket::close_reason reason, frame last = nullptr);
   bool closing() const { return close_.has_value(); }
-  std::size_t waiting() const { return frames_.size() - head_; }  // frames; the close not counted
-  // The next item, waiting if there is none yet.
-  boost::asio::awaitable<item> next();
+  // The answer to the peer's latest ping (an earlier unanswered one needs none), and a ping of
+  // ours. Neither counts against the limit.
+  void pong(std::string_view payload);
+  void ping();
+  std::size_t waiting() const { return frames_.size(); }  // frames; the close not counted
+  // Waits until there is something to send, then moves all of it into `b`.
+  boost::asio::awaitable<void> next(batch& b);
 
  private:
   void wake();
+  bool ready() const { return !frames_.empty() || close_ || !pong_.empty() || ping_; }
 
   std::shared_ptr<const send_limit> limit_;
-  // A queue as a vector and the index of its front: unlike std::deque, an empty one allocates
-  // nothing (a deque takes about 600 bytes at once, for every idle stream).
-  std::vector<frame> frames_;
-  std::size_t head_ = 0;
+  std::vector<frame> frames_;  // unlike std::deque, an empty vector allocates nothing
+  std::size_t first_ = 0;      // how many of them begin_with() gave, not counted by the limit
   std::optional<boost::beast::websocket::close_reason> close_;
+  bool close_taken_ = false;  // the writer has it: nothing more is ever taken
+  std::string pong_;          // a whole pong frame, or empty
+  bool ping_ = false;
   boost::asio::steady_timer wake_;  // never expires; cancel() wakes next()
   bool writer_asleep_ = false;      // next() is waiting: the first push of a batch wakes it
 };

@@ -102,7 +102,7 @@ class stream_hub {
   std::uint64_t opened_total() const { return opened_total_.load(); }
   void count_dropped_slow() { ++dropped_slow_; }
   std::uint64_t sent() const { return sent_.load(std::memory_order_relaxed); }
-  void count_sent() { sent_.fetch_add(1, std::memory_order_relaxed); }
+  void count_sent(std::size_t frames) { sent_.fetch_add(frames, std::memory_order_relaxed); }
 
  private:
   stream_settings settings_;

@@ -44,13 +44,14 @@ std::pair<std::vector<std::string>, std::uint16_t> drain(asio::io_context& io, n
   asio::co_spawn(
       io,
       [&out, &sent]() -> asio::awaitable<void> {
+        net::outbox::batch b;
         for (;;) {
-          auto it = co_await out.next();
-          if (!it.text) {
-            sent.second = static_cast<std::uint16_t>(it.close->code);
+          co_await out.next(b);
+          for (const auto& f : b.frames) sent.first.push_back(*f);
+          if (b.close) {
+            sent.second = static_cast<std::uint16_t>(b.close->code);
             co_return;
           }
-          sent.first.push_back(*it.text);
         }
       },
       rethrow);
@@ -98,6 +99,28 @@ BOOST_AUTO_TEST_CASE(an_outbox_past_its_limit_drops_what_waits_and_closes_1013) 
   BOOST_TEST(drain(io, burst).first.size() == 3u);
 }
 
+// The first frames (hello and a replay) are not live events a client fell behind on: they do not
+// count against the limit, and what is pushed after them still does.
+BOOST_AUTO_TEST_CASE(an_outbox_sends_its_first_frames_first_and_outside_the_limit) {
+  asio::io_context io;
+  net::outbox out(io.get_executor(), std::make_shared<net::send_limit>(2));
+  out.begin_with({text("hello"), text("r1"), text("r2"), text("r3")});
+  BOOST_TEST(out.push(text("live1")));
+  BOOST_TEST(out.push(text("live2")));
+  out.close(websocket::close_reason(websocket::close_code::service_restart));
+  auto [sent, code] = drain(io, out);
+  BOOST_TEST(sent == (std::vector<std::string>{"hello", "r1", "r2", "r3", "live1", "live2"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(code == 1012);
+
+  net::outbox over(io.get_executor(), std::make_shared<net::send_limit>(2));
+  over.begin_with({text("hello")});
+  BOOST_TEST(over.push(text("1")));
+  BOOST_TEST(over.push(text("2")));
+  BOOST_TEST(!over.push(text("3")));
+  BOOST_TEST(drain(io, over).second == 1013);
+}
+
 // A queue that is never empty for long (two in, one out) still sends everything once, in order.
 BOOST_AUTO_TEST_CASE(an_outbox_that_never_runs_dry_keeps_its_order) {
   asio::io_context io;
@@ -107,14 +130,11 @@ BOOST_AUTO_TEST_CASE(an_outbox_that_never_runs_dry_keeps_its_order) {
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
+        net::outbox::batch b;
         while (pushed < 2000) {
           for (int k = 0; k < 2; ++k) out.push(text(std::to_string(pushed++)));
-          auto it = co_await out.next();
-          sent.push_back(*it.text);
-        }
-        while (out.waiting() > 0) {
-          auto it = co_await out.next();
-          sent.push_back(*it.text);
+          co_await out.next(b);
+          for (const auto& f : b.frames) sent.push_back(*f);
         }
       },
       rethrow);
@@ -136,10 +156,11 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
       strand,
       [c]() -> asio::awaitable<std::vector<std::string>> {
         std::vector<std::string> sent;
+        net::outbox::batch b;
         for (;;) {
-          auto it = co_await c->out().next();
-          if (!it.text) co_return sent;
-          sent.push_back(*it.text);
+          co_await c->out().next(b);
+          for (const auto& f : b.frames) sent.push_back(*f);
+          if (b.close) co_return sent;
         }
       },
       [&got](std::exception_ptr e, std::vector<std::string> sent) {
@@ -171,9 +192,10 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
   asio::co_spawn(
       strand,
       [slow]() -> asio::awaitable<std::uint16_t> {
+        net::outbox::batch b;
         for (;;) {
-          auto it = co_await slow->out().next();
-          if (!it.text) co_return static_cast<std::uint16_t>(it.close->code);
+          co_await slow->out().next(b);
+          if (b.close) co_return static_cast<std::uint16_t>(b.close->code);
         }
       },
       [&code](std::exception_ptr, std::uint16_t v) { code.set_value(v); });

@@ -1,0 +1,165 @@
+#include "net/ws_wire.hpp"
+
+#include "net/tcp_cork.hpp"
+#include "net/ws_frame.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <string>
+#include <vector>
+
+namespace quiesce::net {
+namespace asio = boost::asio;
+namespace websocket = boost::beast::websocket;
+using namespace asio::experimental::awaitable_operators;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+// What the three loops of one stream tell each other (all on its strand).
+struct wire {
+  tcp::socket& socket;
+  outbox& out;
+  const wire_settings& settings;
+  wire_handlers& on;
+  bool heard = false;       // bytes came since the keepalive last looked
+  bool close_sent = false;  // ours is out: the peer's close ends the stream
+  bool no_answer = false;   // the peer closed first, or broke the protocol: ours is the last word
+};
+
+asio::awaitable<void> wait(tcp::socket& socket, std::chrono::milliseconds d) {
+  asio::steady_timer t(socket.get_executor(), d);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+// Ends with the stream: the peer's close (or a broken rule) is answered by the writer, which
+// then ends it; this waits meanwhile, bounded by the close timeout.
+asio::awaitable<void> answer_and_end(wire& w, websocket::close_reason reason) {
+  w.no_answer = true;
+  w.out.close(std::move(reason));
+  co_await wait(w.socket, w.settings.close_timeout);
+}
+
+asio::awaitable<void> read_loop(wire& w) {
+  ws::parser parser(w.settings.message_limit);
+  std::string in;  // read and not yet parsed; unallocated while the peer is quiet
+  for (;;) {
+    auto [wec] =
+        co_await w.socket.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+    if (wec) co_return;
+    for (;;) {  // take everything there is, then wait again
+      constexpr std::size_t chunk = 4096;
+      auto old = in.size();
+      in.resize(old + chunk);
+      boost::system::error_code ec;
+      auto n = w.socket.read_some(asio::buffer(in.data() + old, chunk), ec);
+      in.resize(old + n);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) co_return;  // the peer hung up or reset
+      w.heard = true;
+      std::size_t used = 0;
+      for (;;) {
+        auto p = parser.next(std::string_view(in).substr(used));
+        if (p.kind == ws::parsed::need_more) break;
+        used += p.consumed;
+        switch (p.kind) {
+          case ws::parsed::message:
+            w.on.message(p.payload);
+            break;
+          case ws::parsed::ping:
+            w.out.pong(p.payload);
+            break;
+          case ws::parsed::close:
+            if (w.close_sent) co_return;  // the answer to ours: done, no need to wait for FIN
+            co_await answer_and_end(w, websocket::close_reason(p.code == 1005 ? 0 : p.code));
+            co_return;
+          case ws::parsed::fail:
+            co_await answer_and_end(w, websocket::close_reason(p.code));
+            co_return;
+          default:  // a pong, or a fragment kept by the parser
+            break;
+        }
+      }
+      in.erase(0, used);
+    }
+    if (in.empty()) in = std::string();  // give the capacity back while idle
+  }
+}
+
+asio::awaitable<void> write_loop(wire& w) {
+  tcp_cork cork(w.socket);
+  outbox::batch b;
+  std::vector<ws::header> headers;
+  std::vector<asio::const_buffer> buffers;
+  std::string close;
+  for (;;) {
+    co_await w.out.next(b);
+    headers.clear();
+    buffers.clear();
+    headers.reserve(b.frames.size());
+    buffers.reserve(1 + 2 * b.frames.size() + 1);
+    if (!b.control.empty()) buffers.push_back(asio::buffer(b.control));
+    for (const auto& f : b.frames) {
+      headers.push_back(ws::frame_header(ws::opcode::text, f->size()));
+      buffers.push_back(asio::buffer(headers.back().bytes.data(), headers.back().size));
+      buffers.push_back(asio::buffer(*f));
+    }
+    if (b.close) {
+      auto code = static_cast<std::uint16_t>(b.close->code);
+      close = code == 0 ? ws::control_frame(ws::opcode::close, {})
+                        : ws::close_frame(code, {b.close->reason.data(), b.close->reason.size()});
+      buffers.push_back(asio::buffer(close));
+    }
+    // More than one system call's worth of buffers: full segments until the last one.
+    cork.hold(buffers.size() > 64);
+    auto [ec, n] =
+        co_await asio::async_write(w.socket, buffers, asio::as_tuple(asio::use_awaitable));
+    cork.hold(false);
+    if (ec) co_return;
+    if (!b.frames.empty()) w.on.sent(b.frames.size());
+    if (b.close) {
+      w.close_sent = true;
+      if (w.no_answer) co_return;
+      co_await wait(w.socket, w.settings.close_timeout);  // for the peer's answer (read_loop)
+      co_return;
+    }
+    if (b.frames.capacity() > 256) {  // a burst is over: an idle stream keeps little
+      b.frames = {};
+      headers = {};
+      buffers = {};
+    }
+  }
+}
+
+// A peer that sent nothing for an interval is pinged; one silent for another is gone.
+asio::awaitable<void> keepalive(wire& w) {
+  asio::steady_timer timer(w.socket.get_executor());
+  bool pinged = false;
+  for (;;) {
+    timer.expires_after(w.settings.ping_interval);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    if (std::exchange(w.heard, false)) {
+      pinged = false;
+      continue;
+    }
+    if (pinged) co_return;
+    w.out.ping();
+    pinged = true;
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> run_wire(tcp::socket& socket, outbox& out, const wire_settings& settings,
+                               wire_handlers handlers) {
+  socket.non_blocking(true);  // read_loop reads what is there after a readiness wait
+  wire w{socket, out, settings, handlers};
+  co_await (read_loop(w) || write_loop(w) || keepalive(w));
+}
+
+}  // namespace quiesce::net
