@@ -17,25 +17,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
-namespace {
-
-// Beast checks the upgrade and writes the 101; the socket comes back for ws_wire to own, with
-// nothing of the handshake (its buffers and timers) left behind.
-asio::awaitable<std::optional<asio::ip::tcp::socket>> accept(
-    beast::tcp_stream stream, beast::http::request<beast::http::string_body> req,
-    std::chrono::milliseconds timeout) {
-  websocket::stream<beast::tcp_stream> ws(std::move(stream));
-  websocket::stream_base::timeout t{};
-  t.handshake_timeout = timeout;
-  t.idle_timeout = websocket::stream_base::none();
-  ws.set_option(t);
-  auto [ec] = co_await ws.async_accept(req, asio::as_tuple(asio::use_awaitable));
-  if (ec) co_return std::nullopt;
-  co_return ws.next_layer().release_socket();
-}
-
-}  // namespace
-
 asio::awaitable<void> serve_stream(beast::tcp_stream stream,
                                    beast::http::request<beast::http::string_body> req,
                                    stream_request what, stream_hub& hub) {
@@ -45,7 +26,7 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
   boost::system::error_code ignored;
   stream.socket().set_option(asio::socket_base::send_buffer_size(static_cast<int>(s.send_buffer)),
                              ignored);
-  auto socket = co_await accept(std::move(stream), std::move(req), s.close_timeout);
+  auto socket = co_await accept_upgrade(std::move(stream), std::move(req), s.close_timeout);
   if (!socket) co_return;
 
   auto client = std::make_shared<stream_client>(strand, what.client_id, hub.limit());

@@ -1,5 +1,7 @@
 #include "net/ws_frame.hpp"
 
+#include <utility>
+
 namespace quiesce::net::ws {
 
 namespace {
@@ -121,7 +123,16 @@ parsed parser::next(std::string_view in) {
   } else {
     return failure(close_protocol_error);  // a reserved opcode
   }
-  if (!control && message_.size() + size > limit_) return failure(close_too_big);
+  if (!control && (dropping_ || message_.size() + size > limit_)) {
+    // Past the limit: the caller skips the frame (its payload not yet read) and the message's
+    // later fragments, and waits for the answer to its close.
+    auto p = failure(close_too_big);
+    p.consumed = at + 4 + size;
+    if (std::exchange(dropping_, !fin)) p.kind = parsed::fragment;  // told once
+    message_ = std::string();
+    in_message_ = !fin;
+    return p;
+  }
   if (in.size() - at < 4 + size) return {};
 
   const char* mask = in.data() + at;
@@ -154,7 +165,12 @@ parsed parser::next(std::string_view in) {
       p.kind = parsed::fragment;
       return p;
     }
-    if (text_ && !valid_utf8(message_)) return failure(close_bad_payload);
+    if (text_ && !valid_utf8(message_)) {
+      message_ = std::string();
+      p = failure(close_bad_payload);
+      p.consumed = at + 4 + size;
+      return p;
+    }
     p.kind = parsed::message;
     p.payload = std::move(message_);
     message_ = std::string();

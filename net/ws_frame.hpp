@@ -44,9 +44,11 @@ bool valid_utf8(std::string_view s);
 struct parsed {
   // need_more: no whole frame yet; fragment: one part of a message, call again.
   enum kind_t { need_more, fragment, message, ping, pong, close, fail } kind = need_more;
-  std::size_t consumed = 0;  // bytes of the input this result used up
-  std::string payload;       // message text, ping payload
-  std::uint16_t code = 0;    // close: the peer's code (1005 when it gave none); fail: ours
+  // Bytes of the input this result used up. A fail that may be skipped (1009, 1007) says how
+  // long the bad frame is, which may be more than was given; on 1002 framing is lost.
+  std::size_t consumed = 0;
+  std::string payload;     // message text, ping payload
+  std::uint16_t code = 0;  // close: the peer's code (1005 when it gave none); fail: ours
 };
 
 // Client frames, one at a time; fragments are joined into messages of at most `limit` bytes.
@@ -62,6 +64,7 @@ class parser {
   std::size_t limit_;
   bool in_message_ = false;  // a first fragment came and the final one has not
   bool text_ = false;        // the message being joined is text
+  bool dropping_ = false;    // it is past the limit: its fragments are skipped
   std::string message_;      // its fragments so far
 };
 

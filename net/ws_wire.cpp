@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/websocket/stream.hpp>
 
 #include <string>
 #include <vector>
@@ -46,7 +47,8 @@ asio::awaitable<void> answer_and_end(wire& w, websocket::close_reason reason) {
 
 asio::awaitable<void> read_loop(wire& w) {
   ws::parser parser(w.settings.message_limit);
-  std::string in;  // read and not yet parsed; unallocated while the peer is quiet
+  std::string in;          // read and not yet parsed; unallocated while the peer is quiet
+  std::uint64_t skip = 0;  // the rest of a frame refused by its header, still to come
   for (;;) {
     auto [wec] =
         co_await w.socket.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
@@ -61,11 +63,13 @@ asio::awaitable<void> read_loop(wire& w) {
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
       if (ec) co_return;  // the peer hung up or reset
       w.heard = true;
-      std::size_t used = 0;
-      for (;;) {
+      std::size_t used = std::min<std::uint64_t>(skip, in.size());
+      skip -= used;
+      while (skip == 0) {
         auto p = parser.next(std::string_view(in).substr(used));
         if (p.kind == ws::parsed::need_more) break;
-        used += p.consumed;
+        if (p.consumed > in.size() - used) skip = p.consumed - (in.size() - used);
+        used = std::min(in.size(), used + p.consumed);
         switch (p.kind) {
           case ws::parsed::message:
             w.on.message(p.payload);
@@ -78,8 +82,12 @@ asio::awaitable<void> read_loop(wire& w) {
             co_await answer_and_end(w, websocket::close_reason(p.code == 1005 ? 0 : p.code));
             co_return;
           case ws::parsed::fail:
-            co_await answer_and_end(w, websocket::close_reason(p.code));
-            co_return;
+            if (p.code == ws::close_protocol_error) {  // the framing is lost: nothing more to read
+              co_await answer_and_end(w, websocket::close_reason(p.code));
+              co_return;
+            }
+            w.out.close(websocket::close_reason(p.code));  // then read on, for the peer's answer
+            break;
           default:  // a pong, or a fragment kept by the parser
             break;
         }
@@ -154,6 +162,20 @@ asio::awaitable<void> keepalive(wire& w) {
 }
 
 }  // namespace
+
+asio::awaitable<std::optional<tcp::socket>> accept_upgrade(
+    boost::beast::tcp_stream stream,
+    boost::beast::http::request<boost::beast::http::string_body> req,
+    std::chrono::milliseconds timeout) {
+  websocket::stream<boost::beast::tcp_stream> ws(std::move(stream));
+  websocket::stream_base::timeout t{};
+  t.handshake_timeout = timeout;
+  t.idle_timeout = websocket::stream_base::none();
+  ws.set_option(t);
+  auto [ec] = co_await ws.async_accept(req, asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return std::nullopt;
+  co_return ws.next_layer().release_socket();
+}
 
 asio::awaitable<void> run_wire(tcp::socket& socket, outbox& out, const wire_settings& settings,
                                wire_handlers handlers) {

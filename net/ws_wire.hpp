@@ -10,9 +10,13 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string_view>
 
 namespace quiesce::net {
@@ -27,6 +31,13 @@ struct wire_handlers {
   std::function<void(std::string_view)> message;  // a whole text or binary message
   std::function<void(std::size_t)> sent;          // this many frames of the outbox are out
 };
+
+// Beast checks the upgrade in `req` and writes the 101; the socket comes back to be run here,
+// with nothing of the handshake (its buffers and timers) left behind. Empty if it failed.
+boost::asio::awaitable<std::optional<boost::asio::ip::tcp::socket>> accept_upgrade(
+    boost::beast::tcp_stream stream,
+    boost::beast::http::request<boost::beast::http::string_body> req,
+    std::chrono::milliseconds timeout);
 
 // Sends what `out` holds and reads what the peer sends, until the close handshake ends (after
 // the outbox's close, or the peer's), the peer goes away or breaks the protocol, or terminal

@@ -1,0 +1,204 @@
+// A stream's wire (net/ws_wire) against Beast's own WebSocket client over loopback: what the
+// server writes past Beast must be what a conforming client reads, and what such a client sends
+// (fragments, pings, binary, a close) must be understood; rule breaks close with RFC 6455's code.
+#define BOOST_TEST_MODULE wire
+#include "net/outbox.hpp"
+#include "net/ws_wire.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <thread>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+using namespace quiesce;
+
+namespace {
+
+net::frame text(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
+
+// One server-side stream on its own thread: the outbox is reached through post(), the messages
+// it was sent are kept, and `ended` completes when run_wire returns.
+struct server {
+  explicit server(net::wire_settings s) : settings(s) {
+    asio::co_spawn(io, serve(), [this](std::exception_ptr e) {
+      if (e)
+        ended.set_exception(e);
+      else
+        ended.set_value();
+    });
+    thread = std::thread([this] { io.run(); });
+  }
+  ~server() {
+    io.stop();
+    thread.join();
+  }
+  asio::awaitable<void> serve() {
+    auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    beast::http::request<beast::http::string_body> req;
+    co_await beast::http::async_read(stream, buffer, req, asio::use_awaitable);
+    auto ws = co_await net::accept_upgrade(std::move(stream), std::move(req), 5s);
+    BOOST_REQUIRE(ws);
+    co_await net::run_wire(*ws, out, settings,
+                           {[this](std::string_view m) {
+                              {
+                                std::lock_guard lock(mutex);
+                                messages.emplace_back(m);
+                              }
+                              if (m == "last") out.push(text("got last"));
+                            },
+                            [this](std::size_t n) { sent += n; }});
+  }
+  void post(std::function<void(net::outbox&)> f) {
+    asio::post(io, [this, f = std::move(f)] { f(out); });
+  }
+  std::vector<std::string> got() {
+    std::lock_guard lock(mutex);
+    return messages;
+  }
+  // Bounded: a wire that waits for what never comes fails the test instead of hanging it.
+  bool ends_within(std::chrono::seconds d) {
+    return ended_future.wait_for(d) == std::future_status::ready;
+  }
+
+  asio::io_context io;
+  tcp::acceptor acceptor{io, {asio::ip::make_address("127.0.0.1"), 0}};
+  net::wire_settings settings;
+  net::outbox out{io.get_executor(), std::make_shared<net::send_limit>(10000)};
+  std::promise<void> ended;
+  std::future<void> ended_future = ended.get_future();
+  std::mutex mutex;
+  std::vector<std::string> messages;
+  std::atomic<std::size_t> sent{0};
+  std::thread thread;
+};
+
+struct client {
+  explicit client(server& s) : ws(io) {
+    ws.next_layer().connect(s.acceptor.local_endpoint());
+    ws.handshake("127.0.0.1", "/ws/test");
+  }
+  std::string read() {
+    beast::flat_buffer b;
+    ws.read(b);
+    return beast::buffers_to_string(b.data());
+  }
+  // Reads until the server's close; Beast answers it. The close's code.
+  std::uint16_t read_until_close() {
+    beast::error_code ec;
+    for (;;) {
+      beast::flat_buffer b;
+      ws.read(b, ec);
+      if (ec) break;
+    }
+    BOOST_TEST((ec == websocket::error::closed), ec.message());
+    return static_cast<std::uint16_t>(ws.reason().code);
+  }
+  asio::io_context io;
+  websocket::stream<tcp::socket> ws;
+};
+
+const net::wire_settings normal{1 << 20, 10s, 10s};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(beast_reads_every_frame_size_in_order_then_the_close) {
+  server s(normal);
+  client c(s);
+  const std::vector<std::string> sizes{"", "short", std::string(200, 'm'),
+                                       std::string(70000, 'L')};  // 7-, 16- and 64-bit lengths
+  s.post([&sizes](net::outbox& out) {
+    out.begin_with({text("hello")});
+    for (const auto& t : sizes) out.push(text(t));
+    out.close(websocket::close_reason(websocket::close_code::service_restart, "server restarting"),
+              text("draining"));
+  });
+  BOOST_TEST(c.read() == "hello");
+  for (const auto& t : sizes) BOOST_TEST(c.read() == t);
+  BOOST_TEST(c.read() == "draining");
+  BOOST_TEST(c.read_until_close() == 1012);
+  BOOST_TEST(std::string(c.ws.reason().reason.data(), c.ws.reason().reason.size()) ==
+             "server restarting");
+  // The answer ends it: the server does not wait out its 10 s close timeout for the client's FIN
+  // (a Beast client waits for the server to hang up first).
+  BOOST_TEST(s.ends_within(5s));
+  BOOST_TEST(s.sent.load() == sizes.size() + 2);
+}
+
+BOOST_AUTO_TEST_CASE(fragments_binary_and_pings_from_beast_are_understood) {
+  server s(normal);
+  client c(s);
+  c.ws.auto_fragment(true);
+  c.ws.write_buffer_bytes(8);  // Beast's smallest: a 30-byte message goes in four fragments
+  c.ws.text(true);
+  c.ws.write(asio::buffer(std::string(R"({"type":"subscribe","all":true})")));
+  c.ws.binary(true);
+  c.ws.write(asio::buffer(std::string("bin")));
+  std::string pong;
+  c.ws.control_callback([&pong](websocket::frame_type kind, beast::string_view payload) {
+    if (kind == websocket::frame_type::pong) pong = std::string(payload);
+  });
+  c.ws.ping("are you there");
+  c.ws.text(true);
+  c.ws.write(asio::buffer(std::string("last")));
+  BOOST_TEST(c.read() == "got last");  // the pong went out before it, in its batch or earlier
+  BOOST_TEST(pong == "are you there");
+  auto got = s.got();
+  BOOST_TEST(got == (std::vector<std::string>{R"({"type":"subscribe","all":true})", "bin", "last"}),
+             boost::test_tools::per_element());
+  c.ws.close(websocket::close_code::normal);  // Beast waits for the server's answer
+  BOOST_TEST(c.ws.reason().code == websocket::close_code::normal);
+  BOOST_TEST(s.ends_within(5s));
+}
+
+BOOST_AUTO_TEST_CASE(a_message_past_the_limit_is_closed_1009) {
+  server s({64, 10s, 10s});
+  client c(s);
+  c.ws.write(asio::buffer(std::string(300000, 'x')));  // skipped over many reads
+  BOOST_TEST(c.read_until_close() == 1009);
+  BOOST_TEST(s.ends_within(5s));
+  BOOST_TEST(s.got().empty());
+}
+
+BOOST_AUTO_TEST_CASE(text_that_is_not_utf8_is_closed_1007) {
+  server s(normal);
+  client c(s);
+  c.ws.text(true);
+  c.ws.write(asio::buffer(std::string("caf\xc3")));  // cut inside a two-byte sequence
+  BOOST_TEST(c.read_until_close() == 1007);
+  BOOST_TEST(s.ends_within(5s));
+  BOOST_TEST(s.got().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_reads_answers_pings_and_stays_one_that_does_not_is_dropped) {
+  server s({1 << 20, 100ms, 10s});
+  client c(s);
+  // Beast answers pings while it reads: ten intervals pass and the stream is still open.
+  s.post([&s](net::outbox& out) {
+    auto t = std::make_shared<asio::steady_timer>(s.io, 1s);
+    t->async_wait([t, &out](auto) { out.push(text("still here")); });
+  });
+  BOOST_TEST(c.read() == "still here");
+  BOOST_TEST(!s.ends_within(0s));
+  // Now it stops reading, so no pong goes back: dropped after about two intervals.
+  BOOST_TEST(s.ends_within(5s));
+}
