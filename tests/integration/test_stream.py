@@ -86,6 +86,16 @@ class Stream(unittest.IsolatedAsyncioTestCase):
             tid = post(self.s)
             await collect_until(ws, finished(tid), scaled(10))
 
+    async def test_a_fragmented_message_a_ping_and_a_close_from_the_client_are_answered(self):
+        async with websockets.connect(self.s.ws_url("/ws/erin")) as ws:
+            await ws.recv()  # hello
+            await ws.send(['{"type":"subscribe",', '"all":true}'])  # one message in two frames
+            ack = json.loads(await asyncio.wait_for(ws.recv(), scaled(5)))
+            self.assertEqual(ack, {"type": "subscribed", "all": True})
+            await asyncio.wait_for(await ws.ping(b"are you there"), scaled(5))  # its pong came
+            await asyncio.wait_for(ws.close(1000, "bye"), scaled(5))
+            self.assertEqual(ws.close_code, 1000)  # the server answered with the same code
+
     async def test_since_replays_missed_events_before_live_ones(self):
         async with websockets.connect(self.s.ws_url("/ws/dave")) as ws:
             epoch = json.loads(await ws.recv())["epoch"]
