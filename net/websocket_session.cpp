@@ -17,18 +17,13 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
-asio::awaitable<void> serve_stream(beast::tcp_stream stream,
-                                   beast::http::request<beast::http::string_body> req,
-                                   stream_request what, stream_hub& hub) {
-  auto strand = co_await asio::this_coro::executor;
-  const auto& s = hub.settings();
-  stream.expires_never();
-  boost::system::error_code ignored;
-  stream.socket().set_option(asio::socket_base::send_buffer_size(static_cast<int>(s.send_buffer)),
-                             ignored);
-  auto socket = co_await accept_upgrade(std::move(stream), std::move(req), s.close_timeout);
-  if (!socket) co_return;
+namespace {
 
+// A plain function, not part of the coroutine: its locals (the replay, the first frames) would
+// otherwise stay in the stream's frame for as long as the stream is open.
+std::shared_ptr<stream_client> open_stream(const asio::any_io_executor& strand,
+                                           const stream_request& what, stream_hub& hub) {
+  const auto& s = hub.settings();
   auto client = std::make_shared<stream_client>(strand, what.client_id, hub.limit());
   client->on_overflow = [&hub, id = what.client_id] {
     hub.count_dropped_slow();
@@ -50,14 +45,26 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
                               {"seq", replay.last_seq}}));
   if (replay.gap) first.push_back(make_frame({{"type", "gap"}, {"epoch", bus.epoch()}}));
   for (auto& e : replay.events) first.emplace_back(e, &e->text);
-  const auto replayed = replay.events.size();
-  replay.events.clear();
   client->out().begin_with(std::move(first));
   if (!admitted)  // the drain already closed the others: this one goes the same way
     client->out().close(
         websocket::close_reason(websocket::close_code::service_restart, "server restarting"),
         hub.draining_frame());
+  log::debug("stream opened", {{"client_id", what.client_id}, {"replayed", replay.events.size()}});
+  return client;
+}
 
+}  // namespace
+
+asio::awaitable<void> serve_stream(asio::ip::tcp::socket socket,
+                                   beast::http::request<beast::http::string_body> req,
+                                   stream_request what, stream_hub& hub) {
+  const auto& s = hub.settings();
+  boost::system::error_code ignored;
+  socket.set_option(asio::socket_base::send_buffer_size(static_cast<int>(s.send_buffer)), ignored);
+  auto ws = co_await accept_upgrade(std::move(socket), std::move(req), s.close_timeout);
+  if (!ws) co_return;
+  auto client = open_stream(co_await asio::this_coro::executor, what, hub);
   struct leave {
     stream_hub& hub;
     const std::shared_ptr<stream_client>& c;
@@ -66,8 +73,7 @@ asio::awaitable<void> serve_stream(beast::tcp_stream stream,
       hub.remove(c);
     }
   } on_exit{hub, client};
-  log::debug("stream opened", {{"client_id", what.client_id}, {"replayed", replayed}});
-  co_await run_wire(*socket, client->out(), {s.message_limit, s.ping_interval, s.close_timeout},
+  co_await run_wire(*ws, client->out(), {s.message_limit, s.ping_interval, s.close_timeout},
                     {[&c = *client](std::string_view text) { handle_client_message(c, text); },
                      [&hub](std::size_t n) { hub.count_sent(n); }});
 }

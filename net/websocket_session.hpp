@@ -22,7 +22,7 @@ struct stream_request {
 // Accepts the upgrade in `req` and serves the stream until it closes. Runs on the
 // connection's strand.
 boost::asio::awaitable<void> serve_stream(
-    boost::beast::tcp_stream stream,
+    boost::asio::ip::tcp::socket socket,
     boost::beast::http::request<boost::beast::http::string_body> req, stream_request what,
     stream_hub& hub);
 

@@ -129,7 +129,7 @@ parsed parser::next(std::string_view in) {
     auto p = failure(close_too_big);
     p.consumed = at + 4 + size;
     if (std::exchange(dropping_, !fin)) p.kind = parsed::fragment;  // told once
-    message_ = std::string();
+    std::string().swap(message_);
     in_message_ = !fin;
     return p;
   }
@@ -166,14 +166,14 @@ parsed parser::next(std::string_view in) {
       return p;
     }
     if (text_ && !valid_utf8(message_)) {
-      message_ = std::string();
+      std::string().swap(message_);
       p = failure(close_bad_payload);
       p.consumed = at + 4 + size;
       return p;
     }
     p.kind = parsed::message;
     p.payload = std::move(message_);
-    message_ = std::string();
+    std::string().swap(message_);  // its capacity goes with the message
   }
   return p;
 }

@@ -4,8 +4,11 @@
 #include "net/ws_frame.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket/stream.hpp>
@@ -16,7 +19,6 @@
 namespace quiesce::net {
 namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
-using namespace asio::experimental::awaitable_operators;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -94,7 +96,7 @@ asio::awaitable<void> read_loop(wire& w) {
       }
       in.erase(0, used);
     }
-    if (in.empty()) in = std::string();  // give the capacity back while idle
+    if (in.empty()) std::string().swap(in);  // give the capacity back while idle (a move would not)
   }
 }
 
@@ -164,24 +166,34 @@ asio::awaitable<void> keepalive(wire& w) {
 }  // namespace
 
 asio::awaitable<std::optional<tcp::socket>> accept_upgrade(
-    boost::beast::tcp_stream stream,
-    boost::beast::http::request<boost::beast::http::string_body> req,
+    tcp::socket socket, boost::beast::http::request<boost::beast::http::string_body> req,
     std::chrono::milliseconds timeout) {
-  websocket::stream<boost::beast::tcp_stream> ws(std::move(stream));
+  websocket::stream<tcp::socket> ws(std::move(socket));
   websocket::stream_base::timeout t{};
   t.handshake_timeout = timeout;
   t.idle_timeout = websocket::stream_base::none();
   ws.set_option(t);
   auto [ec] = co_await ws.async_accept(req, asio::as_tuple(asio::use_awaitable));
   if (ec) co_return std::nullopt;
-  co_return ws.next_layer().release_socket();
+  co_return std::move(ws.next_layer());
 }
 
 asio::awaitable<void> run_wire(tcp::socket& socket, outbox& out, const wire_settings& settings,
                                wire_handlers handlers) {
   socket.non_blocking(true);  // read_loop reads what is there after a readiness wait
   wire w{socket, out, settings, handlers};
-  co_await (read_loop(w) || write_loop(w) || keepalive(w));
+  // One group of three rather than `a || b || c`, which nests two groups: every open stream
+  // keeps this while it waits, so a group's frames are memory per stream (docs/development.md).
+  auto ex = co_await asio::this_coro::executor;
+  auto [order, read_error, write_error, keepalive_error] =
+      co_await asio::experimental::make_parallel_group(
+          asio::co_spawn(ex, read_loop(w), asio::deferred),
+          asio::co_spawn(ex, write_loop(w), asio::deferred),
+          asio::co_spawn(ex, keepalive(w), asio::deferred))
+          .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+  // The first to end ends the others; a failure of its own (not their cancellation) goes up.
+  const std::exception_ptr* first[] = {&read_error, &write_error, &keepalive_error};
+  if (*first[order[0]]) std::rethrow_exception(*first[order[0]]);
 }
 
 }  // namespace quiesce::net

@@ -10,7 +10,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -35,7 +34,7 @@ struct wire_handlers {
 // Beast checks the upgrade in `req` and writes the 101; the socket comes back to be run here,
 // with nothing of the handshake (its buffers and timers) left behind. Empty if it failed.
 boost::asio::awaitable<std::optional<boost::asio::ip::tcp::socket>> accept_upgrade(
-    boost::beast::tcp_stream stream,
+    boost::asio::ip::tcp::socket socket,
     boost::beast::http::request<boost::beast::http::string_body> req,
     std::chrono::milliseconds timeout);
 

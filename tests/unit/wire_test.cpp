@@ -56,7 +56,7 @@ struct server {
     beast::flat_buffer buffer;
     beast::http::request<beast::http::string_body> req;
     co_await beast::http::async_read(stream, buffer, req, asio::use_awaitable);
-    auto ws = co_await net::accept_upgrade(std::move(stream), std::move(req), 5s);
+    auto ws = co_await net::accept_upgrade(stream.release_socket(), std::move(req), 5s);
     BOOST_REQUIRE(ws);
     co_await net::run_wire(*ws, out, settings,
                            {[this](std::string_view m) {
