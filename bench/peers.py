@@ -4,10 +4,12 @@ Both keep tasks in memory. `bench/run.sh --only peers [--baseline BUILD_DIR]`: w
 that build's quiesce is measured too, in the same run (before/after a change)."""
 import json
 import os
+import signal
 import subprocess
+import time
 
 import harness
-from common import ROOT, WRK_SECONDS, free_port, log, opts, quiesce, wrk
+from common import BIG, ROOT, WRK_SECONDS, free_port, line, log, opts, quiesce, wrk, wsload
 from streams import bench_capacity, bench_fanout, bench_rate
 
 NODE_DIR = os.path.join(ROOT, "bench", "peers", "node")
@@ -34,7 +36,7 @@ class NodePeer:
 def quiesce_at(binary):
     def start():
         harness.BIN = binary
-        return quiesce(store="memory")
+        return quiesce(store="memory", close_spread=0)  # the drain closes every stream at once
     return start
 
 
@@ -49,7 +51,8 @@ def measure(start, n):
     return {"kib_per_idle_stream": bench_capacity(n, start)["kib_per_connection"],
             "fanout": bench_fanout(n, start),
             "frames_per_second_1000": bench_rate(1000, start)["best_frames_per_second"],
-            "post": post_rate(start)}
+            "post": post_rate(start),
+            "drain": drain_with_streams(start, BIG)}
 
 
 def post_rate(start):
@@ -58,6 +61,26 @@ def post_rate(start):
         return wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua")
     finally:
         s.close()
+
+
+def drain_with_streams(start, n):
+    """SIGTERM to exit with n idle streams open and no task: the drain's own cost (each stream
+    told `draining` and closed 1012, the close handshakes, the exit)."""
+    log(f"drain: SIGTERM to exit with {n} streams")
+    s = start()
+    try:
+        w = wsload("hold", s.port, "--connections", n, stdin=subprocess.PIPE)
+        opened = line(w)
+        began = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        rc = s.proc.wait(60)
+        ms = (time.monotonic() - began) * 1000
+        closes = line(w)
+        w.stdin.close()
+        w.wait()
+    finally:
+        s.close()
+    return {"streams": opened["opened"], "exit_code": rc, "codes": closes["codes"], "ms": ms}
 
 
 def bench_peers(n=5000):
@@ -73,7 +96,8 @@ def print_peers(r):
             ("fan-out p50 ms (lower)", lambda m: m["fanout"]["p50_ms"]),
             ("fan-out p99 ms (lower)", lambda m: m["fanout"]["p99_ms"]),
             ("frames/s to 1,000, nobody closed (higher)", lambda m: m["frames_per_second_1000"]),
-            ("POST /v1/tasks req/s (higher)", lambda m: m["post"]["rps"]))
+            ("POST /v1/tasks req/s (higher)", lambda m: m["post"]["rps"]),
+            (f"SIGTERM -> exit with {BIG:,} streams, ms (lower)", lambda m: m["drain"]["ms"]))
     names = list(r)
     print("| figure | " + " | ".join(names) + " | quiesce / node |")
     print("|---" * (len(names) + 2) + "|")

@@ -38,8 +38,22 @@ bool outbox::push(frame f) {
     return false;
   }
   frames_.push_back(std::move(f));
-  wake();
+  if (in_burst_)
+    burst_pushed_ = true;
+  else
+    wake();
   return true;
+}
+
+void outbox::end_burst() {
+  in_burst_ = false;
+  if (!std::exchange(burst_pushed_, false)) return;
+  if (direct_ && writer_asleep_ && !close_ && pong_.empty() && !ping_ && rest_.empty()) {
+    direct_(frames_, rest_);
+    frames_.clear();
+    if (rest_.empty()) return;  // all of it is out: the writer sleeps on
+  }
+  wake();
 }
 
 void outbox::close(websocket::close_reason reason, frame last) {
@@ -65,6 +79,7 @@ void outbox::wake() {
 }
 
 asio::awaitable<void> outbox::next(batch& b) {
+  b.rest.clear();
   b.control.clear();
   b.frames.clear();
   b.close.reset();
@@ -75,6 +90,7 @@ asio::awaitable<void> outbox::next(batch& b) {
     writer_asleep_ = false;                    // woken by cancellation from above, not by a push
     co_await lifecycle::throw_if_cancelled();  // the wait itself cannot tell
   }
+  b.rest.swap(rest_);
   b.control.swap(pong_);
   if (std::exchange(ping_, false)) b.control += ws::control_frame(ws::opcode::ping, {});
   b.frames.swap(frames_);  // the two vectors trade capacity: no allocation per batch

@@ -35,11 +35,13 @@ void stream_client::take_inbox() {
     taking_.swap(inbox_);  // the two vectors trade capacity: no allocation per batch
     take_posted_ = false;
   }
+  out_.begin_burst();
   for (auto& e : taking_) {
     if (!wants(*e)) continue;
     // Share the bus's text: an aliasing pointer, no copy per client.
     if (!out_.push(frame(e, &e->text)) && on_overflow) on_overflow();
   }
+  out_.end_burst();
   taking_.clear();
 }
 

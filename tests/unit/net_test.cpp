@@ -230,3 +230,47 @@ BOOST_AUTO_TEST_CASE(a_corked_socket_sends_what_it_held_once_uncorked) {
   BOOST_TEST(got == "one two three");
 }
 #endif
+
+// A burst for a client whose writer sleeps goes out through the direct sender, not the writer;
+// what the kernel did not take comes back from next() first, before anything pushed later.
+BOOST_AUTO_TEST_CASE(a_burst_goes_out_directly_and_its_rest_goes_first) {
+  asio::io_context io;
+  net::outbox out(io.get_executor(), std::make_shared<net::send_limit>(100));
+  std::vector<std::string> direct;
+  bool take_all = true;
+  out.send_directly([&](std::vector<net::frame>& frames, std::string& rest) {
+    for (const auto& f : frames) direct.push_back(*f);
+    if (!take_all) rest = "the end of " + *frames.back();
+  });
+  std::vector<std::string> written;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        net::outbox::batch b;
+        for (;;) {
+          co_await out.next(b);
+          if (!b.rest.empty()) written.push_back("rest: " + b.rest);
+          for (const auto& f : b.frames) written.push_back(*f);
+          if (b.close) co_return;
+        }
+      },
+      rethrow);
+  io.poll();  // the writer is asleep now
+  out.begin_burst();
+  out.push(text("1"));
+  out.push(text("2"));
+  out.end_burst();
+  io.poll();
+  BOOST_TEST(direct == (std::vector<std::string>{"1", "2"}), boost::test_tools::per_element());
+  BOOST_TEST(written.empty());  // the writer was not woken
+
+  take_all = false;
+  out.begin_burst();
+  out.push(text("3"));
+  out.end_burst();
+  out.push(text("4"));  // outside a burst: the writer's, after the rest
+  out.close(websocket::close_reason(websocket::close_code::service_restart));
+  io.run();
+  BOOST_TEST(written == (std::vector<std::string>{"rest: the end of 3", "4"}),
+             boost::test_tools::per_element());
+}
