@@ -117,15 +117,16 @@ asio::awaitable<std::optional<upgrade>> exchange(beast::tcp_stream& stream,
 asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const session_context> ctx,
                                  connection_limit::slot /*place*/) {
   std::optional<upgrade> up;
+  std::optional<tcp::socket> upgraded;
   {
     beast::tcp_stream stream(std::move(socket));
     up = co_await exchange(stream, *ctx);
-    if (up) socket = stream.release_socket();
+    if (up) upgraded.emplace(stream.release_socket());
   }
   // Gone before a stream starts that may stay open for hours: the exchange's frame (its parser
   // and read buffer) and the tcp_stream with its two timers (a moved tcp_stream keeps them).
   if (up)
-    co_await serve_stream(std::move(socket), std::move(up->req), std::move(up->what),
+    co_await serve_stream(std::move(*upgraded), std::move(up->req), std::move(up->what),
                           *ctx->streams);
 }
 

@@ -49,56 +49,81 @@ asio::awaitable<void> answer_and_end(wire& w, websocket::close_reason reason) {
   co_await wait(w.socket, w.settings.close_timeout);
 }
 
-asio::awaitable<void> read_loop(wire& w) {
-  ws::parser parser(w.settings.message_limit);
-  std::string in;          // read and not yet parsed; unallocated while the peer is quiet
+struct reader {
+  explicit reader(std::size_t limit) : parser(limit) {}
+  ws::parser parser;
+  std::string in;          // the start of a frame not yet whole; unallocated while quiet
   std::uint64_t skip = 0;  // the rest of a frame refused by its header, still to come
+};
+
+enum class after_read { wait, end, answer };
+
+// Reads everything the socket has and handles each whole frame. It never suspends, so what it
+// reads can go to the thread's scratch buffer: only the start of an unfinished frame is kept.
+after_read take_readable(wire& w, reader& r, websocket::close_reason& answer) {
+  thread_local std::array<char, 16384> scratch;
   for (;;) {
-    auto [wec] =
-        co_await w.socket.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
-    if (wec) co_return;
-    for (;;) {  // take everything there is, then wait again
-      constexpr std::size_t chunk = 4096;
-      auto old = in.size();
-      in.resize(old + chunk);
-      boost::system::error_code ec;
-      auto n = w.socket.read_some(asio::buffer(in.data() + old, chunk), ec);
-      in.resize(old + n);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-      if (ec) co_return;  // the peer hung up or reset
-      w.heard = true;
-      std::size_t used = std::min<std::uint64_t>(skip, in.size());
-      skip -= used;
-      while (skip == 0) {
-        auto p = parser.next(std::string_view(in).substr(used));
-        if (p.kind == ws::parsed::need_more) break;
-        if (p.consumed > in.size() - used) skip = p.consumed - (in.size() - used);
-        used = std::min(in.size(), used + p.consumed);
-        switch (p.kind) {
-          case ws::parsed::message:
-            w.on.message(p.payload);
-            break;
-          case ws::parsed::ping:
-            w.out.pong(p.payload);
-            break;
-          case ws::parsed::close:
-            if (w.close_sent) co_return;  // the answer to ours: done, no need to wait for FIN
-            co_await answer_and_end(w, websocket::close_reason(p.code == 1005 ? 0 : p.code));
-            co_return;
-          case ws::parsed::fail:
-            if (p.code == ws::close_protocol_error) {  // the framing is lost: nothing more to read
-              co_await answer_and_end(w, websocket::close_reason(p.code));
-              co_return;
-            }
-            w.out.close(websocket::close_reason(p.code));  // then read on, for the peer's answer
-            break;
-          default:  // a pong, or a fragment kept by the parser
-            break;
-        }
-      }
-      in.erase(0, used);
+    boost::system::error_code ec;
+    auto n = w.socket.read_some(asio::buffer(scratch), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return after_read::wait;
+    if (ec) return after_read::end;  // the peer hung up or reset
+    w.heard = true;
+    std::string_view data(scratch.data(), n);
+    auto skipped = std::min<std::uint64_t>(r.skip, data.size());
+    data.remove_prefix(skipped);
+    r.skip -= skipped;
+    if (!r.in.empty()) {
+      r.in.append(data);
+      data = r.in;
     }
-    if (in.empty()) std::string().swap(in);  // give the capacity back while idle (a move would not)
+    std::size_t used = 0;
+    while (r.skip == 0) {
+      auto p = r.parser.next(data.substr(used));
+      if (p.kind == ws::parsed::need_more) break;
+      if (p.consumed > data.size() - used) r.skip = p.consumed - (data.size() - used);
+      used = std::min(data.size(), used + p.consumed);
+      switch (p.kind) {
+        case ws::parsed::message:
+          w.on.message(p.payload);
+          break;
+        case ws::parsed::ping:
+          w.out.pong(p.payload);
+          break;
+        case ws::parsed::close:
+          if (w.close_sent) return after_read::end;  // the answer to ours: no wait for FIN
+          answer = websocket::close_reason(p.code == 1005 ? 0 : p.code);
+          return after_read::answer;
+        case ws::parsed::fail:
+          answer = websocket::close_reason(p.code);
+          if (p.code == ws::close_protocol_error) return after_read::answer;  // framing is lost
+          w.out.close(answer);  // then read on, for the peer's answer
+          break;
+        default:  // a pong, or a fragment kept by the parser
+          break;
+      }
+    }
+    if (data.data() == r.in.data()) {
+      r.in.erase(0, used);
+      if (r.in.empty()) std::string().swap(r.in);  // give the capacity back (a move would not)
+    } else {
+      r.in.assign(data.substr(used));
+    }
+  }
+}
+
+asio::awaitable<void> read_loop(wire& w) {
+  reader r(w.settings.message_limit);
+  websocket::close_reason answer;
+  for (;;) {
+    auto [ec] =
+        co_await w.socket.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    auto next = take_readable(w, r, answer);
+    if (next == after_read::end) co_return;
+    if (next == after_read::answer) {
+      co_await answer_and_end(w, answer);
+      co_return;
+    }
   }
 }
 
@@ -114,18 +139,18 @@ asio::awaitable<void> write_loop(wire& w) {
     buffers.clear();
     headers.reserve(b.frames.size());
     buffers.reserve(1 + 2 * b.frames.size() + 1);
-    if (!b.rest.empty()) buffers.push_back(asio::buffer(b.rest));
-    if (!b.control.empty()) buffers.push_back(asio::buffer(b.control));
+    if (!b.rest.empty()) buffers.emplace_back(asio::buffer(b.rest));
+    if (!b.control.empty()) buffers.emplace_back(asio::buffer(b.control));
     for (const auto& f : b.frames) {
       headers.push_back(ws::frame_header(ws::opcode::text, f->size()));
-      buffers.push_back(asio::buffer(headers.back().bytes.data(), headers.back().size));
-      buffers.push_back(asio::buffer(*f));
+      buffers.emplace_back(asio::buffer(headers.back().bytes.data(), headers.back().size));
+      buffers.emplace_back(asio::buffer(*f));
     }
     if (b.close) {
       auto code = static_cast<std::uint16_t>(b.close->code);
       close = code == 0 ? ws::control_frame(ws::opcode::close, {})
                         : ws::close_frame(code, {b.close->reason.data(), b.close->reason.size()});
-      buffers.push_back(asio::buffer(close));
+      buffers.emplace_back(asio::buffer(close));
     }
     // More than one system call's worth of buffers: full segments until the last one.
     cork.hold(buffers.size() > 64);

@@ -170,6 +170,21 @@ BOOST_AUTO_TEST_CASE(fragments_binary_and_pings_from_beast_are_understood) {
   BOOST_TEST(s.ends_within(5s));
 }
 
+BOOST_AUTO_TEST_CASE(a_message_longer_than_many_reads_arrives_whole) {
+  server s(normal);
+  client c(s);
+  std::string big(200000, 'b');
+  big.back() = 'e';
+  c.ws.write(asio::buffer(big));
+  c.ws.write(asio::buffer(std::string("last")));
+  BOOST_TEST(c.read() == "got last");
+  auto got = s.got();
+  BOOST_TEST_REQUIRE(got.size() == 2u);
+  BOOST_TEST((got[0] == big));
+  c.ws.close(websocket::close_code::normal);
+  BOOST_TEST(s.ends_within(5s));
+}
+
 BOOST_AUTO_TEST_CASE(a_message_past_the_limit_is_closed_1009) {
   server s({64, 10s, 10s});
   client c(s);
