@@ -44,8 +44,9 @@ bool valid_utf8(std::string_view s);
 struct parsed {
   // need_more: no whole frame yet; fragment: one part of a message, call again.
   enum kind_t { need_more, fragment, message, ping, pong, close, fail } kind = need_more;
-  // Bytes of the input this result used up. A fail that may be skipped (1009, 1007) says how
-  // long the bad frame is, which may be more than was given; on 1002 framing is lost.
+  // Bytes of the input this result used up. A fail that may be skipped (1009, 1007 in a text
+  // message) says how long the bad frame is, which may be more than was given; a fail with 0
+  // ends the reading (the framing is lost, or it was the peer's close that was bad).
   std::size_t consumed = 0;
   std::string payload;     // message text, ping payload
   std::uint16_t code = 0;  // close: the peer's code (1005 when it gave none); fail: ours

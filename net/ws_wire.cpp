@@ -95,8 +95,8 @@ after_read take_readable(wire& w, reader& r, websocket::close_reason& answer) {
           return after_read::answer;
         case ws::parsed::fail:
           answer = websocket::close_reason(p.code);
-          if (p.code == ws::close_protocol_error) return after_read::answer;  // framing is lost
-          w.out.close(answer);  // then read on, for the peer's answer
+          if (p.consumed == 0) return after_read::answer;  // nothing more can be read
+          w.out.close(answer);  // then read on past the bad frame, for the peer's answer
           break;
         default:  // a pong, or a fragment kept by the parser
           break;

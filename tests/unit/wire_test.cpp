@@ -204,6 +204,17 @@ BOOST_AUTO_TEST_CASE(text_that_is_not_utf8_is_closed_1007) {
   BOOST_TEST(s.got().empty());
 }
 
+// A close whose reason is not UTF-8 is the peer's last frame all the same: answered 1007, and the
+// stream ends (it once parsed the same bytes again and again).
+BOOST_AUTO_TEST_CASE(a_close_with_a_reason_that_is_not_utf8_is_answered_1007_and_ends) {
+  server s(normal);
+  client c(s);
+  beast::error_code ec;
+  c.ws.close(websocket::close_reason(websocket::close_code::normal, "caf\xc3"), ec);
+  BOOST_TEST(s.ends_within(5s));
+  BOOST_TEST(c.ws.reason().code == 1007);
+}
+
 BOOST_AUTO_TEST_CASE(a_peer_that_reads_answers_pings_and_stays_one_that_does_not_is_dropped) {
   server s({1 << 20, 100ms, 10s});
   client c(s);
