@@ -1,15 +1,19 @@
 #include "net/ws_frame.hpp"
 
+#include <boost/beast/websocket/rfc6455.hpp>
+
 #include <utility>
 
 namespace quiesce::net::ws {
 
 namespace {
 
-parsed failure(std::uint16_t code) {
+using boost::beast::websocket::close_code;
+
+parsed failure(close_code code) {
   parsed p;
   p.kind = parsed::fail;
-  p.code = code;
+  p.code = static_cast<std::uint16_t>(code);
   return p;
 }
 
@@ -98,35 +102,35 @@ parsed parser::next(std::string_view in) {
   auto b0 = static_cast<unsigned char>(in[0]), b1 = static_cast<unsigned char>(in[1]);
   bool fin = (b0 & 0x80) != 0;
   auto op = static_cast<opcode>(b0 & 0x0f);
-  if ((b0 & 0x70) != 0) return failure(close_protocol_error);  // no extension was agreed
-  if ((b1 & 0x80) == 0) return failure(close_protocol_error);  // a client must mask
+  if ((b0 & 0x70) != 0) return failure(close_code::protocol_error);  // no extension was agreed
+  if ((b1 & 0x80) == 0) return failure(close_code::protocol_error);  // a client must mask
   std::size_t at = 2;
   std::uint64_t size = b1 & 0x7f;
   if (size == 126) {
     if (in.size() < 4) return {};
     size = big_endian(in, 2, 2);
     at = 4;
-    if (size < 126) return failure(close_protocol_error);  // not the shortest form
+    if (size < 126) return failure(close_code::protocol_error);  // not the shortest form
   } else if (size == 127) {
     if (in.size() < 10) return {};
     size = big_endian(in, 2, 8);
     at = 10;
-    if (size <= 0xffff || (size >> 63) != 0) return failure(close_protocol_error);
+    if (size <= 0xffff || (size >> 63) != 0) return failure(close_code::protocol_error);
   }
   bool control = op == opcode::close || op == opcode::ping || op == opcode::pong;
   if (control) {
-    if (!fin || size > 125) return failure(close_protocol_error);
+    if (!fin || size > 125) return failure(close_code::protocol_error);
   } else if (op == opcode::continuation) {
-    if (!in_message_) return failure(close_protocol_error);  // nothing to continue
+    if (!in_message_) return failure(close_code::protocol_error);  // nothing to continue
   } else if (op == opcode::text || op == opcode::binary) {
-    if (in_message_) return failure(close_protocol_error);  // the last message did not end
+    if (in_message_) return failure(close_code::protocol_error);  // the last message did not end
   } else {
-    return failure(close_protocol_error);  // a reserved opcode
+    return failure(close_code::protocol_error);  // a reserved opcode
   }
   if (!control && (dropping_ || message_.size() + size > limit_)) {
     // Past the limit: the caller skips the frame (its payload not yet read) and the message's
     // later fragments, and waits for the answer to its close.
-    auto p = failure(close_too_big);
+    auto p = failure(close_code::too_big);
     p.consumed = at + 4 + size;
     if (std::exchange(dropping_, !fin)) p.kind = parsed::fragment;  // told once
     std::string().swap(message_);
@@ -152,11 +156,12 @@ parsed parser::next(std::string_view in) {
   } else if (op == opcode::close) {
     p.kind = parsed::close;
     p.code = 1005;  // "no status": the peer gave no code
-    if (p.payload.size() == 1) return failure(close_protocol_error);
+    if (p.payload.size() == 1) return failure(close_code::protocol_error);
     if (p.payload.size() >= 2) {
       p.code = static_cast<std::uint16_t>(big_endian(p.payload, 0, 2));
-      if (!valid_close_code(p.code)) return failure(close_protocol_error);
-      if (!valid_utf8(std::string_view(p.payload).substr(2))) return failure(close_bad_payload);
+      if (!valid_close_code(p.code)) return failure(close_code::protocol_error);
+      if (!valid_utf8(std::string_view(p.payload).substr(2)))
+        return failure(close_code::bad_payload);
     }
   } else {
     if (op != opcode::continuation) text_ = op == opcode::text;
@@ -167,7 +172,7 @@ parsed parser::next(std::string_view in) {
     }
     if (text_ && !valid_utf8(message_)) {
       std::string().swap(message_);
-      p = failure(close_bad_payload);
+      p = failure(close_code::bad_payload);
       p.consumed = at + 4 + size;
       return p;
     }

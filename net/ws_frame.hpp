@@ -20,12 +20,6 @@ enum class opcode : std::uint8_t {
   pong = 10,
 };
 
-// Close codes this side sends (RFC 6455 7.4.1) besides the stream's own 1012 and 1013.
-inline constexpr std::uint16_t close_normal = 1000;
-inline constexpr std::uint16_t close_protocol_error = 1002;
-inline constexpr std::uint16_t close_bad_payload = 1007;  // text that is not UTF-8
-inline constexpr std::uint16_t close_too_big = 1009;
-
 // A final (FIN) frame's header: 2, 4 or 10 bytes.
 struct header {
   std::array<unsigned char, 10> bytes{};
@@ -49,7 +43,8 @@ struct parsed {
   // ends the reading (the framing is lost, or it was the peer's close that was bad).
   std::size_t consumed = 0;
   std::string payload;     // message text, ping payload
-  std::uint16_t code = 0;  // close: the peer's code (1005 when it gave none); fail: ours
+  std::uint16_t code = 0;  // close: the peer's code (1005 when it gave none); fail: ours,
+                           // Beast's websocket::close_code (1002, 1007 or 1009)
 };
 
 // Client frames, one at a time; fragments are joined into messages of at most `limit` bytes.
@@ -58,7 +53,8 @@ class parser {
   explicit parser(std::size_t limit) : limit_(limit) {}
   // Looks at the front of `in`: a complete frame yields a result and how much it used; a frame
   // not complete yet yields need_more, unless its header already breaks a rule (a size past the
-  // limit fails at once, before its payload is buffered). After `fail`, stop reading.
+  // limit fails at once, before its payload is buffered). After a `fail` that used nothing,
+  // stop reading; after one that names its frame's length, read on past it.
   parsed next(std::string_view in);
 
  private:

@@ -58,6 +58,12 @@ struct reader {
 
 enum class after_read { wait, end, answer };
 
+// One text frame as two buffers: its header, kept in `h`, and the text every client shares.
+std::array<asio::const_buffer, 2> text_frame(const std::string& text, ws::header& h) {
+  h = ws::frame_header(ws::opcode::text, text.size());
+  return {asio::buffer(h.bytes.data(), h.size), asio::buffer(text)};
+}
+
 // Reads everything the socket has and handles each whole frame. It never suspends, so what it
 // reads can go to the thread's scratch buffer: only the start of an unfinished frame is kept.
 after_read take_readable(wire& w, reader& r, websocket::close_reason& answer) {
@@ -135,17 +141,13 @@ asio::awaitable<void> write_loop(wire& w) {
   std::string close;
   for (;;) {
     co_await w.out.next(b);
-    headers.clear();
     buffers.clear();
-    headers.reserve(b.frames.size());
     buffers.reserve(1 + 2 * b.frames.size() + 1);
     if (!b.rest.empty()) buffers.emplace_back(asio::buffer(b.rest));
     if (!b.control.empty()) buffers.emplace_back(asio::buffer(b.control));
-    for (const auto& f : b.frames) {
-      headers.push_back(ws::frame_header(ws::opcode::text, f->size()));
-      buffers.emplace_back(asio::buffer(headers.back().bytes.data(), headers.back().size));
-      buffers.emplace_back(asio::buffer(*f));
-    }
+    headers.resize(b.frames.size());
+    for (std::size_t k = 0; k < b.frames.size(); ++k)
+      for (auto part : text_frame(*b.frames[k], headers[k])) buffers.push_back(part);
     if (b.close) {
       auto code = static_cast<std::uint16_t>(b.close->code);
       close = code == 0 ? ws::control_frame(ws::opcode::close, {})
@@ -187,11 +189,10 @@ void send_now(tcp::socket& socket, std::vector<frame>& frames, std::string& rest
   while (i < frames.size()) {
     std::size_t n = std::min(per_call, frames.size() - i), total = 0;
     for (std::size_t k = 0; k < n; ++k) {
-      const auto& f = *frames[i + k];
-      headers[k] = ws::frame_header(ws::opcode::text, f.size());
-      buffers[2 * k] = asio::buffer(headers[k].bytes.data(), headers[k].size);
-      buffers[2 * k + 1] = asio::buffer(f);
-      total += headers[k].size + f.size();
+      auto [head, text] = text_frame(*frames[i + k], headers[k]);
+      buffers[2 * k] = head;
+      buffers[2 * k + 1] = text;
+      total += head.size() + text.size();
     }
     boost::system::error_code ec;
     std::span<const asio::const_buffer> chunk(buffers.data(), 2 * n);
@@ -207,11 +208,10 @@ void send_now(tcp::socket& socket, std::vector<frame>& frames, std::string& rest
         rest.append(static_cast<const char*>(buffers[k].data()) + wrote, size - wrote);
         wrote = 0;
       }
-      for (std::size_t k = i + n; k < frames.size(); ++k) {
-        auto h = ws::frame_header(ws::opcode::text, frames[k]->size());
-        rest.append(reinterpret_cast<const char*>(h.bytes.data()), h.size);
-        rest.append(*frames[k]);
-      }
+      ws::header h;
+      for (std::size_t k = i + n; k < frames.size(); ++k)
+        for (auto part : text_frame(*frames[k], h))
+          rest.append(static_cast<const char*>(part.data()), part.size());
       break;
     }
     i += n;
