@@ -47,7 +47,8 @@ po::options_description describe(config& c) {
     ("idle-timeout", po::value(&c.idle_timeout)->default_value(c.idle_timeout), "seconds a keep-alive connection may stay idle")
     ("header-timeout", po::value(&c.header_timeout)->default_value(c.header_timeout), "seconds to receive a whole request once it started")
     ("ws-message-limit", po::value(&c.ws_message_limit)->default_value(c.ws_message_limit), "largest WebSocket message a client may send, bytes")
-    ("ws-send-queue", po::value(&c.ws_send_queue)->default_value(c.ws_send_queue), "frames queued for one client before it is closed 1013")
+    ("ws-send-queue", po::value(&c.ws_send_queue)->default_value(c.ws_send_queue), "frames waiting for one client before it is closed 1013")
+    ("ws-send-queue-bytes", po::value(&c.ws_send_queue_bytes)->default_value(c.ws_send_queue_bytes), "bytes of frames waiting for one client before it is closed 1013")
     ("ws-send-buffer", po::value(&c.ws_send_buffer)->default_value(c.ws_send_buffer), "kernel send buffer per WebSocket client, bytes")
     ("ws-ping-interval", po::value(&c.ws_ping_interval)->default_value(c.ws_ping_interval), "seconds between pings to an idle client")
     ("event-retention", po::value(&c.event_retention)->default_value(c.event_retention), "events kept for ?since= replay")
@@ -156,6 +157,7 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
     check(std::isfinite(v) && v >= 0, knob, "must be a number of seconds, 0 or more");
   check(c.ws_ping_interval > 0, "ws-ping-interval", "must be more than 0");
   check(c.ws_send_queue > 0, "ws-send-queue", "must be at least 1");
+  check(c.ws_send_queue_bytes > 0, "ws-send-queue-bytes", "must be at least 1");
   check(c.ws_send_buffer >= 4096 && c.ws_send_buffer <= (1u << 30), "ws-send-buffer",
         "must be between 4096 and 1073741824 bytes");
   check(c.event_retention > 0, "event-retention", "must be at least 1");

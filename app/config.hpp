@@ -31,7 +31,8 @@ struct config {
   double idle_timeout = 60;
   double header_timeout = 10;
   std::size_t ws_message_limit = 64 * 1024;
-  std::size_t ws_send_queue = 256;
+  std::size_t ws_send_queue = 16384;
+  std::size_t ws_send_queue_bytes = 1024 * 1024;
   std::size_t ws_send_buffer = 256 * 1024;
   double ws_ping_interval = 15;
   std::size_t event_retention = 10000;

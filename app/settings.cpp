@@ -29,6 +29,7 @@ net::http_limits http_limits_of(const config& c) {
 
 net::stream_settings stream_settings_of(const config& c) {
   return {c.ws_send_queue,
+          c.ws_send_queue_bytes,
           c.ws_message_limit,
           c.ws_send_buffer,
           to_ms(c.ws_ping_interval),

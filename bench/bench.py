@@ -242,13 +242,18 @@ if opts.only == "metrics":
             print(f"| {name}: {unit} | {b:,.0f} | {c:,.0f} | {c / b:.3f} |")
     sys.exit(0)
 
+def flood_group():
+    from flood import bench_flood, print_flood
+    return bench_flood, print_flood
+
+
 def peers_group():
     from peers import bench_peers, print_peers
     return bench_peers, print_peers
 
 
 # One group, its table and its own results file (results-<group>.json).
-groups = {"peers": peers_group, "stream": lambda: (bench_stream, print_stream),
+groups = {"peers": peers_group, "flood": flood_group, "stream": lambda: (bench_stream, print_stream),
           "shared": lambda: (bench_shared, print_shared),
           "durability": lambda: (bench_durability, print_durability)}
 if opts.only in groups:

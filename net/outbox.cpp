@@ -30,13 +30,15 @@ void outbox::begin_with(std::vector<frame> first) {
 
 bool outbox::push(frame f) {
   if (close_) return true;  // closing: nothing more goes out, and that is not an overflow
-  if (waiting() - first_ >= limit_->frames()) {
+  if (waiting() - first_ >= limit_->frames() || bytes_ >= limit_->bytes()) {
     frames_.clear();
     first_ = 0;
+    bytes_ = 0;
     close_ = websocket::close_reason(websocket::close_code::try_again_later, "send queue full");
     wake();
     return false;
   }
+  bytes_ += f->size();
   frames_.push_back(std::move(f));
   if (in_burst_)
     burst_pushed_ = true;
@@ -51,6 +53,7 @@ void outbox::end_burst() {
   if (direct_ && writer_asleep_ && !close_ && pong_.empty() && !ping_ && rest_.empty()) {
     direct_(frames_, rest_);
     frames_.clear();
+    bytes_ = 0;
     if (rest_.empty()) return;  // all of it is out: the writer sleeps on
   }
   wake();
@@ -95,6 +98,7 @@ asio::awaitable<void> outbox::next(batch& b) {
   if (std::exchange(ping_, false)) b.control += ws::control_frame(ws::opcode::ping, {});
   b.frames.swap(frames_);  // the two vectors trade capacity: no allocation per batch
   first_ = 0;
+  bytes_ = 0;
   if (close_) {
     b.close = close_;
     close_taken_ = true;

@@ -8,6 +8,7 @@
 #include <boost/json/object.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -20,18 +21,27 @@ namespace quiesce::net {
 using frame = std::shared_ptr<const std::string>;
 frame make_frame(const boost::json::object& o);  // one text frame: the object serialised
 
-// How many frames one stream may have queued, shared by every stream of a server. A client that
-// falls this far behind is slow, unless the server itself made the burst: at the deadline every
-// unfinished task ends at once, at most one event each, and the drain allows for that.
+// How far one stream may fall behind, shared by every stream of a server: so many frames or so
+// many bytes of them waiting, whichever comes first. Bytes decide for event frames; the frame
+// count bounds the queue itself when frames are tiny. A client that falls this far behind is
+// slow, unless the server itself made the burst: at the deadline every unfinished task ends at
+// once, at most one event each, and the drain allows for that.
 class send_limit {
  public:
-  explicit send_limit(std::size_t frames) : frames_(frames) {}
+  static constexpr std::size_t no_byte_limit = SIZE_MAX;
+  explicit send_limit(std::size_t frames, std::size_t bytes = no_byte_limit)
+      : frames_(frames), bytes_(bytes) {}
   std::size_t frames() const { return frames_ + burst_.load(std::memory_order_acquire); }
+  // The deadline's burst is counted in frames; while it is allowed, bytes do not limit.
+  std::size_t bytes() const {
+    return burst_.load(std::memory_order_acquire) > 0 ? no_byte_limit : bytes_;
+  }
   // Any thread, before the events of the burst are published.
   void allow_burst(std::size_t frames) { burst_.store(frames, std::memory_order_release); }
 
  private:
   const std::size_t frames_;
+  const std::size_t bytes_;
   std::atomic<std::size_t> burst_{0};
 };
 
@@ -71,6 +81,7 @@ class outbox {
   void pong(std::string_view payload);
   void ping();
   std::size_t waiting() const { return frames_.size(); }  // frames; the close not counted
+  std::size_t waiting_bytes() const { return bytes_; }    // of the frames push() queued
   // Waits until there is something to send, then moves all of it into `b`.
   boost::asio::awaitable<void> next(batch& b);
 
@@ -83,6 +94,7 @@ class outbox {
   std::shared_ptr<const send_limit> limit_;
   std::vector<frame> frames_;  // unlike std::deque, an empty vector allocates nothing
   std::size_t first_ = 0;      // how many of them begin_with() gave, not counted by the limit
+  std::size_t bytes_ = 0;      // of the frames after those
   std::optional<boost::beast::websocket::close_reason> close_;
   bool close_taken_ = false;  // the writer has it: nothing more is ever taken
   std::string pong_;          // a whole pong frame, or empty

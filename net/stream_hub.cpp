@@ -55,7 +55,8 @@ void stream_client::request_close(websocket::close_reason reason, frame last) {
 stream_hub::stream_hub(stream_settings settings, tasks::event_bus& bus)
     : settings_(std::move(settings)),
       bus_(bus),
-      limit_(std::make_shared<send_limit>(settings_.send_queue_limit)) {}
+      limit_(std::make_shared<send_limit>(settings_.send_queue_limit,
+                                          settings_.send_queue_byte_limit)) {}
 
 bool stream_hub::add(const std::shared_ptr<stream_client>& c) {
   std::lock_guard lock(mutex_);

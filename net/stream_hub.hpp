@@ -19,8 +19,10 @@ namespace quiesce::net {
 
 // Filled from the configuration (app/settings.cpp; every default is in app/config.hpp).
 struct stream_settings {
-  std::size_t send_queue_limit{};  // frames; past it the client is closed 1013
-  std::size_t message_limit{};     // largest frame a client may send
+  // Past either, the client is closed 1013 (send_limit, outbox.hpp).
+  std::size_t send_queue_limit{};       // frames waiting
+  std::size_t send_queue_byte_limit{};  // bytes of frames waiting
+  std::size_t message_limit{};          // largest frame a client may send
   // Kernel send buffer per stream (SO_SNDBUF). Bounds what a stalled client pins in kernel
   // memory; past it, frames wait in the outbox and then the client is closed 1013.
   std::size_t send_buffer{};

@@ -251,6 +251,49 @@ class SlowConsumer(unittest.IsolatedAsyncioTestCase):
         finally:
             s.close()
 
+    async def pause_while_tasks_run(self, tasks, *args):
+        """A client with small buffers stops reading while `tasks` zero-second tasks are run and
+        announced, then reads on: returns the seqs it got, the seqs there were, and its close code
+        (None: still open)."""
+        s = Server("--ws-send-buffer", "8192", "--workers", "8", *args)
+        try:
+            raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            raw.connect(("127.0.0.1", s.port))
+            ws = await websockets.connect(s.ws_url("/ws/paused"), sock=raw, max_queue=1,
+                                          read_limit=1024)
+            hello = json.loads(await ws.recv())
+            conn = s.connection()
+            for _ in range(tasks):
+                self.assertEqual(send(conn, "POST", "/v1/tasks", {"kind": "sleep", "seconds": 0}).status, 202)
+            conn.close()
+            await until_published(s, hello["seq"] + 3 * tasks)  # queued, running, succeeded each
+            frames = []
+            try:
+                while len(frames) < 3 * tasks:
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), scaled(10))))
+            except websockets.ConnectionClosed:
+                pass
+            published = list(range(hello["seq"] + 1, hello["seq"] + 1 + 3 * tasks))
+            code = ws.close_code
+            await ws.close()
+            return [f["seq"] for f in frames], published, code
+        finally:
+            s.close()
+
+    async def test_a_paused_client_keeps_up_to_the_byte_limit_and_is_closed_1013_past_it(self):
+        # 200 tasks are 600 frames of ~200 bytes: past the old 256-frame limit, well inside the
+        # default 1 MiB. A reader that pauses for that long (a GC, a busy event loop) is not slow.
+        got, published, code = await self.pause_while_tasks_run(200)
+        self.assertIsNone(code)
+        self.assertEqual(got, published)
+        # The same pause past a limit: closed 1013 after what it was sent, never skipped.
+        for limit in (["--ws-send-queue", "256"], ["--ws-send-queue-bytes", "16384"]):
+            got, published, code = await self.pause_while_tasks_run(200, *limit)
+            self.assertEqual(code, 1013, limit)
+            self.assertLess(len(got), len(published), limit)
+            self.assertEqual(got, published[:len(got)], limit)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -31,10 +31,11 @@ BOOST_AUTO_TEST_CASE(defaults_match_the_design) {
 // Each part is given the configured values, never a default of its own (workers were 8 in the
 // config and 4 in the service's settings; the longest sleep 20 s and 3600 s).
 BOOST_AUTO_TEST_CASE(every_part_gets_the_configured_values) {
-  auto c = parse({"--workers",        "3",     "--max-task-seconds", "7",  "--task-seconds",  "2",
-                  "--queue-capacity", "11",    "--ws-send-queue",    "13", "--close-timeout", "1.5",
-                  "--header-limit",   "5000",  "--lease-seconds",    "9",  "--database-pool", "6",
-                  "--store",          "memory"});
+  auto c =
+      parse({"--workers",        "3",      "--max-task-seconds",    "7",   "--task-seconds",  "2",
+             "--queue-capacity", "11",     "--ws-send-queue",       "13",  "--close-timeout", "1.5",
+             "--header-limit",   "5000",   "--lease-seconds",       "9",   "--database-pool", "6",
+             "--store",          "memory", "--ws-send-queue-bytes", "4096"});
   auto service = app::service_settings_of(c);
   BOOST_TEST(service.workers == 3u);
   BOOST_TEST(service.queue_capacity == 11u);
@@ -49,6 +50,7 @@ BOOST_AUTO_TEST_CASE(every_part_gets_the_configured_values) {
   BOOST_TEST(shared.lease.count() == 9000);
   auto streams = app::stream_settings_of(c);
   BOOST_TEST(streams.send_queue_limit == 13u);
+  BOOST_TEST(streams.send_queue_byte_limit == 4096u);
   BOOST_TEST(streams.close_timeout.count() == 1500);
   BOOST_TEST(app::drain_settings_of(c).close_timeout.count() == 1500);
   BOOST_TEST(app::http_limits_of(c).header_limit == 5000u);
@@ -104,9 +106,9 @@ BOOST_AUTO_TEST_CASE(the_shared_store_reads_its_url_from_the_environment) {
 BOOST_AUTO_TEST_CASE(help_lists_every_knob_with_its_default) {
   const char* args[] = {"quiesce", "--help"};
   auto h = std::get<app::help_text>(app::parse_config(2, args)).text;
-  for (auto knob :
-       {"--port", "--admin-port", "--shutdown-timeout", "--drain-delay", "--close-spread",
-        "--queue-capacity", "--body-limit", "--ws-send-queue", "--event-retention"})
+  for (auto knob : {"--port", "--admin-port", "--shutdown-timeout", "--drain-delay",
+                    "--close-spread", "--queue-capacity", "--body-limit", "--ws-send-queue",
+                    "--ws-send-queue-bytes", "--event-retention"})
     BOOST_TEST(h.find(knob) != std::string::npos, knob);
   BOOST_TEST(h.find("(=8000)") != std::string::npos);
 }

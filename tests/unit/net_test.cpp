@@ -99,6 +99,36 @@ BOOST_AUTO_TEST_CASE(an_outbox_past_its_limit_drops_what_waits_and_closes_1013) 
   BOOST_TEST(drain(io, burst).first.size() == 3u);
 }
 
+// Bytes limit too: a client is as far behind as the bytes it has waiting, whatever the frame
+// count. Once the limit's bytes wait, the next frame overflows; one frame always fits. The
+// deadline's burst is counted in frames alone.
+BOOST_AUTO_TEST_CASE(an_outbox_past_its_byte_limit_closes_1013) {
+  asio::io_context io;
+  auto limit = std::make_shared<net::send_limit>(1000, 10);
+  net::outbox out(io.get_executor(), limit);
+  BOOST_TEST(out.push(text("0123456789abc")));  // larger than the limit alone, nothing waited
+  BOOST_TEST(out.waiting_bytes() == 13u);
+  BOOST_TEST(!out.push(text("x")));
+  out.close(websocket::close_reason(websocket::close_code::service_restart));  // the first wins
+  BOOST_TEST(drain(io, out).second == 1013);
+
+  net::outbox sent(io.get_executor(), limit);
+  for (const char* s : {"12345", "6789"}) BOOST_TEST(sent.push(text(s)));
+  net::outbox::batch b;
+  asio::co_spawn(io, sent.next(b), rethrow);
+  io.run();
+  io.restart();
+  BOOST_TEST(b.frames.size() == 2u);
+  BOOST_TEST(sent.waiting_bytes() == 0u);  // taken by the writer: the client is not behind
+  for (const char* s : {"12345", "6789"}) BOOST_TEST(sent.push(text(s)));
+
+  net::outbox burst(io.get_executor(), limit);
+  limit->allow_burst(1);
+  for (const char* s : {"0123456789", "0123456789", "0123456789"}) BOOST_TEST(burst.push(text(s)));
+  burst.close(websocket::close_reason(websocket::close_code::service_restart));
+  BOOST_TEST(drain(io, burst).first.size() == 3u);
+}
+
 // The first frames (hello and a replay) are not live events a client fell behind on: they do not
 // count against the limit, and what is pushed after them still does.
 BOOST_AUTO_TEST_CASE(an_outbox_sends_its_first_frames_first_and_outside_the_limit) {
