@@ -1,5 +1,6 @@
 """quiesce beside its Node.js peer (bench/peers/node), the same load client against each in one
-run: memory per idle stream, one event's fan-out, frames/s to 1,000 subscribers, POST /v1/tasks.
+run: memory per idle stream, one event's fan-out (to 5,000 and to 10,000), frames/s to 1,000
+subscribers, POST /v1/tasks (and nginx's fixed 202 as the ceiling), the drain with 10,000 streams.
 Both keep tasks in memory. `bench/run.sh --only peers [--baseline BUILD_DIR]`: with a baseline,
 that build's quiesce is measured too, in the same run (before/after a change)."""
 import json
@@ -9,7 +10,7 @@ import subprocess
 import time
 
 import harness
-from common import BIG, ROOT, WRK_SECONDS, free_port, line, log, opts, quiesce, wrk, wsload
+from common import BIG, ROOT, WRK_SECONDS, free_port, line, log, nginx, opts, quiesce, wrk, wsload
 from streams import bench_capacity, bench_fanout, bench_rate
 
 NODE_DIR = os.path.join(ROOT, "bench", "peers", "node")
@@ -50,6 +51,7 @@ def servers():
 def measure(start, n):
     return {"kib_per_idle_stream": bench_capacity(n, start)["kib_per_connection"],
             "fanout": bench_fanout(n, start),
+            "fanout_big": bench_fanout(BIG, start),
             "frames_per_second_1000": bench_rate(1000, start)["best_frames_per_second"],
             "post": post_rate(start),
             "drain": drain_with_streams(start, BIG)}
@@ -61,6 +63,17 @@ def post_rate(start):
         return wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua")
     finally:
         s.close()
+
+
+def nginx_post():
+    """The ceiling for admission: nginx answering a fixed 202 with two workers, quiesce's thread
+    count on this machine's two cores."""
+    ng = nginx(2)
+    try:
+        return {"post": wrk("http://127.0.0.1:18080/v1/tasks", "post_task.lua")}
+    finally:
+        ng.terminate()
+        ng.wait()
 
 
 def drain_with_streams(start, n):
@@ -88,6 +101,8 @@ def bench_peers(n=5000):
     for name, start in servers():
         log(f"peers: {name} ({n} idle streams, fan-out to {n}, rate to 1000, POST for {WRK_SECONDS} s)")
         r[name] = measure(start, n)
+    log("peers: nginx, a fixed 202")
+    r["nginx"] = nginx_post()
     return r
 
 
@@ -95,13 +110,22 @@ def print_peers(r):
     rows = (("KiB per idle stream (lower is better)", lambda m: m["kib_per_idle_stream"]),
             ("fan-out p50 ms (lower)", lambda m: m["fanout"]["p50_ms"]),
             ("fan-out p99 ms (lower)", lambda m: m["fanout"]["p99_ms"]),
+            (f"fan-out to {BIG:,} p50 ms (lower)", lambda m: m["fanout_big"]["p50_ms"]),
+            (f"fan-out to {BIG:,} p99 ms (lower)", lambda m: m["fanout_big"]["p99_ms"]),
             ("frames/s to 1,000, nobody closed (higher)", lambda m: m["frames_per_second_1000"]),
             ("POST /v1/tasks req/s (higher)", lambda m: m["post"]["rps"]),
             (f"SIGTERM -> exit with {BIG:,} streams, ms (lower)", lambda m: m["drain"]["ms"]))
+    def value(m, get):  # nginx has the POST figure only
+        try:
+            return get(m)
+        except KeyError:
+            return None
+
     names = list(r)
-    print("| figure | " + " | ".join(names) + " | quiesce / node |")
-    print("|---" * (len(names) + 2) + "|")
+    print("| figure | " + " | ".join(names) + " | quiesce / node | quiesce / nginx |")
+    print("|---" * (len(names) + 3) + "|")
     for name, get in rows:
-        a, b = get(r["quiesce"]), get(r["node"])
-        cells = " | ".join(f"{get(r[n]):,.1f}" for n in names)
-        print(f"| {name} | {cells} | {a / b if b else float('nan'):.2f} |")
+        v = {n: value(r[n], get) for n in names}
+        cells = " | ".join("-" if v[n] is None else f"{v[n]:,.1f}" for n in names)
+        ratios = [f"{v['quiesce'] / v[p]:.2f}" if v.get(p) else "-" for p in ("node", "nginx")]
+        print(f"| {name} | {cells} | {' | '.join(ratios)} |")
