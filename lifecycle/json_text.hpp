@@ -3,6 +3,7 @@
 // the way they are written by hand instead: 0, 15, 0.25 (shortest form that reads back the same).
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <string>
@@ -11,5 +12,9 @@ namespace quiesce::lifecycle {
 
 std::string json_text(const boost::json::value& v);
 void append_json(std::string& out, const boost::json::value& v);
+// The same for an object, which as a `value` argument would be copied first (9% of a task's
+// instructions, callgrind: every event and frame is an object).
+std::string json_text(const boost::json::object& o);
+void append_json(std::string& out, const boost::json::object& o);
 
 }  // namespace quiesce::lifecycle

@@ -4,6 +4,7 @@
 #include "lifecycle/coordinator.hpp"
 #include "lifecycle/event_count.hpp"
 #include "lifecycle/json_text.hpp"
+#include "lifecycle/log.hpp"
 #include "lifecycle/task_group.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -346,6 +347,26 @@ BOOST_AUTO_TEST_CASE(json_numbers_print_as_written_by_hand) {
   BOOST_TEST(json_text(json::value(std::uint64_t(18446744073709551615u))) ==
              "18446744073709551615");
   BOOST_TEST(json_text(json::value(std::nan(""))) == "null");
+}
+
+// Every character below 0x80 in runs and alone: the same bytes as Boost.JSON's serializer.
+BOOST_AUTO_TEST_CASE(json_strings_escape_as_boost_json_does) {
+  namespace json = boost::json;
+  std::string all;
+  for (int c = 0; c < 0x80; ++c) all += static_cast<char>(c);
+  for (const std::string& s : {all, std::string("plain text only"), std::string("\"\\"),
+                               std::string(), std::string("tail\n"), std::string("\x01head")})
+    BOOST_TEST(json_text(json::value(s)) == json::serialize(json::value(s)));
+}
+
+BOOST_AUTO_TEST_CASE(times_print_as_rfc3339_utc_with_milliseconds) {
+  using namespace std::chrono;
+  BOOST_TEST(quiesce::log::format_time(system_clock::time_point{}) == "1970-01-01T00:00:00.000Z");
+  // 2026-12-02T14:50:07.045Z, and a time before 1970 keeps its milliseconds positive.
+  BOOST_TEST(quiesce::log::format_time(system_clock::time_point{1796223007045ms}) ==
+             "2026-12-02T14:50:07.045Z");
+  BOOST_TEST(quiesce::log::format_time(system_clock::time_point{-1ms}) ==
+             "1969-12-31T23:59:59.999Z");
 }
 
 BOOST_AUTO_TEST_CASE(json_text_reads_back_as_the_same_value) {
