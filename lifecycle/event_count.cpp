@@ -46,4 +46,16 @@ void event_count::notify_all() {
   for (auto& t : woken) asio::post(t->get_executor(), [t] { t->cancel(); });
 }
 
+void event_count::notify_one() {
+  std::shared_ptr<asio::steady_timer> woken;
+  {
+    std::lock_guard lock(mutex_);
+    ++epoch_;
+    if (waiters_.empty()) return;
+    woken = std::move(waiters_.back());
+    waiters_.pop_back();
+  }
+  asio::post(woken->get_executor(), [woken] { woken->cancel(); });
+}
+
 }  // namespace quiesce::lifecycle

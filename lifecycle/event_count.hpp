@@ -36,6 +36,10 @@ class event_count {
   // cancellation: throws boost::system::system_error(operation_aborted) when cancelled.
   boost::asio::awaitable<void> wait(std::uint64_t key);
   void notify_all();
+  // Wakes one waiter (the latest to wait), and every waiter still between prepare_wait() and
+  // wait(). For a change only one waiter can act on, such as one more queued task: waking every
+  // idle worker for it cost each of them a wake-up that found nothing.
+  void notify_one();
 
  private:
   mutable std::mutex mutex_;

@@ -41,6 +41,7 @@ void task_service::publish_requeued(const task_record& t) {
 
 void task_service::admitted(const std::string& id, bool stored) {
   std::shared_ptr<storing> waiting;
+  bool last_of_a_drain = false;
   {
     std::lock_guard lock(mutex_);
     auto it = storing_.find(id);
@@ -52,8 +53,14 @@ void task_service::admitted(const std::string& id, bool stored) {
     } else {
       store_.erase(id);
     }
+    last_of_a_drain = !accepting_ && storing_.empty();
   }
-  if (stored) work_available_.notify_all();
+  // One more task is for one worker. The last admission of a drain may also finish the queue:
+  // every idle worker must then see that and stop.
+  if (last_of_a_drain)
+    work_available_.notify_all();
+  else if (stored)
+    work_available_.notify_one();
   // A drain waiting for idle counts admissions being stored.
   task_ended_.notify_all();
   waiting->answered.notify_all();

@@ -197,6 +197,32 @@ BOOST_AUTO_TEST_CASE(event_count_never_loses_a_notify_between_prepare_and_wait) 
   BOOST_TEST(woke);
 }
 
+// One notify_one() for one change: one of two waiters wakes, the other waits on until the next.
+BOOST_AUTO_TEST_CASE(event_count_notify_one_wakes_one_waiter) {
+  asio::io_context io;
+  event_count ec;
+  int woke = 0;
+  for (int i = 0; i < 2; ++i)
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          co_await ec.wait(ec.prepare_wait());
+          ++woke;
+        },
+        asio::detached);
+  io.run_for(20ms);
+  BOOST_TEST(woke == 0);
+  ec.notify_one();
+  io.run_for(20ms);
+  BOOST_TEST(woke == 1);
+  ec.notify_one();
+  io.run_for(20ms);
+  BOOST_TEST(woke == 2);
+  ec.notify_one();  // nobody waits: nothing happens, and nothing is kept for later
+  io.run_for(20ms);
+  BOOST_TEST(woke == 2);
+}
+
 namespace {
 // Runs an hour-long wait under its own abort_source (returned), as a child of `group`, both on
 // one strand; records how it ended.
