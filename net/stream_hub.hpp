@@ -86,7 +86,8 @@ class stream_hub {
   const stream_settings& settings() const { return settings_; }
   std::shared_ptr<const send_limit> limit() const { return limit_; }
   // The deadline is about to end up to `frames` tasks at once: each stream may queue that many
-  // more frames, so the server's own burst does not close fast clients 1013 (docs/api.md).
+  // more frames, bytes not counted, so the server's own burst does not close fast clients 1013
+  // (docs/api.md).
   void allow_burst(std::size_t frames) { limit_->allow_burst(frames); }
   tasks::event_bus& bus() { return bus_; }
 
