@@ -55,7 +55,7 @@ class stream_client final : public tasks::event_sink,
     follows_ = std::move(ids);
   }
   bool wants(const tasks::stream_event& e) const {
-    return e.seq > seen_ && (follow_all_ || follows_.contains(e.task_id));
+    return e.seq > seen_ && (follow_all_ || e.task_id.empty() || follows_.contains(e.task_id));
   }
   // The client saw events up to `seq` on another replica that had read further than this one:
   // those come here later and are not sent twice.

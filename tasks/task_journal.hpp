@@ -14,8 +14,8 @@ namespace quiesce::tasks {
 
 struct stream_event {
   std::uint64_t seq;
-  std::string task_id;
-  std::string text;  // the serialised JSON frame, shared by every stream
+  std::string task_id;  // empty: for every stream, whatever it follows (a gap)
+  std::string text;     // the serialised JSON frame, shared by every stream
 };
 using event_ptr = std::shared_ptr<const stream_event>;
 

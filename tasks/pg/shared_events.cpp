@@ -24,6 +24,12 @@ event_ptr read_event(const result& r, int row, int first) {
       stream_event{seq, std::move(t.id), lifecycle::json_text(body)});
 }
 
+event_ptr gap_event(std::uint64_t last_missing, const std::string& epoch) {
+  boost::json::object body{{"type", "gap"}, {"epoch", epoch}};
+  return std::make_shared<const stream_event>(
+      stream_event{last_missing, {}, lifecycle::json_text(body)});
+}
+
 namespace {
 
 asio::awaitable<stream_head> open_and_read(std::string conninfo, std::chrono::milliseconds timeout,

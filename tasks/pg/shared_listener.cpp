@@ -73,9 +73,12 @@ asio::awaitable<void> shared_service::follow_events() {
         std::vector<event_ptr> got;
         got.reserve(static_cast<std::size_t>(r.rows()));
         for (int i = 0; i < r.rows(); ++i) got.push_back(read_event(r, i));
-        if (!got.empty() && got.front()->seq != after + 1)
-          log::warn("events left the database before this replica read them: its streams miss them",
-                    {{"after", after}, {"next", got.front()->seq}});
+        if (!got.empty() && got.front()->seq != after + 1) {
+          log::warn(
+              "events left the database before this replica read them: its streams are told gap",
+              {{"after", after}, {"next", got.front()->seq}});
+          got.insert(got.begin(), gap_event(got.front()->seq - 1, bus_.epoch()));
+        }
         if (!got.empty()) bus_.deliver(got, got.back()->seq);
         if (r.rows() == batch) events_wanted_ = true;
         backoff.succeeded();

@@ -147,6 +147,38 @@ class SharedStream(postgres.ReplicaCase):
         self.assertEqual([f["progress"] for f in progress], [0.5], "the slow writer's event, once")
         self.assertLess(progress[0]["seq"], min(f["seq"] for f in frames if f["task_id"] in posted))
 
+    def test_a_replica_that_fell_behind_the_window_tells_its_streams_gap(self):
+        # b is paused (SIGSTOP: a replica cut off for a while) while a writes more events than the
+        # window keeps and prunes the rest. When b reads on, what it can no longer read is a gap.
+        a, b = self.replicas(2, "--workers", "2", "--event-retention", "5")
+
+        async def scenario():
+            async with websockets.connect(b.ws_url("/v1/events")) as ws:
+                hello = json.loads(await ws.recv())
+                b.signal(signal.SIGSTOP)
+                try:
+                    missed = [self.post(a, {"seconds": 0}) for _ in range(4)]  # 12 events
+                    for i in missed:
+                        self.wait_final(a, i, 20)
+                    deadline = time.monotonic() + scaled(10)
+                    while self.stored_seqs()[0] <= hello["seq"] + 1:
+                        self.assertLess(time.monotonic(), deadline, "a pruned what b had not read")
+                        time.sleep(0.05)
+                finally:
+                    b.signal(signal.SIGCONT)
+                later = self.post(a, {"seconds": 0})
+                return hello, await collect_until(ws, ended([later]), scaled(20)), later
+
+        hello, frames, later = asyncio.run(scenario())
+        types = [f["type"] for f in frames]
+        self.assertIn("gap", types, "b's client must learn that it missed events")
+        after_gap = tasks_only(frames[types.index("gap"):])
+        self.assertTrue(tasks_only(frames[:types.index("gap")]) == [], "the gap comes first")
+        seqs = [f["seq"] for f in after_gap]
+        self.assertGreater(seqs[0], hello["seq"] + 1, "the first event after the gap is past the hole")
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), "no hole after the gap")
+        self.assertIn((later, "succeeded"), {(f["task_id"], f["status"]) for f in after_gap})
+
     def test_a_draining_replica_streams_its_peers_events_until_its_own_work_is_done(self):
         a = self.replica("--workers", "1")
         own = self.post(a, {"seconds": scaled(2)})

@@ -173,6 +173,22 @@ BOOST_AUTO_TEST_CASE(an_outbox_that_never_runs_dry_keeps_its_order) {
   for (int i = 0; i < 2000; ++i) BOOST_TEST_REQUIRE(sent[i] == std::to_string(i));
 }
 
+// An event with no task (a gap: events this replica never read) is for every stream, also one
+// that follows named tasks only.
+BOOST_AUTO_TEST_CASE(a_client_that_follows_named_tasks_still_gets_a_gap) {
+  asio::io_context io;
+  auto c = std::make_shared<net::stream_client>(asio::make_strand(io), "c",
+                                                std::make_shared<net::send_limit>(10));
+  asio::post(c->executor(), [c] { c->follow({"wanted"}); });
+  for (auto [seq, task] : {std::pair{1, "other"}, {2, ""}, {3, "wanted"}, {4, "other"}})
+    c->deliver(event(seq, task));
+  asio::post(c->executor(), [c] {
+    c->out().close(websocket::close_reason(websocket::close_code::service_restart));
+  });
+  BOOST_TEST(drain(io, c->out()).first == (std::vector<std::string>{"2", "3"}),
+             boost::test_tools::per_element());
+}
+
 // The bus delivers from its own thread while the client's strand takes batches on others: every
 // wanted event arrives once, in seq order, and a client that falls behind is told once.
 BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
