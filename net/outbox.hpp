@@ -2,8 +2,6 @@
 // Used only on its stream's strand. Overflow never skips silently: it becomes a 1013 close.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json/object.hpp>
 
@@ -47,15 +45,18 @@ class send_limit {
 
 class outbox {
  public:
-  // Everything there was to send when the writer asked, in the order it goes out.
+  // Everything there was to send when the writer took it, in the order it goes out.
   struct batch {
-    std::string rest;     // what a direct send left: the end of a frame, so before anything
     std::string control;  // a pong and a ping, whole frames (ws_frame.hpp)
     std::vector<frame> frames;
     std::optional<boost::beast::websocket::close_reason> close;  // last; nothing follows it
   };
 
-  outbox(boost::asio::any_io_executor executor, std::shared_ptr<const send_limit> limit);
+  explicit outbox(std::shared_ptr<const send_limit> limit);
+
+  // The writer (the wire) is told here each time there is something new to take; it takes it
+  // at once, or after the write it has in progress. Strand only, like everything below.
+  void on_ready(std::function<void()> ready) { ready_ = std::move(ready); }
 
   // The stream's first frames (hello, gap, replay), before anything is pushed. The replay is
   // bounded by the retention window, not by the limit: that is for live events a client falls
@@ -63,16 +64,10 @@ class outbox {
   void begin_with(std::vector<frame> first);
   // Queues a frame; false when the queue overflowed (the stream is then closed 1013).
   bool push(frame f);
-  // Frames pushed between these two go out together (a burst of events for one client): at
-  // once through the direct sender when the writer is asleep with nothing else to send, which
-  // saves it two hops through the scheduler per burst; otherwise by waking the writer.
+  // Frames pushed between these two are one burst (the events a client's strand took at once):
+  // the writer is told at its end, so the whole burst goes out in one write.
   void begin_burst() { in_burst_ = true; }
   void end_burst();
-  // Writes what the kernel takes of `frames` now, without waiting, and leaves the bytes it did
-  // not take (all of them after an error) in `rest`: the writer sends those first. Set by the
-  // wire while it runs; on the stream's strand only.
-  using direct_sender = std::function<void(std::vector<frame>& frames, std::string& rest)>;
-  void send_directly(direct_sender s) { direct_ = std::move(s); }
   // Sends `last` (if any) after everything queued, then closes. The first close wins.
   void close(boost::beast::websocket::close_reason reason, frame last = nullptr);
   bool closing() const { return close_.has_value(); }
@@ -82,14 +77,16 @@ class outbox {
   void ping();
   std::size_t waiting() const { return frames_.size(); }  // frames; the close not counted
   std::size_t waiting_bytes() const { return bytes_; }    // of the frames push() queued
-  // Waits until there is something to send, then moves all of it into `b`.
-  boost::asio::awaitable<void> next(batch& b);
+  // There is something to take; never again once the close was taken.
+  bool ready() const {
+    return !close_taken_ && (!frames_.empty() || close_ || !pong_.empty() || ping_);
+  }
+  // Moves everything there is to send into `b` (whose vectors trade capacity with the queue's:
+  // nothing is allocated per batch).
+  void take(batch& b);
 
  private:
   void wake();
-  bool ready() const {
-    return !frames_.empty() || close_ || !pong_.empty() || ping_ || !rest_.empty();
-  }
 
   std::shared_ptr<const send_limit> limit_;
   std::vector<frame> frames_;  // unlike std::deque, an empty vector allocates nothing
@@ -99,12 +96,9 @@ class outbox {
   bool close_taken_ = false;  // the writer has it: nothing more is ever taken
   std::string pong_;          // a whole pong frame, or empty
   bool ping_ = false;
-  boost::asio::steady_timer wake_;  // never expires; cancel() wakes next()
-  bool writer_asleep_ = false;      // next() is waiting: the first push of a batch wakes it
   bool in_burst_ = false;
   bool burst_pushed_ = false;  // a frame came during the burst
-  direct_sender direct_;
-  std::string rest_;  // the direct sender's leftover
+  std::function<void()> ready_;
 };
 
 }  // namespace quiesce::net

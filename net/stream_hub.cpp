@@ -17,7 +17,7 @@ using namespace asio::experimental::awaitable_operators;
 
 stream_client::stream_client(asio::any_io_executor strand, std::string id,
                              std::shared_ptr<const send_limit> limit)
-    : strand_(strand), id_(std::move(id)), out_(strand, std::move(limit)) {}
+    : strand_(strand), id_(std::move(id)), out_(std::move(limit)) {}
 
 void stream_client::deliver(tasks::event_ptr e) {
   bool post = false;

@@ -73,9 +73,10 @@ asio::awaitable<void> serve_stream(asio::ip::tcp::socket socket,
       hub.remove(c);
     }
   } on_exit{hub, client};
-  co_await run_wire(*ws, client->out(), {s.message_limit, s.ping_interval, s.close_timeout},
-                    {[&c = *client](std::string_view text) { handle_client_message(c, text); },
-                     [&hub](std::size_t n) { hub.count_sent(n); }});
+  const wire_settings settings{s.message_limit, s.ping_interval, s.close_timeout};
+  wire_handlers on{[&c = *client](std::string_view text) { handle_client_message(c, text); },
+                   [&hub](std::size_t n) { hub.count_sent(n); }};
+  co_await async_run_wire(*ws, client->out(), settings, on, asio::use_awaitable);
 }
 
 }  // namespace quiesce::net

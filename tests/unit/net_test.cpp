@@ -5,7 +5,6 @@
 #include "net/stream_hub.hpp"
 #include "net/tcp_cork.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -17,6 +16,7 @@
 
 #include <atomic>
 #include <future>
+#include <optional>
 #include <thread>
 
 #ifdef __linux__
@@ -33,31 +33,32 @@ namespace {
 
 net::frame text(const std::string& s) { return std::make_shared<const std::string>(s); }
 
-// A failure inside a test's coroutine leaves io.run() as an exception.
-void rethrow(const std::exception_ptr& e) {
-  if (e) std::rethrow_exception(e);
+// What a writer took from an outbox: the frames' texts, then the close code once it came.
+struct taken {
+  std::vector<std::string> frames;
+  std::optional<std::uint16_t> close;
+};
+
+// Takes everything `out` has, as the wire does each time it is told.
+void take_all(net::outbox& out, taken& t) {
+  net::outbox::batch b;
+  while (out.ready()) {
+    out.take(b);
+    for (const auto& f : b.frames) t.frames.push_back(*f);
+    if (b.close) t.close = static_cast<std::uint16_t>(b.close->code);
+  }
 }
 
 // Everything `out` sends until its close: the frames' texts, then the close code.
 std::pair<std::vector<std::string>, std::uint16_t> drain(asio::io_context& io, net::outbox& out) {
-  std::pair<std::vector<std::string>, std::uint16_t> sent;
-  asio::co_spawn(
-      io,
-      [&out, &sent]() -> asio::awaitable<void> {
-        net::outbox::batch b;
-        for (;;) {
-          co_await out.next(b);
-          for (const auto& f : b.frames) sent.first.push_back(*f);
-          if (b.close) {
-            sent.second = static_cast<std::uint16_t>(b.close->code);
-            co_return;
-          }
-        }
-      },
-      rethrow);
+  taken t;
+  out.on_ready([&out, &t] { take_all(out, t); });
+  take_all(out, t);
   io.run();
   io.restart();
-  return sent;
+  out.on_ready(nullptr);
+  BOOST_TEST_REQUIRE(t.close.has_value());
+  return {t.frames, *t.close};
 }
 
 tasks::event_ptr event(std::uint64_t seq, std::string task) {
@@ -69,7 +70,7 @@ tasks::event_ptr event(std::uint64_t seq, std::string task) {
 
 BOOST_AUTO_TEST_CASE(an_outbox_sends_in_order_and_its_close_last) {
   asio::io_context io;
-  net::outbox out(io.get_executor(), std::make_shared<net::send_limit>(8));
+  net::outbox out(std::make_shared<net::send_limit>(8));
   BOOST_TEST(out.push(text("a")));
   BOOST_TEST(out.push(text("b")));
   out.close(websocket::close_reason(websocket::close_code::service_restart), text("draining"));
@@ -83,7 +84,7 @@ BOOST_AUTO_TEST_CASE(an_outbox_sends_in_order_and_its_close_last) {
 BOOST_AUTO_TEST_CASE(an_outbox_past_its_limit_drops_what_waits_and_closes_1013) {
   asio::io_context io;
   auto limit = std::make_shared<net::send_limit>(2);
-  net::outbox out(io.get_executor(), limit);
+  net::outbox out(limit);
   BOOST_TEST(out.push(text("1")));
   BOOST_TEST(out.push(text("2")));
   BOOST_TEST(!out.push(text("3")));
@@ -92,7 +93,7 @@ BOOST_AUTO_TEST_CASE(an_outbox_past_its_limit_drops_what_waits_and_closes_1013) 
   BOOST_TEST(sent.empty());
   BOOST_TEST(code == 1013);
 
-  net::outbox burst(io.get_executor(), limit);
+  net::outbox burst(limit);
   limit->allow_burst(1);  // the deadline's one last event per task fits
   for (const char* s : {"1", "2", "3"}) BOOST_TEST(burst.push(text(s)));
   burst.close(websocket::close_reason(websocket::close_code::service_restart));
@@ -105,24 +106,22 @@ BOOST_AUTO_TEST_CASE(an_outbox_past_its_limit_drops_what_waits_and_closes_1013) 
 BOOST_AUTO_TEST_CASE(an_outbox_past_its_byte_limit_closes_1013) {
   asio::io_context io;
   auto limit = std::make_shared<net::send_limit>(1000, 10);
-  net::outbox out(io.get_executor(), limit);
+  net::outbox out(limit);
   BOOST_TEST(out.push(text("0123456789abc")));  // larger than the limit alone, nothing waited
   BOOST_TEST(out.waiting_bytes() == 13u);
   BOOST_TEST(!out.push(text("x")));
   out.close(websocket::close_reason(websocket::close_code::service_restart));  // the first wins
   BOOST_TEST(drain(io, out).second == 1013);
 
-  net::outbox sent(io.get_executor(), limit);
+  net::outbox sent(limit);
   for (const char* s : {"12345", "6789"}) BOOST_TEST(sent.push(text(s)));
   net::outbox::batch b;
-  asio::co_spawn(io, sent.next(b), rethrow);
-  io.run();
-  io.restart();
+  sent.take(b);
   BOOST_TEST(b.frames.size() == 2u);
   BOOST_TEST(sent.waiting_bytes() == 0u);  // taken by the writer: the client is not behind
   for (const char* s : {"12345", "6789"}) BOOST_TEST(sent.push(text(s)));
 
-  net::outbox burst(io.get_executor(), limit);
+  net::outbox burst(limit);
   limit->allow_burst(1);
   for (const char* s : {"0123456789", "0123456789", "0123456789"}) BOOST_TEST(burst.push(text(s)));
   burst.close(websocket::close_reason(websocket::close_code::service_restart));
@@ -133,7 +132,7 @@ BOOST_AUTO_TEST_CASE(an_outbox_past_its_byte_limit_closes_1013) {
 // count against the limit, and what is pushed after them still does.
 BOOST_AUTO_TEST_CASE(an_outbox_sends_its_first_frames_first_and_outside_the_limit) {
   asio::io_context io;
-  net::outbox out(io.get_executor(), std::make_shared<net::send_limit>(2));
+  net::outbox out(std::make_shared<net::send_limit>(2));
   out.begin_with({text("hello"), text("r1"), text("r2"), text("r3")});
   BOOST_TEST(out.push(text("live1")));
   BOOST_TEST(out.push(text("live2")));
@@ -143,7 +142,7 @@ BOOST_AUTO_TEST_CASE(an_outbox_sends_its_first_frames_first_and_outside_the_limi
              boost::test_tools::per_element());
   BOOST_TEST(code == 1012);
 
-  net::outbox over(io.get_executor(), std::make_shared<net::send_limit>(2));
+  net::outbox over(std::make_shared<net::send_limit>(2));
   over.begin_with({text("hello")});
   BOOST_TEST(over.push(text("1")));
   BOOST_TEST(over.push(text("2")));
@@ -153,22 +152,15 @@ BOOST_AUTO_TEST_CASE(an_outbox_sends_its_first_frames_first_and_outside_the_limi
 
 // A queue that is never empty for long (two in, one out) still sends everything once, in order.
 BOOST_AUTO_TEST_CASE(an_outbox_that_never_runs_dry_keeps_its_order) {
-  asio::io_context io;
-  net::outbox out(io.get_executor(), std::make_shared<net::send_limit>(10000));
+  net::outbox out(std::make_shared<net::send_limit>(10000));
   std::vector<std::string> sent;
+  net::outbox::batch b;
   int pushed = 0;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        net::outbox::batch b;
-        while (pushed < 2000) {
-          for (int k = 0; k < 2; ++k) out.push(text(std::to_string(pushed++)));
-          co_await out.next(b);
-          for (const auto& f : b.frames) sent.push_back(*f);
-        }
-      },
-      rethrow);
-  io.run();
+  while (pushed < 2000) {
+    for (int k = 0; k < 2; ++k) out.push(text(std::to_string(pushed++)));
+    out.take(b);
+    for (const auto& f : b.frames) sent.push_back(*f);
+  }
   BOOST_TEST_REQUIRE(sent.size() == 2000u);
   for (int i = 0; i < 2000; ++i) BOOST_TEST_REQUIRE(sent[i] == std::to_string(i));
 }
@@ -197,24 +189,15 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
   constexpr std::uint64_t n = 20000;
   auto c = std::make_shared<net::stream_client>(strand, "c", std::make_shared<net::send_limit>(n));
   asio::post(strand, [c] { c->follow({"wanted"}); });
+  // The writer, on the strand as the wire is: it takes whatever it is told of.
   std::promise<std::vector<std::string>> got;
-  asio::co_spawn(
-      strand,
-      [c]() -> asio::awaitable<std::vector<std::string>> {
-        std::vector<std::string> sent;
-        net::outbox::batch b;
-        for (;;) {
-          co_await c->out().next(b);
-          for (const auto& f : b.frames) sent.push_back(*f);
-          if (b.close) co_return sent;
-        }
-      },
-      [&got](std::exception_ptr e, std::vector<std::string> sent) {
-        if (e)
-          got.set_exception(e);
-        else
-          got.set_value(std::move(sent));
-      });
+  taken t;
+  asio::post(strand, [c, &t, &got] {
+    c->out().on_ready([c, &t, &got] {
+      take_all(c->out(), t);
+      if (t.close) got.set_value(t.frames);
+    });
+  });
   std::thread bus([c] {
     for (std::uint64_t seq = 1; seq <= n; ++seq)
       c->deliver(event(seq, seq % 2 ? "wanted" : "other"));
@@ -235,16 +218,15 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
   slow->on_overflow = [&told] { ++told; };
   for (std::uint64_t seq = 1; seq <= 100; ++seq) slow->deliver(event(seq, "t"));
   std::promise<std::uint16_t> code;
-  asio::co_spawn(
-      strand,
-      [slow]() -> asio::awaitable<std::uint16_t> {
-        net::outbox::batch b;
-        for (;;) {
-          co_await slow->out().next(b);
-          if (b.close) co_return static_cast<std::uint16_t>(b.close->code);
-        }
-      },
-      [&code](std::exception_ptr, std::uint16_t v) { code.set_value(v); });
+  taken slow_taken;
+  asio::post(strand, [slow, &slow_taken, &code] {
+    auto writer = [slow, &slow_taken, &code] {
+      take_all(slow->out(), slow_taken);
+      if (slow_taken.close) code.set_value(*slow_taken.close);
+    };
+    slow->out().on_ready(writer);
+    writer();  // the overflow may have come before the writer was there
+  });
   BOOST_TEST(code.get_future().get() == 1013);
   BOOST_TEST(told.load() == 1);
   pool.join();
@@ -277,46 +259,32 @@ BOOST_AUTO_TEST_CASE(a_corked_socket_sends_what_it_held_once_uncorked) {
 }
 #endif
 
-// A burst for a client whose writer sleeps goes out through the direct sender, not the writer;
-// what the kernel did not take comes back from next() first, before anything pushed later.
-BOOST_AUTO_TEST_CASE(a_burst_goes_out_directly_and_its_rest_goes_first) {
-  asio::io_context io;
-  net::outbox out(io.get_executor(), std::make_shared<net::send_limit>(100));
-  std::vector<std::string> direct;
-  bool take_all = true;
-  out.send_directly([&](std::vector<net::frame>& frames, std::string& rest) {
-    for (const auto& f : frames) direct.push_back(*f);
-    if (!take_all) rest = "the end of " + *frames.back();
-  });
-  std::vector<std::string> written;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        net::outbox::batch b;
-        for (;;) {
-          co_await out.next(b);
-          if (!b.rest.empty()) written.push_back("rest: " + b.rest);
-          for (const auto& f : b.frames) written.push_back(*f);
-          if (b.close) co_return;
-        }
-      },
-      rethrow);
-  io.poll();  // the writer is asleep now
+// The writer is told of a burst once, at its end, so that the burst goes out in one write;
+// outside a burst, each frame tells it at once. A close is never held back.
+BOOST_AUTO_TEST_CASE(a_burst_tells_the_writer_once_at_its_end) {
+  net::outbox out(std::make_shared<net::send_limit>(100));
+  int told = 0;
+  out.on_ready([&told] { ++told; });
   out.begin_burst();
   out.push(text("1"));
   out.push(text("2"));
+  BOOST_TEST(told == 0);
   out.end_burst();
-  io.poll();
-  BOOST_TEST(direct == (std::vector<std::string>{"1", "2"}), boost::test_tools::per_element());
-  BOOST_TEST(written.empty());  // the writer was not woken
-
-  take_all = false;
+  BOOST_TEST(told == 1);
+  taken t;
+  take_all(out, t);
+  BOOST_TEST(t.frames == (std::vector<std::string>{"1", "2"}), boost::test_tools::per_element());
   out.begin_burst();
+  out.end_burst();  // an empty burst: nothing to tell
+  BOOST_TEST(told == 1);
   out.push(text("3"));
-  out.end_burst();
-  out.push(text("4"));  // outside a burst: the writer's, after the rest
+  BOOST_TEST(told == 2);
+  out.begin_burst();
   out.close(websocket::close_reason(websocket::close_code::service_restart));
-  io.run();
-  BOOST_TEST(written == (std::vector<std::string>{"rest: the end of 3", "4"}),
-             boost::test_tools::per_element());
+  BOOST_TEST(told == 3);
+  take_all(out, t);
+  BOOST_TEST(!out.ready());  // the close was taken: nothing ever again
+  out.pong("p");
+  BOOST_TEST(!out.ready());
+  BOOST_TEST(t.close.value_or(0) == 1012);
 }

@@ -5,6 +5,8 @@
 #include "net/outbox.hpp"
 #include "net/ws_wire.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -36,15 +38,18 @@ namespace {
 net::frame text(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
 
 // One server-side stream on its own thread: the outbox is reached through post(), the messages
-// it was sent are kept, and `ended` completes when run_wire returns.
+// it was sent are kept, and `ended` completes when the wire does.
 struct server {
-  explicit server(net::wire_settings s) : settings(s) {
-    asio::co_spawn(io, serve(), [this](std::exception_ptr e) {
-      if (e)
-        ended.set_exception(e);
-      else
-        ended.set_value();
-    });
+  // `send_buffer`: the socket's SO_SNDBUF, when a test needs writes the kernel takes in parts.
+  explicit server(net::wire_settings s, int send_buffer = 0)
+      : settings(s), send_buffer(send_buffer) {
+    asio::co_spawn(io, serve(),
+                   asio::bind_cancellation_slot(cancel.slot(), [this](std::exception_ptr e) {
+                     if (e)
+                       ended.set_exception(e);
+                     else
+                       ended.set_value();
+                   }));
     thread = std::thread([this] { io.run(); });
   }
   ~server() {
@@ -53,6 +58,7 @@ struct server {
   }
   asio::awaitable<void> serve() {
     auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+    if (send_buffer) socket.set_option(asio::socket_base::send_buffer_size(send_buffer));
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     beast::http::request<beast::http::string_body> req;
@@ -60,15 +66,15 @@ struct server {
     auto ws = co_await net::accept_upgrade(stream.release_socket(), std::move(req), 5s);
     // No Boost.Test macro on this thread: they are not thread-safe (TSan says so).
     if (!ws) throw std::runtime_error("the upgrade failed");
-    co_await net::run_wire(*ws, out, settings,
-                           {[this](std::string_view m) {
-                              {
-                                std::lock_guard lock(mutex);
-                                messages.emplace_back(m);
-                              }
-                              if (m == "last") out.push(text("got last"));
-                            },
-                            [this](std::size_t n) { sent += n; }});
+    net::wire_handlers on{[this](std::string_view m) {
+                            {
+                              std::lock_guard lock(mutex);
+                              messages.emplace_back(m);
+                            }
+                            if (m == "last") out.push(text("got last"));
+                          },
+                          [this](std::size_t n) { sent += n; }};
+    co_await net::async_run_wire(*ws, out, settings, on, asio::use_awaitable);
   }
   void post(std::function<void(net::outbox&)> f) {
     asio::post(io, [this, f = std::move(f)] { f(out); });
@@ -85,7 +91,9 @@ struct server {
   asio::io_context io;
   tcp::acceptor acceptor{io, {asio::ip::make_address("127.0.0.1"), 0}};
   net::wire_settings settings;
-  net::outbox out{io.get_executor(), std::make_shared<net::send_limit>(10000)};
+  int send_buffer;
+  asio::cancellation_signal cancel;  // emitted on the io thread (post)
+  net::outbox out{std::make_shared<net::send_limit>(10000)};
   std::promise<void> ended;
   std::future<void> ended_future = ended.get_future();
   std::mutex mutex;
@@ -230,4 +238,37 @@ BOOST_AUTO_TEST_CASE(a_peer_that_reads_answers_pings_and_stays_one_that_does_not
   BOOST_TEST(!s.ends_within(0s));
   // Now it stops reading, so no pong goes back: dropped after about two intervals.
   BOOST_TEST(s.ends_within(5s));
+}
+
+// A burst far larger than the kernel takes at once: what the first write leaves goes out by the
+// async write, from the middle of a frame on, and the client reads every frame whole, in order.
+BOOST_AUTO_TEST_CASE(a_burst_larger_than_the_kernel_takes_arrives_whole_and_in_order) {
+  server s(normal, 4096);
+  client c(s);
+  constexpr int frames = 300;
+  s.post([](net::outbox& out) {
+    out.begin_burst();
+    for (int i = 0; i < frames; ++i) out.push(text(std::to_string(i) + std::string(10000, 'x')));
+    out.end_burst();
+  });
+  for (int i = 0; i < frames; ++i) {
+    auto got = c.read();
+    BOOST_TEST_REQUIRE(got == std::to_string(i) + std::string(10000, 'x'));
+  }
+  BOOST_TEST(s.sent.load() == static_cast<std::size_t>(frames));  // counted once all went
+}
+
+// Terminal cancellation (the drain's deadline, through the cancellation tree) ends the stream
+// at once: the wire completes and the socket is closed, with no close handshake.
+BOOST_AUTO_TEST_CASE(terminal_cancellation_ends_the_wire_and_closes_the_socket) {
+  server s(normal);
+  client c(s);
+  s.post([](net::outbox& out) { out.push(text("open")); });
+  BOOST_TEST(c.read() == "open");
+  asio::post(s.io, [&s] { s.cancel.emit(asio::cancellation_type::terminal); });
+  BOOST_TEST(s.ends_within(5s));
+  beast::flat_buffer b;
+  beast::error_code ec;
+  c.ws.read(b, ec);
+  BOOST_TEST((ec == asio::error::eof || ec == asio::error::connection_reset), ec.message());
 }
