@@ -125,9 +125,11 @@ asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const sessi
   }
   // Gone before a stream starts that may stay open for hours: the exchange's frame (its parser
   // and read buffer) and the tcp_stream with its two timers (a moved tcp_stream keeps them).
-  if (up)
-    co_await serve_stream(std::move(*upgraded), std::move(up->req), std::move(up->what),
-                          *ctx->streams);
+  if (!up) co_return;
+  auto stream = co_await accept_stream(std::move(*upgraded), std::move(up->req),
+                                       std::move(up->what), *ctx->streams);
+  up.reset();
+  if (stream) co_await stream->async_run(asio::use_awaitable);
 }
 
 }  // namespace quiesce::net

@@ -4,8 +4,6 @@
 #include "net/client_message.hpp"
 #include "net/ws_wire.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/websocket.hpp>
 
@@ -56,27 +54,31 @@ std::shared_ptr<stream_client> open_stream(const asio::any_io_executor& strand,
 
 }  // namespace
 
-asio::awaitable<void> serve_stream(asio::ip::tcp::socket socket,
-                                   beast::http::request<beast::http::string_body> req,
-                                   stream_request what, stream_hub& hub) {
-  const auto& s = hub.settings();
+stream_session::stream_session(asio::ip::tcp::socket socket, const stream_request& what,
+                               stream_hub& hub)
+    : hub_(hub),
+      client_(open_stream(socket.get_executor(), what, hub)),
+      socket_(std::move(socket)),
+      settings_{hub.settings().message_limit, hub.settings().ping_interval,
+                hub.settings().close_timeout},
+      on_{[&c = *client_](std::string_view text) { handle_client_message(c, text); },
+          [&hub](std::size_t n) { hub.count_sent(n); }} {}
+
+stream_session::~stream_session() {
+  hub_.bus().unsubscribe(client_.get());
+  hub_.remove(client_);
+}
+
+asio::awaitable<std::unique_ptr<stream_session>> accept_stream(
+    asio::ip::tcp::socket socket, beast::http::request<beast::http::string_body> req,
+    stream_request what, stream_hub& hub) {
   boost::system::error_code ignored;
-  socket.set_option(asio::socket_base::send_buffer_size(static_cast<int>(s.send_buffer)), ignored);
-  auto ws = co_await accept_upgrade(std::move(socket), std::move(req), s.close_timeout);
-  if (!ws) co_return;
-  auto client = open_stream(co_await asio::this_coro::executor, what, hub);
-  struct leave {
-    stream_hub& hub;
-    const std::shared_ptr<stream_client>& c;
-    ~leave() {
-      hub.bus().unsubscribe(c.get());
-      hub.remove(c);
-    }
-  } on_exit{hub, client};
-  const wire_settings settings{s.message_limit, s.ping_interval, s.close_timeout};
-  wire_handlers on{[&c = *client](std::string_view text) { handle_client_message(c, text); },
-                   [&hub](std::size_t n) { hub.count_sent(n); }};
-  co_await async_run_wire(*ws, client->out(), settings, on, asio::use_awaitable);
+  socket.set_option(
+      asio::socket_base::send_buffer_size(static_cast<int>(hub.settings().send_buffer)), ignored);
+  auto ws =
+      co_await accept_upgrade(std::move(socket), std::move(req), hub.settings().close_timeout);
+  if (!ws) co_return nullptr;
+  co_return std::make_unique<stream_session>(std::move(*ws), what, hub);
 }
 
 }  // namespace quiesce::net

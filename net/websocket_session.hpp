@@ -3,11 +3,13 @@
 #pragma once
 
 #include "net/stream_hub.hpp"
+#include "net/ws_wire.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -19,9 +21,34 @@ struct stream_request {
   std::optional<std::string> epoch;  // empty: this server's
 };
 
-// Accepts the upgrade in `req` and serves the stream until it closes. Runs on the
-// connection's strand.
-boost::asio::awaitable<void> serve_stream(
+// One open stream: its client is in the hub and on the bus (it leaves both when destroyed), and
+// its socket is ready for the wire. A plain object, so that what it holds for the stream's whole
+// life is this and the wire, not a coroutine frame (docs/development.md).
+class stream_session {
+ public:
+  stream_session(boost::asio::ip::tcp::socket socket, const stream_request& what, stream_hub& hub);
+  stream_session(const stream_session&) = delete;
+  stream_session& operator=(const stream_session&) = delete;
+  ~stream_session();
+
+  // Serves the stream until it closes (net/ws_wire.hpp). On the connection's strand.
+  template <class Token>
+  auto async_run(Token&& token) {
+    return async_run_wire(socket_, client_->out(), settings_, on_, std::forward<Token>(token));
+  }
+
+ private:
+  stream_hub& hub_;
+  std::shared_ptr<stream_client> client_;
+  boost::asio::ip::tcp::socket socket_;
+  wire_settings settings_;
+  wire_handlers on_;
+};
+
+// Accepts the upgrade in `req` and opens the stream; empty when the handshake failed. The caller
+// runs it, after this coroutine (and what the handshake needed) is gone. On the connection's
+// strand.
+boost::asio::awaitable<std::unique_ptr<stream_session>> accept_stream(
     boost::asio::ip::tcp::socket socket,
     boost::beast::http::request<boost::beast::http::string_body> req, stream_request what,
     stream_hub& hub);
