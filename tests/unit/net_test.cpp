@@ -192,9 +192,10 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
   // The writer, on the strand as the wire is: it takes whatever it is told of.
   std::promise<std::vector<std::string>> got;
   taken t;
+  // The outbox keeps its writer: a raw pointer, or the client would own itself (a leak).
   asio::post(strand, [c, &t, &got] {
-    c->out().on_ready([c, &t, &got] {
-      take_all(c->out(), t);
+    c->out().on_ready([&out = c->out(), &t, &got] {
+      take_all(out, t);
       if (t.close) got.set_value(t.frames);
     });
   });
@@ -220,8 +221,8 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
   std::promise<std::uint16_t> code;
   taken slow_taken;
   asio::post(strand, [slow, &slow_taken, &code] {
-    auto writer = [slow, &slow_taken, &code] {
-      take_all(slow->out(), slow_taken);
+    auto writer = [&out = slow->out(), &slow_taken, &code] {
+      take_all(out, slow_taken);
       if (slow_taken.close) code.set_value(*slow_taken.close);
     };
     slow->out().on_ready(writer);
