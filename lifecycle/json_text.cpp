@@ -120,18 +120,19 @@ void append_json(std::string& out, const json::object& o) {
   out += '}';
 }
 
-std::string json_text(const json::value& v) {
+namespace {
+
+template <class Json>
+std::string text_of(const Json& j) {
   std::string out;
   out.reserve(256);
-  append_json(out, v);
+  append_json(out, j);
   return out;
 }
 
-std::string json_text(const json::object& o) {
-  std::string out;
-  out.reserve(256);
-  append_json(out, o);
-  return out;
-}
+}  // namespace
+
+std::string json_text(const json::value& v) { return text_of(v); }
+std::string json_text(const json::object& o) { return text_of(o); }
 
 }  // namespace quiesce::lifecycle

@@ -58,11 +58,12 @@ stream_session::stream_session(asio::ip::tcp::socket socket, const stream_reques
                                stream_hub& hub)
     : hub_(hub),
       client_(open_stream(socket.get_executor(), what, hub)),
-      socket_(std::move(socket)),
-      settings_{hub.settings().message_limit, hub.settings().ping_interval,
-                hub.settings().close_timeout},
-      on_{[&c = *client_](std::string_view text) { handle_client_message(c, text); },
-          [&hub](std::size_t n) { hub.count_sent(n); }} {}
+      socket_(std::move(socket)) {}
+
+wire_handlers stream_session::handlers() {
+  return {[&c = *client_](std::string_view text) { handle_client_message(c, text); },
+          [&hub = hub_](std::size_t n) { hub.count_sent(n); }};
+}
 
 stream_session::~stream_session() {
   hub_.bus().unsubscribe(client_.get());

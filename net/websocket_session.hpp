@@ -21,6 +21,10 @@ struct stream_request {
   std::optional<std::string> epoch;  // empty: this server's
 };
 
+inline wire_settings wire_settings_of(const stream_settings& s) {
+  return {s.message_limit, s.ping_interval, s.close_timeout};
+}
+
 // One open stream: its client is in the hub and on the bus (it leaves both when destroyed), and
 // its socket is ready for the wire. A plain object, so that what it holds for the stream's whole
 // life is this and the wire, not a coroutine frame (docs/development.md).
@@ -34,15 +38,16 @@ class stream_session {
   // Serves the stream until it closes (net/ws_wire.hpp). On the connection's strand.
   template <class Token>
   auto async_run(Token&& token) {
-    return async_run_wire(socket_, client_->out(), settings_, on_, std::forward<Token>(token));
+    return async_run_wire(socket_, client_->out(), wire_settings_of(hub_.settings()), handlers(),
+                          std::forward<Token>(token));
   }
 
  private:
+  wire_handlers handlers();
+
   stream_hub& hub_;
   std::shared_ptr<stream_client> client_;
   boost::asio::ip::tcp::socket socket_;
-  wire_settings settings_;
-  wire_handlers on_;
 };
 
 // Accepts the upgrade in `req` and opens the stream; empty when the handshake failed. The caller

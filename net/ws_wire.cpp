@@ -36,7 +36,7 @@ constexpr std::size_t buffers_per_call = 64;
 // then completes the caller's operation. Every member function runs on the socket's strand.
 class wire {
  public:
-  wire(tcp::socket& socket, outbox& out, const wire_settings& settings, wire_handlers& on,
+  wire(tcp::socket& socket, outbox& out, const wire_settings& settings, wire_handlers on,
        std::unique_ptr<detail::wire_done> done)
       : socket_(std::move(socket)),
         out_(out),
@@ -320,8 +320,9 @@ bool wire::written() {
     b.frames = {};
     headers_ = {};
     buffers_ = {};
+  } else {
+    b.frames.clear();  // the texts are not held past their write
   }
-  b.frames.clear();  // the texts are not held past their write
   return true;
 }
 
@@ -343,10 +344,10 @@ asio::awaitable<std::optional<tcp::socket>> accept_upgrade(
 namespace detail {
 
 void start_wire(tcp::socket& socket, outbox& out, const wire_settings& settings,
-                wire_handlers& handlers, std::unique_ptr<wire_done> done,
+                wire_handlers handlers, std::unique_ptr<wire_done> done,
                 asio::cancellation_slot slot) {
   // It deletes itself once it has ended and its last handler has run (wire::release).
-  auto* w = new wire(socket, out, settings, handlers, std::move(done));
+  auto* w = new wire(socket, out, settings, std::move(handlers), std::move(done));
   w->start(slot);
 }
 

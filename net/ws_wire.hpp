@@ -76,7 +76,7 @@ class wire_done_for final : public wire_done {
 };
 
 void start_wire(boost::asio::ip::tcp::socket& socket, outbox& out, const wire_settings& settings,
-                wire_handlers& handlers, std::unique_ptr<wire_done> done,
+                wire_handlers handlers, std::unique_ptr<wire_done> done,
                 boost::asio::cancellation_slot slot);
 
 }  // namespace detail
@@ -85,15 +85,16 @@ void start_wire(boost::asio::ip::tcp::socket& socket, outbox& out, const wire_se
 // handshake ends (after the outbox's close, or the peer's), the peer goes away or breaks the
 // protocol, or the operation is cancelled (any type: the stream ends). Completes once every
 // handler of the wire has run and the socket is closed, with the exception a handler threw.
+// `socket` and `out` must outlive the operation; the settings and handlers are its own.
 template <class Token>
-auto async_run_wire(boost::asio::ip::tcp::socket& socket, outbox& out,
-                    const wire_settings& settings, wire_handlers& handlers, Token&& token) {
+auto async_run_wire(boost::asio::ip::tcp::socket& socket, outbox& out, wire_settings settings,
+                    wire_handlers handlers, Token&& token) {
   return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
-      [&socket, &out, &settings, &handlers](auto handler) {
+      [&socket, &out, settings, handlers = std::move(handlers)](auto handler) mutable {
         auto slot = boost::asio::get_associated_cancellation_slot(handler);
         auto ex = socket.get_executor();
         detail::start_wire(
-            socket, out, settings, handlers,
+            socket, out, settings, std::move(handlers),
             std::make_unique<detail::wire_done_for<decltype(handler)>>(std::move(handler), ex),
             slot);
       },
