@@ -32,9 +32,9 @@ void refuse(net::tcp::socket& s, const net::connection_limit& limit) {
 }
 
 // Starts the accept loop of one listener in `group`; each connection joins `sessions` and is
-// served on its own strand of `io`, unless `limit` says too many are open. A listener that ends
-// by an error (not by the drain) is logged and `died` is called.
-void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
+// served on its own strand from `strands`, unless `limit` says too many are open. A listener that
+// ends by an error (not by the drain) is logged and `died` is called.
+void listen(lifecycle::strand_source strands, net::tcp::acceptor acceptor, std::string name,
             lifecycle::task_group& group, lifecycle::task_group& sessions,
             std::shared_ptr<const net::session_context> ctx, net::connection_limit& limit,
             std::function<void()> died) {
@@ -50,7 +50,8 @@ void listen(asio::io_context& io, net::tcp::acceptor acceptor, std::string name,
     log::error("listener failed", {{"listener", name}, {"error", log::describe(e)}});
     died();
   };
-  group.spawn(strand, net::accept_loop(std::move(acceptor), io, name, spawn), std::move(ended));
+  group.spawn(strand, net::accept_loop(std::move(acceptor), std::move(strands), name, spawn),
+              std::move(ended));
 }
 
 // Connections need descriptors: take the hard limit (a container's default soft limit may be
@@ -75,7 +76,7 @@ void raise_descriptor_limit(const config& cfg) {
 // 220 ms of work ahead of the signal).
 server::server(const config& cfg)
     : cfg_(cfg),
-      io_(static_cast<int>(cfg.threads)),
+      io_(cfg.threads),
       control_(1),
       cpu_(cfg.cpu_threads),
       opened_(open_store()),
@@ -206,12 +207,12 @@ int server::run() {
   auto port = public_acceptor_.local_endpoint().port();
   auto admin_port = admin_acceptor_.local_endpoint().port();
   auto& tree = coord_.tree();
-  listen(io_, std::move(public_acceptor_), "public", tree.listeners, tree.connections, public_ctx_,
-         public_connections_, [this] { coord_.lose_listener(); });
+  listen(io_.strands(), std::move(public_acceptor_), "public", tree.listeners, tree.connections,
+         public_ctx_, public_connections_, [this] { coord_.lose_listener(); });
   // The kubelet notices a dead admin listener by itself: its probes fail.
-  listen(control_, std::move(admin_acceptor_), "admin", tree.admin, tree.admin, admin_ctx_,
-         admin_connections_, [] {});
-  service_.start(io_, tree.workers);
+  listen(lifecycle::strands_of(control_), std::move(admin_acceptor_), "admin", tree.admin,
+         tree.admin, admin_ctx_, admin_connections_, [] {});
+  service_.start(io_.strands(), tree.workers);
   if (shared_) shared_->start_background(tree.store);
 
   for (auto& w : timing_warnings(cfg_)) log::warn("timings do not fit", {{"detail", w}});
@@ -239,15 +240,9 @@ int server::run() {
     control_.stop();
   });
 
-  // The network threads may run out of work before the drain ends (the workers have stopped,
-  // the last session is gone) while the control plane still posts to them (a group's leave, a
-  // late session): they stay until the coordinator is done and stops them.
-  auto keep_running = asio::make_work_guard(io_);
-  std::vector<std::thread> threads;
-  threads.emplace_back([this] { control_.run(); });
-  for (unsigned i = 1; i < cfg_.threads; ++i) threads.emplace_back([this] { io_.run(); });
+  std::thread control([this] { control_.run(); });
   io_.run();
-  for (auto& t : threads) t.join();
+  control.join();
   cpu_.join();
   return exit_code;
 }

@@ -5,6 +5,7 @@
 #include "app/app_state.hpp"
 #include "app/config.hpp"
 #include "app/metrics.hpp"
+#include "app/network_threads.hpp"
 #include "lifecycle/coordinator.hpp"
 #include "net/connection_limit.hpp"
 #include "net/http_session.hpp"
@@ -16,7 +17,6 @@
 #include "tasks/sqlite_journal.hpp"
 #include "tasks/task_service.hpp"
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <memory>
@@ -30,14 +30,6 @@ inline constexpr int exit_storage = 74;
 // A start-up step failed and said why in the log; the process exits with `code`.
 struct start_failure {
   int code;
-};
-
-// An io_context whose queued handlers can be destroyed before the parts they point at: coroutine
-// frames still queued after a drain that timed out hold references into the server.
-class owned_context : public boost::asio::io_context {
- public:
-  using boost::asio::execution_context::shutdown;  // destroys every queued handler
-  using io_context::io_context;
 };
 
 class server {
@@ -66,7 +58,7 @@ class server {
   };
 
   const config cfg_;
-  owned_context io_;       // the network threads: public sessions and workers
+  network_threads io_;     // public sessions and workers
   owned_context control_;  // its own thread: signals, the coordinator, listeners, admin sessions
   boost::asio::thread_pool cpu_;                  // CPU-bound task kinds
   std::optional<tasks::sqlite_journal> journal_;  // --store sqlite

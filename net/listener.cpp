@@ -20,14 +20,14 @@ tcp::acceptor open_acceptor(asio::any_io_executor executor, const tcp::endpoint&
   return a;
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor acceptor, asio::io_context& sessions,
+asio::awaitable<void> accept_loop(tcp::acceptor acceptor, lifecycle::strand_source sessions,
                                   std::string name, std::function<void(tcp::socket)> spawn) {
   co_await asio::this_coro::reset_cancellation_state(asio::enable_partial_cancellation());
   for (;;) {
-    // Each connection is accepted straight onto its own strand, with the listener's protocol:
-    // an IPv4 listener needs no IPv6 in the kernel (ipv6.disable=1 nodes).
-    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(sessions),
-                                                       asio::as_tuple(asio::use_awaitable));
+    // Each connection is accepted straight onto its own strand (on the next network thread), with
+    // the listener's protocol: an IPv4 listener needs no IPv6 in the kernel (ipv6.disable=1 nodes).
+    auto [ec, socket] =
+        co_await acceptor.async_accept(sessions(), asio::as_tuple(asio::use_awaitable));
     if (ec == asio::error::operation_aborted) break;
     if (ec) {
       // Out of descriptors, say: back off a little instead of spinning; connects queue meanwhile.

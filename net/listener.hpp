@@ -2,8 +2,9 @@
 // closes the socket at once and new connects are refused by the kernel.
 #pragma once
 
+#include "lifecycle/strand_source.hpp"
+
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <functional>
@@ -16,8 +17,8 @@ using tcp = boost::asio::ip::tcp;
 // Opens `endpoint` (port 0: the kernel picks) on the caller's executor; throws on failure.
 tcp::acceptor open_acceptor(boost::asio::any_io_executor executor, const tcp::endpoint& endpoint);
 
-// Accepts until cancelled, handing each connection to `spawn` on a new strand of `sessions`.
-boost::asio::awaitable<void> accept_loop(tcp::acceptor acceptor, boost::asio::io_context& sessions,
+// Accepts until cancelled, handing each connection to `spawn` on a new strand from `sessions`.
+boost::asio::awaitable<void> accept_loop(tcp::acceptor acceptor, lifecycle::strand_source sessions,
                                          std::string name, std::function<void(tcp::socket)> spawn);
 
 }  // namespace quiesce::net

@@ -8,7 +8,7 @@
 #include "tasks/task_observer.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
+#include "lifecycle/strand_source.hpp"
 
 #include <array>
 #include <optional>
@@ -60,10 +60,11 @@ class service {
   virtual bool accepting() const = 0;
   virtual bool store_healthy() const = 0;
 
-  // Lifecycle: spawn the workers into `group`; close admission; wait until no task this process
-  // took is left and every event is delivered; at the deadline, tell the subscribers of what
-  // never started (interrupted, or left queued for whoever runs it next).
-  virtual void start(boost::asio::io_context& io, lifecycle::task_group& group) = 0;
+  // Lifecycle: spawn the workers into `group`, each on a strand from `strands`; close
+  // admission; wait until no task this process took is left and every event is delivered; at
+  // the deadline, tell the subscribers of what never started (interrupted, or left queued for
+  // whoever runs it next).
+  virtual void start(lifecycle::strand_source strands, lifecycle::task_group& group) = 0;
   virtual void stop_admission() = 0;
   virtual boost::asio::awaitable<void> wait_idle() = 0;
   virtual boost::asio::awaitable<void> interrupt_queued() = 0;

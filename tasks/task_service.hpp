@@ -73,7 +73,7 @@ class task_service final : public service {
   // Lifecycle: spawn the workers into `group`; close admission; wait for an empty queue, no
   // running task and every event delivered; mark what never started `interrupted` (or, with
   // requeue_on_shutdown, tell its subscribers it is requeued) and wait for those events.
-  void start(boost::asio::io_context& io, lifecycle::task_group& group) override;
+  void start(lifecycle::strand_source strands, lifecycle::task_group& group) override;
   void stop_admission() override;
   bool accepting() const override;
   boost::asio::awaitable<void> wait_idle() override;

@@ -16,10 +16,9 @@ namespace quiesce::tasks {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-void task_service::start(asio::io_context& io, lifecycle::task_group& group) {
+void task_service::start(lifecycle::strand_source strands, lifecycle::task_group& group) {
   for (std::size_t i = 0; i < settings_.workers; ++i) {
-    auto strand = asio::make_strand(io);
-    group.spawn(strand, worker(), [](std::exception_ptr e) {
+    group.spawn(strands(), worker(), [](std::exception_ptr e) {
       if (e) std::rethrow_exception(e);  // a bug: let it reach main and be seen
     });
   }

@@ -24,8 +24,8 @@ namespace quiesce::tasks::pg {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-void shared_service::start(asio::io_context& io, lifecycle::task_group& group) {
-  net_ = &io;
+void shared_service::start(lifecycle::strand_source strands, lifecycle::task_group& group) {
+  net_strands_ = std::move(strands);
   workers_ = &group;
   group.spawn(db_.get_executor(), claimer(), [](std::exception_ptr e) {
     if (e) log::error("the claimer stopped", {{"error", log::describe(e)}});
@@ -128,7 +128,7 @@ RETURNING )sql" + task_columns("t.") +
 
 // On db_: the task was claimed; it runs on a strand of the network threads.
 void shared_service::run(task_record t) {
-  auto strand = asio::make_strand(*net_);
+  auto strand = net_strands_();
   auto h = std::make_shared<run_handle>(db_.get_executor());
   h->record = t;
   h->abort = std::make_shared<lifecycle::abort_source>(strand);

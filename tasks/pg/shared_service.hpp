@@ -69,7 +69,7 @@ class shared_service final : public service {
 
   // Spawns the claimer into `group` and the heartbeat and the listener into `background`, which
   // must stay until the end (leases are renewed while anything runs).
-  void start(boost::asio::io_context& io, lifecycle::task_group& group) override;
+  void start(lifecycle::strand_source strands, lifecycle::task_group& group) override;
   void start_background(lifecycle::task_group& background);
   void stop_admission() override;
   boost::asio::awaitable<void> wait_idle() override;
@@ -136,7 +136,7 @@ class shared_service final : public service {
   event_bus& bus_;
   boost::asio::thread_pool& cpu_;
   task_observer* observer_ = nullptr;
-  boost::asio::io_context* net_ = nullptr;
+  lifecycle::strand_source net_strands_;
   lifecycle::task_group* workers_ = nullptr;
 
   std::atomic<bool> accepting_ = true;

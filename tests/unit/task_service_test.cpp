@@ -14,6 +14,7 @@
 
 namespace asio = boost::asio;
 using namespace quiesce::tasks;
+using quiesce::lifecycle::strands_of;
 using namespace std::chrono_literals;
 
 namespace {
@@ -108,7 +109,7 @@ BOOST_AUTO_TEST_CASE(a_task_whose_kind_throws_ends_failed_and_frees_its_worker) 
   auto first = service.submit("boom", {}, std::nullopt).task->id;
   auto second = service.submit("boom", {}, std::nullopt).task->id;  // the same worker, next
   service.stop_admission();
-  service.start(io, workers);
+  service.start(strands_of(io), workers);
   BOOST_TEST(idle_within(io, service, 3s));
   for (auto& id : {first, second}) {
     BOOST_TEST((store.get(id)->status == task_status::failed));
@@ -122,7 +123,7 @@ BOOST_FIXTURE_TEST_CASE(workers_drain_the_queue_after_admission_closes, service_
   for (int i = 0; i < 2; ++i) ids.push_back(service.submit("sleep", {}, std::nullopt).task->id);
   ids.push_back(service.submit("cpu", {{"iterations", 1000}}, std::nullopt).task->id);
   service.stop_admission();  // admission closed: what was accepted still runs
-  service.start(io, workers);
+  service.start(strands_of(io), workers);
   BOOST_TEST(idle_within(io, service, 3s));
   BOOST_TEST(workers.size() == 0u);  // workers stop once the closed queue is empty
   for (auto& id : ids) {
@@ -141,7 +142,7 @@ BOOST_FIXTURE_TEST_CASE(cancel_ends_queued_and_running_tasks, service_fixture) {
   auto running = service.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
   auto second = service.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
   auto queued = service.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
-  service.start(io, workers);  // two workers: the first two run
+  service.start(strands_of(io), workers);  // two workers: the first two run
   io.run_for(50ms);
   std::vector<cancel_outcome> got;
   asio::co_spawn(
@@ -262,7 +263,7 @@ BOOST_FIXTURE_TEST_CASE(a_task_left_queued_for_a_restart_can_still_be_cancelled,
   task_service durable{{1, 3, true}, builtin_kinds({0.05, 10}), store, bus, cpu};
   auto running = durable.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
   auto queued = durable.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
-  durable.start(io, workers);
+  durable.start(strands_of(io), workers);
   io.run_for(100ms);
   durable.stop_admission();
   workers.emit(asio::cancellation_type::terminal);
@@ -307,7 +308,7 @@ BOOST_FIXTURE_TEST_CASE(recovery_requeues_a_dead_process_running_task_as_a_retry
   BOOST_TEST(first.at("status").as_string() == "queued");
   BOOST_TEST(first.at("requeued").as_bool());
   service.stop_admission();
-  service.start(io, workers);
+  service.start(strands_of(io), workers);
   io.run_for(2s);
   BOOST_TEST((store.get("r")->status == task_status::succeeded));
   BOOST_TEST(store.get("r")->attempt == 2);  // its events say it is a retry
@@ -321,7 +322,7 @@ BOOST_FIXTURE_TEST_CASE(with_a_durable_store_the_deadline_requeues_instead_of_in
   task_service durable{{1, 3, true}, builtin_kinds({0.05, 10}), store, bus, cpu};
   auto running = durable.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
   auto queued = durable.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
-  durable.start(io, workers);
+  durable.start(strands_of(io), workers);
   io.run_for(100ms);
   BOOST_TEST((store.get(running)->status == task_status::running));
   durable.stop_admission();
