@@ -21,6 +21,8 @@ task_kind sleep_kind(const kind_settings& s) {
   k.run = [](task_context ctx) -> asio::awaitable<boost::json::value> {
     constexpr int steps = 10;
     auto total = std::chrono::duration<double>(ctx.params.at("seconds").as_double());
+    // Nothing to wait for: ten expired timers would be ten trips through the event loop.
+    if (total.count() == 0) co_return boost::json::object{{"slept_seconds", 0.0}};
     auto start = std::chrono::steady_clock::now();
     asio::steady_timer timer(co_await asio::this_coro::executor);
     for (int i = 1; i <= steps; ++i) {
@@ -28,7 +30,7 @@ task_kind sleep_kind(const kind_settings& s) {
       timer.expires_at(start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                    total * i / steps));
       co_await timer.async_wait(asio::use_awaitable);
-      if (i < steps && total.count() > 0) ctx.report(double(i) / steps);
+      if (i < steps) ctx.report(double(i) / steps);
     }
     co_return boost::json::object{{"slept_seconds", total.count()}};
   };
