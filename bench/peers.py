@@ -58,9 +58,18 @@ def measure(start, n):
 
 
 def post_rate(start):
+    """wrk's req/s counts admissions: a server whose queue grows looks as fast as one that keeps
+    up. So the server is then sent SIGTERM, and its drain (the tasks admitted but not yet run)
+    goes into tasks_per_second, the end-to-end figure: accepted tasks / (wrk's time + drain)."""
     s = start()
     try:
-        return wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua")
+        r = wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua")
+        began = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        s.proc.wait(120)
+        r["drain_after_ms"] = (time.monotonic() - began) * 1000
+        r["tasks_per_second"] = (r["requests"] - r["non_2xx"]) / (WRK_SECONDS + r["drain_after_ms"] / 1000)
+        return r
     finally:
         s.close()
 
@@ -70,7 +79,9 @@ def nginx_post():
     count on this machine's two cores."""
     ng = nginx(2)
     try:
-        return {"post": wrk("http://127.0.0.1:18080/v1/tasks", "post_task.lua")}
+        r = wrk("http://127.0.0.1:18080/v1/tasks", "post_task.lua")
+        r["tasks_per_second"] = r["rps"]  # a fixed 202 runs nothing: each answer is the whole job
+        return {"post": r}
     finally:
         ng.terminate()
         ng.wait()
@@ -113,7 +124,9 @@ def print_peers(r):
             (f"fan-out to {BIG:,} p50 ms (lower)", lambda m: m["fanout_big"]["p50_ms"]),
             (f"fan-out to {BIG:,} p99 ms (lower)", lambda m: m["fanout_big"]["p99_ms"]),
             ("frames/s to 1,000, nobody closed (higher)", lambda m: m["frames_per_second_1000"]),
-            ("POST /v1/tasks req/s (higher)", lambda m: m["post"]["rps"]),
+            ("POST /v1/tasks req/s, admissions (higher)", lambda m: m["post"]["rps"]),
+            ("POST, drain after wrk ms (lower)", lambda m: m["post"]["drain_after_ms"]),
+            ("POST, tasks/s end to end (higher)", lambda m: m["post"]["tasks_per_second"]),
             (f"SIGTERM -> exit with {BIG:,} streams, ms (lower)", lambda m: m["drain"]["ms"]))
     def value(m, get):  # nginx has the POST figure only
         try:

@@ -56,6 +56,9 @@ function startNext() {
       if (++step < 10) { move(t, 'running', { progress: step / 10 }); t.timer = setTimeout(tick, tenth); return; }
       end(t, 'succeeded', { progress: 1, result: { slept: t.params.seconds } });
     };
+    // A zero-second task ends on the next turn, as quiesce's does: ten setTimeout(0)s would be
+    // ten 1 ms clamps.
+    if (!tenth) { setImmediate(() => { if (t.status === 'running') end(t, 'succeeded', { progress: 1, result: { slept: 0 } }); }); continue; }
     t.timer = setTimeout(tick, tenth);
   }
   idleCheck();
