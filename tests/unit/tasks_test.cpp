@@ -8,6 +8,9 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <set>
+#include <string_view>
+
 using namespace quiesce::tasks;
 
 BOOST_AUTO_TEST_CASE(state_machine_allows_only_forward_moves) {
@@ -27,10 +30,16 @@ BOOST_AUTO_TEST_CASE(state_machine_allows_only_forward_moves) {
   BOOST_CHECK_THROW(t.move_to(task_status::failed), std::logic_error);
 }
 
-BOOST_AUTO_TEST_CASE(task_ids_are_uuids) {
-  auto a = new_task_id(), b = new_task_id();
-  BOOST_TEST(a.size() == 36u);
-  BOOST_TEST(a != b);
+BOOST_AUTO_TEST_CASE(task_ids_are_distinct_version_4_uuids_across_refills) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {  // the random bytes come 256 ids at a time: four refills
+    const std::string id = new_task_id();
+    BOOST_TEST_REQUIRE(id.size() == 36u);
+    BOOST_TEST(id[14] == '4');                                                    // version 4
+    BOOST_TEST(std::string_view("89ab").find(id[19]) != std::string_view::npos);  // variant
+    seen.insert(id);
+  }
+  BOOST_TEST(seen.size() == 1000u);
 }
 
 BOOST_AUTO_TEST_CASE(bus_numbers_events_in_order_and_replays_since) {
