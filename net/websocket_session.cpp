@@ -41,7 +41,7 @@ std::shared_ptr<stream_client> open_stream(const asio::any_io_executor& strand,
                               {"namespace", s.pod_namespace},
                               {"epoch", bus.epoch()},
                               {"seq", replay.last_seq}}));
-  if (replay.gap) first.push_back(make_frame({{"type", "gap"}, {"epoch", bus.epoch()}}));
+  if (replay.gap) first.push_back(make_frame(tasks::gap_message(bus.epoch())));
   for (auto& e : replay.events) first.emplace_back(e, &e->text);
   client->out().begin_with(std::move(first));
   if (!admitted)  // the drain already closed the others: this one goes the same way

@@ -129,4 +129,8 @@ std::uint64_t event_bus::published() const {
   return published_;
 }
 
+boost::json::object gap_message(const std::string& epoch) {
+  return {{"type", "gap"}, {"epoch", epoch}};
+}
+
 }  // namespace quiesce::tasks

@@ -88,4 +88,8 @@ class event_bus {
   std::unordered_map<const event_sink*, std::size_t> sink_index_;  // O(1) unsubscribe
 };
 
+// The frame that tells a stream some events are lost to it (replay past the window, or a
+// replica that could not read the shared stream): the client re-reads task state over HTTP.
+boost::json::object gap_message(const std::string& epoch);
+
 }  // namespace quiesce::tasks

@@ -1,6 +1,7 @@
 #include "tasks/pg/shared_events.hpp"
 
 #include "lifecycle/json_text.hpp"
+#include "tasks/event_bus.hpp"
 #include "tasks/pg/rows.hpp"
 #include "tasks/pg/schema.hpp"
 
@@ -25,9 +26,8 @@ event_ptr read_event(const result& r, int row, int first) {
 }
 
 event_ptr gap_event(std::uint64_t last_missing, const std::string& epoch) {
-  boost::json::object body{{"type", "gap"}, {"epoch", epoch}};
   return std::make_shared<const stream_event>(
-      stream_event{last_missing, {}, lifecycle::json_text(body)});
+      stream_event{last_missing, {}, lifecycle::json_text(gap_message(epoch))});
 }
 
 namespace {
