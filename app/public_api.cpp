@@ -2,6 +2,7 @@
 #include "app/app_state.hpp"
 #include "app/assets.hpp"
 
+#include "tasks/task_json.hpp"
 #include "tasks/task_kind.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -105,7 +106,9 @@ bool one_segment_under(std::string_view path, std::string_view prefix) {
          path.find('/', prefix.size()) == std::string_view::npos;
 }
 
-json::object task_body(const tasks::task_record& t) { return tasks::to_json(t); }
+response task_response(status code, const tasks::task_record& t) {
+  return net::json_text_response(code, tasks::task_text(t));
+}
 
 // POST /v1/tasks: the body is optional; {"kind": ..., <parameters>}.
 asio::awaitable<response> post_task(app_state& s, request& req, std::string) {
@@ -149,7 +152,7 @@ asio::awaitable<response> post_task(app_state& s, request& req, std::string) {
   }
   if (bad) co_return std::move(*bad);
   if (auto refused = refusal(a)) co_return std::move(*refused);
-  auto res = json_response(status::accepted, task_body(*a.task));
+  auto res = task_response(status::accepted, *a.task);
   res.set(http::field::location, "/v1/tasks/" + a.task->id);
   if (a.outcome == tasks::admit_outcome::replayed) res.set("Idempotent-Replayed", "true");
   co_return res;
@@ -169,13 +172,13 @@ asio::awaitable<response> delete_task(app_state& s, request&, std::string id) {
     case tasks::cancel_outcome::not_found:
       co_return task_not_found();
     case tasks::cancel_outcome::already_finished: {
-      auto body = task_body(*t);
+      auto body = tasks::to_json(*t);
       body["error"] = "already_finished";
       body["detail"] = "the task already finished: " + std::string(tasks::to_string(t->status));
       co_return json_response(status::conflict, body);
     }
     default:
-      co_return json_response(status::ok, task_body(*t));
+      co_return task_response(status::ok, *t);
   }
 }
 
@@ -201,7 +204,7 @@ asio::awaitable<response> queue_length(app_state& s, request&, std::string) {
 asio::awaitable<response> get_task(app_state& s, request&, std::string id) {
   auto t = co_await s.tasks.find(std::move(id));
   if (!t) co_return task_not_found();
-  co_return json_response(status::ok, task_body(*t));
+  co_return task_response(status::ok, *t);
 }
 asio::awaitable<response> openapi(app_state&, request&, std::string) {
   co_return asset("application/json", assets::openapi_json);

@@ -68,6 +68,8 @@ void append_string(std::string& out, json::string_view s) {
 
 }  // namespace
 
+void append_json_string(std::string& out, std::string_view s) { append_string(out, s); }
+
 void append_json(std::string& out, const json::value& v) {
   switch (v.kind()) {
     case json::kind::null:

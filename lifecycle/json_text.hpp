@@ -7,6 +7,7 @@
 #include <boost/json/value.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace quiesce::lifecycle {
 
@@ -16,5 +17,7 @@ void append_json(std::string& out, const boost::json::value& v);
 // instructions, callgrind: every event and frame is an object).
 std::string json_text(const boost::json::object& o);
 void append_json(std::string& out, const boost::json::object& o);
+// A JSON string: `s` quoted and escaped, for text written by hand (tasks/task_json.cpp).
+void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace quiesce::lifecycle

@@ -5,7 +5,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -49,27 +48,31 @@ std::string describe(std::exception_ptr e) {
   }
 }
 
-std::string format_time(std::chrono::system_clock::time_point t) {
+void append_time(std::string& out, std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
-  auto secs = floor<seconds>(t);  // so that the milliseconds are never negative
-  auto ms = duration_cast<milliseconds>(t - secs).count();
-  std::time_t tt = system_clock::to_time_t(secs);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  // By hand, not snprintf: every event and task body carries times, and printf's format
-  // parsing was most of a task's time formatting (callgrind).
-  std::string out = "0000-00-00T00:00:00.000Z";
-  auto put = [&out](std::size_t at, int width, long v) {
+  auto day = floor<days>(t);  // floors, so that the time of day is never negative
+  year_month_day date{day};
+  hh_mm_ss time{floor<milliseconds>(t - day)};
+  // By hand, not snprintf nor gmtime_r (which takes the time zone lock): every event and task
+  // body carries times, and printf's format parsing was most of a task's time formatting.
+  char text[] = "0000-00-00T00:00:00.000Z";
+  auto put = [&text](std::size_t at, int width, long v) {
     for (int i = width - 1; i >= 0; --i, v /= 10)
-      out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + v % 10);
+      text[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + v % 10);
   };
-  put(0, 4, tm.tm_year + 1900L);
-  put(5, 2, tm.tm_mon + 1);
-  put(8, 2, tm.tm_mday);
-  put(11, 2, tm.tm_hour);
-  put(14, 2, tm.tm_min);
-  put(17, 2, tm.tm_sec);
-  put(20, 3, static_cast<long>(ms));
+  put(0, 4, static_cast<int>(date.year()));
+  put(5, 2, static_cast<unsigned>(date.month()));
+  put(8, 2, static_cast<unsigned>(date.day()));
+  put(11, 2, time.hours().count());
+  put(14, 2, time.minutes().count());
+  put(17, 2, static_cast<long>(time.seconds().count()));
+  put(20, 3, static_cast<long>(time.subseconds().count()));
+  out.append(text, sizeof text - 1);
+}
+
+std::string format_time(std::chrono::system_clock::time_point t) {
+  std::string out;
+  append_time(out, t);
   return out;
 }
 

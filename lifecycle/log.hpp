@@ -36,6 +36,7 @@ inline void error(std::string_view msg, boost::json::object f = {}) {
 
 // RFC 3339 UTC with milliseconds, as used in logs and task records.
 std::string format_time(std::chrono::system_clock::time_point t);
+void append_time(std::string& out, std::chrono::system_clock::time_point t);  // the same, appended
 
 // What an escaped exception says (its what(), or "unknown error"), for a log line or a record.
 std::string describe(std::exception_ptr e);

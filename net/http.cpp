@@ -5,10 +5,14 @@
 namespace quiesce::net {
 
 response json_response(http::status status, const boost::json::value& body) {
+  return json_text_response(status, lifecycle::json_text(body));
+}
+
+response json_text_response(http::status status, std::string body) {
   response res{status, 11};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::server, "quiesce");
-  res.body() = lifecycle::json_text(body);
+  res.body() = std::move(body);
   res.prepare_payload();
   return res;
 }

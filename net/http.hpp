@@ -23,6 +23,8 @@ struct http_limits {
 };
 
 response json_response(http::status status, const boost::json::value& body);
+// The same with a body already serialised (tasks::task_text()).
+response json_text_response(http::status status, std::string body);
 // Every error body: {"error":"<machine_code>","detail":"<human sentence>"}.
 response error_response(http::status status, std::string_view code, std::string_view detail);
 

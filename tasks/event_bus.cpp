@@ -17,11 +17,15 @@ event_bus::event_bus(std::string epoch, std::size_t retention, std::uint64_t las
   while (window_.size() > retention_) window_.pop_front();
 }
 
-event_ptr event_bus::stamp(std::string task_id, boost::json::object& body) {
-  body["seq"] = ++seq_;
+event_ptr event_bus::stamp(std::string task_id, std::string open_body) {
+  ++seq_;
   ++published_;
+  if (open_body.size() > 1) open_body += ',';  // "{" alone: an object with no keys yet
+  open_body += "\"seq\":";
+  open_body += std::to_string(seq_);
+  open_body += '}';
   return std::make_shared<const stream_event>(
-      stream_event{seq_, std::move(task_id), lifecycle::json_text(body)});
+      stream_event{seq_, std::move(task_id), std::move(open_body)});
 }
 
 void event_bus::deliver_locked(const event_ptr& e) {
@@ -32,11 +36,11 @@ void event_bus::deliver_locked(const event_ptr& e) {
   for (auto& s : sinks_) s->deliver(e);
 }
 
-void event_bus::publish(const task_record& t, boost::json::object body,
+void event_bus::publish(const task_record& t, std::string open_body,
                         std::function<void(bool)> on_stored) {
   {
     std::lock_guard lock(mutex_);
-    auto e = stamp(t.id, body);
+    auto e = stamp(t.id, std::move(open_body));
     if (journal_) {
       // Appended under the lock, so the journal sees events in seq order.
       journal_->append({t, std::move(e), std::move(on_stored)});
@@ -51,10 +55,12 @@ void event_bus::publish(const task_record& t, boost::json::object body,
   if (on_stored) on_stored(true);
 }
 
-void event_bus::publish(std::string task_id, boost::json::object body) {
+void event_bus::publish(std::string task_id, const boost::json::object& body) {
   task_record t;
   t.id = std::move(task_id);
-  publish(t, std::move(body));
+  auto text = lifecycle::json_text(body);
+  text.pop_back();  // the closing brace: stamp() adds "seq" first
+  publish(t, std::move(text));
 }
 
 void event_bus::deliver(const std::vector<event_ptr>& stored, std::uint64_t settled) {

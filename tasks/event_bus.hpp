@@ -37,12 +37,14 @@ class event_bus {
   // From then on every event goes through `j` before delivery. Set before the first publish.
   void attach(task_journal& j) { journal_ = &j; }
 
-  // An event about task `t` (its state after the change). `on_stored` (admissions) is told
-  // whether it was stored; without a journal at once, after the bus's lock is released.
-  void publish(const task_record& t, boost::json::object body,
+  // An event about task `t` (its state after the change): `open_body` is the text of a JSON
+  // object without its closing brace (open_task_text()); the bus adds "seq" and closes it.
+  // `on_stored` (admissions) is told whether it was stored; without a journal at once, after
+  // the bus's lock is released.
+  void publish(const task_record& t, std::string open_body,
                std::function<void(bool stored)> on_stored = {});
   // An event about a task known only by its id (tests of the bus, which attach no journal).
-  void publish(std::string task_id, boost::json::object body);
+  void publish(std::string task_id, const boost::json::object& body);
 
   // The journal's answer: `stored` events go out in seq order; every seq up to `settled` is
   // either among them or was dropped (a refused admission).
@@ -71,7 +73,7 @@ class event_bus {
   std::uint64_t published() const;
 
  private:
-  event_ptr stamp(std::string task_id, boost::json::object& body);  // under mutex_
+  event_ptr stamp(std::string task_id, std::string open_body);  // under mutex_
   void deliver_locked(const event_ptr& e);
 
   const std::string epoch_;

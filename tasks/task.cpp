@@ -1,7 +1,5 @@
 #include "tasks/task.hpp"
 
-#include "lifecycle/log.hpp"
-
 #include <boost/uuid/uuid.hpp>
 #include <boost/uuid/uuid_io.hpp>
 
@@ -79,29 +77,6 @@ void task_record::requeue(std::string_view why) {
   message = "Task " + id + " requeued: " + std::string(why);
   started_at.reset();
   progress = 0.0;
-}
-
-boost::json::object to_json(const task_record& t) {
-  auto time = [](const std::optional<task_record::time_point>& tp) -> boost::json::value {
-    if (!tp) return nullptr;
-    return boost::json::string(log::format_time(*tp));
-  };
-  // Sized once for every key and the two an event adds ("type", "requeued"): growing key by key
-  // rehashed and reallocated the object several times, four objects per task (perf).
-  boost::json::object o(14);
-  o.emplace("task_id", t.id);
-  o.emplace("kind", t.kind);
-  o.emplace("params", t.params);
-  o.emplace("status", to_string(t.status));
-  o.emplace("progress", t.progress);
-  o.emplace("message", t.message);
-  o.emplace("created_at", log::format_time(t.created_at));
-  o.emplace("started_at", time(t.started_at));
-  o.emplace("finished_at", time(t.finished_at));
-  o.emplace("result", t.result);
-  o.emplace("error", t.error ? boost::json::value(*t.error) : boost::json::value(nullptr));
-  o.emplace("attempt", t.attempt);
-  return o;
 }
 
 namespace {

@@ -45,7 +45,6 @@ struct task_record {
   void requeue(std::string_view why);
 };
 
-boost::json::object to_json(const task_record& t);
 std::string new_task_id();  // a random UUID
 
 }  // namespace quiesce::tasks

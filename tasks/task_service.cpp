@@ -1,6 +1,7 @@
 #include "tasks/task_service.hpp"
 
 #include "lifecycle/log.hpp"
+#include "tasks/task_json.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
@@ -18,9 +19,10 @@ task_service::task_service(service_settings settings, kind_registry kinds, task_
     : settings_(settings), kinds_(std::move(kinds)), store_(store), bus_(bus), cpu_(cpu) {}
 
 namespace {
-boost::json::object event_body(const task_record& t) {
-  auto body = to_json(t);
-  body["type"] = "task";
+// An event's text before its seq: the task, then what makes it an event.
+std::string event_body(const task_record& t, bool requeued = false) {
+  auto body = open_task_text(t);
+  body += requeued ? R"(,"type":"task","requeued":true)" : R"(,"type":"task")";
   return body;
 }
 }  // namespace
@@ -34,9 +36,7 @@ void task_service::publish_progress(const task_record& t) { bus_.publish(t, even
 
 void task_service::publish_requeued(const task_record& t) {
   if (observer_) observer_->status_changed(t);
-  auto body = event_body(t);
-  body["requeued"] = true;
-  bus_.publish(t, std::move(body));
+  bus_.publish(t, event_body(t, true));
 }
 
 void task_service::admitted(const std::string& id, bool stored) {

@@ -4,6 +4,7 @@
 #include "tasks/event_bus.hpp"
 #include "tasks/pg/rows.hpp"
 #include "tasks/pg/schema.hpp"
+#include "tasks/task_json.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -17,12 +18,12 @@ std::string event_columns() { return "seq, requeued, " + task_columns(); }
 event_ptr read_event(const result& r, int row, int first) {
   auto seq = static_cast<std::uint64_t>(r.integer(row, first));
   auto t = read_task(r, row, first + 2);
-  auto body = to_json(t);
-  body["type"] = "task";
-  body["seq"] = seq;
-  if (r.get(row, first + 1) == "t") body["requeued"] = true;
-  return std::make_shared<const stream_event>(
-      stream_event{seq, std::move(t.id), lifecycle::json_text(body)});
+  auto body = open_task_text(t);
+  body += R"(,"type":"task","seq":)";
+  body += std::to_string(seq);
+  if (r.get(row, first + 1) == "t") body += R"(,"requeued":true)";
+  close_object(body);
+  return std::make_shared<const stream_event>(stream_event{seq, std::move(t.id), std::move(body)});
 }
 
 event_ptr gap_event(std::uint64_t last_missing, const std::string& epoch) {

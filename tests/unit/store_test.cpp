@@ -2,6 +2,7 @@
 // leases, retention, and the files it must refuse.
 #define BOOST_TEST_MODULE store
 #include "tasks/sqlite_journal.hpp"
+#include "tasks/task_json.hpp"
 
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>

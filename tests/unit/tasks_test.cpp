@@ -1,15 +1,20 @@
 // Task records, ids, the event bus and the memory store (task_service_test.cpp: the queue).
 #define BOOST_TEST_MODULE tasks
 #include "collecting_sink.hpp"
+#include "lifecycle/json_text.hpp"
+#include "lifecycle/log.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/memory_task_store.hpp"
 #include "tasks/task.hpp"
+#include "tasks/task_json.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <set>
 #include <string_view>
+#include <vector>
 
 using namespace quiesce::tasks;
 
@@ -40,6 +45,54 @@ BOOST_AUTO_TEST_CASE(task_ids_are_distinct_version_4_uuids_across_refills) {
     seen.insert(id);
   }
   BOOST_TEST(seen.size() == 1000u);
+}
+
+BOOST_AUTO_TEST_CASE(times_are_rfc3339_utc_with_milliseconds) {
+  using namespace std::chrono;
+  using quiesce::log::format_time;
+  auto leap = sys_days{2024y / February / 29} + 23h + 59min + 59s + 999ms;
+  BOOST_TEST(format_time(leap) == "2024-02-29T23:59:59.999Z");
+  BOOST_TEST(format_time(system_clock::time_point{}) == "1970-01-01T00:00:00.000Z");
+  // Before the epoch the day and the milliseconds are still floored, not truncated.
+  BOOST_TEST(format_time(system_clock::time_point{} - 1ms) == "1969-12-31T23:59:59.999Z");
+  BOOST_TEST(format_time(sys_days{2026y / December / 3} + 7ms + 1us) == "2026-12-03T00:00:00.007Z");
+}
+
+// The text written straight from a record is the object's text, for every kind of field.
+BOOST_AUTO_TEST_CASE(task_text_is_the_text_of_its_json_object) {
+  using namespace std::chrono;
+  std::vector<task_record> records;
+  task_record t;
+  t.id = new_task_id();
+  t.kind = "sleep";
+  t.message = status_message(t.id, task_status::queued);
+  t.created_at = sys_days{2026y / December / 3} + 12h + 34min + 56s + 789ms;
+  records.push_back(t);  // queued, no parameters, no times but its creation
+  t.params =
+      boost::json::parse(
+          R"({"seconds":1.5,"note":"a \"quoted\"\n\tline \u0001 caf\u00e9","n":[1,-2,3e300]})")
+          .as_object();
+  t.move_to(task_status::running, t.created_at + 1500ms);
+  t.progress = 0.37;
+  records.push_back(t);
+  auto done = t;
+  done.move_to(task_status::succeeded, t.created_at + 3s);
+  done.result = boost::json::parse(R"({"slept":1.5,"ok":true,"none":null})");
+  records.push_back(done);
+  auto failed = t;
+  failed.error = "boom: \"bad\" \\ path\r\n";
+  failed.move_to(task_status::failed, t.created_at + 2s);
+  records.push_back(failed);
+  auto again = t;
+  again.requeue("the process running it stopped");
+  records.push_back(again);
+
+  for (const auto& r : records) {
+    const auto expected = quiesce::lifecycle::json_text(to_json(r));
+    BOOST_TEST(task_text(r) == expected);
+    auto open = open_task_text(r);
+    BOOST_TEST(open + "}" == expected);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(bus_numbers_events_in_order_and_replays_since) {

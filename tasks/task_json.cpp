@@ -1,0 +1,77 @@
+#include "tasks/task_json.hpp"
+
+#include "lifecycle/json_text.hpp"
+#include "lifecycle/log.hpp"
+
+namespace quiesce::tasks {
+namespace json = boost::json;
+
+// The two below list the same keys in the same order; unit.tasks checks that their texts match.
+json::object to_json(const task_record& t) {
+  auto time = [](const std::optional<task_record::time_point>& tp) -> json::value {
+    if (!tp) return nullptr;
+    return json::string(log::format_time(*tp));
+  };
+  // Sized once for every key and the two an event adds ("type", "requeued"): growing key by key
+  // rehashed and reallocated the object several times.
+  json::object o(14);
+  o.emplace("task_id", t.id);
+  o.emplace("kind", t.kind);
+  o.emplace("params", t.params);
+  o.emplace("status", to_string(t.status));
+  o.emplace("progress", t.progress);
+  o.emplace("message", t.message);
+  o.emplace("created_at", log::format_time(t.created_at));
+  o.emplace("started_at", time(t.started_at));
+  o.emplace("finished_at", time(t.finished_at));
+  o.emplace("result", t.result);
+  o.emplace("error", t.error ? json::value(*t.error) : json::value(nullptr));
+  o.emplace("attempt", t.attempt);
+  return o;
+}
+
+std::string open_task_text(const task_record& t) {
+  using lifecycle::append_json;
+  using lifecycle::append_json_string;
+  auto time = [](std::string& out, const std::optional<task_record::time_point>& tp) {
+    if (!tp) {
+      out += "null";
+      return;
+    }
+    out += '"';
+    log::append_time(out, *tp);
+    out += '"';
+  };
+  std::string out;
+  out.reserve(512);  // a default task's event is about 330 bytes, and one allocation
+  out += "{\"task_id\":";
+  append_json_string(out, t.id);
+  out += ",\"kind\":";
+  append_json_string(out, t.kind);
+  out += ",\"params\":";
+  append_json(out, t.params);
+  out += ",\"status\":\"";
+  out += to_string(t.status);  // a fixed word, nothing to escape
+  out += "\",\"progress\":";
+  append_json(out, json::value(t.progress));
+  out += ",\"message\":";
+  append_json_string(out, t.message);
+  out += ",\"created_at\":";
+  time(out, t.created_at);
+  out += ",\"started_at\":";
+  time(out, t.started_at);
+  out += ",\"finished_at\":";
+  time(out, t.finished_at);
+  out += ",\"result\":";
+  append_json(out, t.result);
+  out += ",\"error\":";
+  if (t.error)
+    append_json_string(out, *t.error);
+  else
+    out += "null";
+  out += ",\"attempt\":";
+  append_json(out, json::value(t.attempt));
+  return out;
+}
+
+}  // namespace quiesce::tasks
