@@ -21,4 +21,26 @@ response error_response(http::status status, std::string_view code, std::string_
   return json_response(status, boost::json::object{{"error", code}, {"detail", detail}});
 }
 
+std::string response_head(const response& res) {
+  std::string head;
+  head.reserve(256);
+  head += "HTTP/";
+  head += static_cast<char>('0' + res.version() / 10);
+  head += '.';
+  head += static_cast<char>('0' + res.version() % 10);
+  head += ' ';
+  head += std::to_string(res.result_int());
+  head += ' ';
+  head += res.reason();
+  head += "\r\n";
+  for (const auto& f : res) {
+    head += f.name_string();
+    head += ": ";
+    head += f.value();
+    head += "\r\n";
+  }
+  head += "\r\n";
+  return head;
+}
+
 }  // namespace quiesce::net

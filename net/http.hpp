@@ -6,6 +6,7 @@
 #include <boost/json/value.hpp>
 
 #include <chrono>
+#include <string>
 #include <string_view>
 
 namespace quiesce::net {
@@ -27,5 +28,11 @@ response json_response(http::status status, const boost::json::value& body);
 response json_text_response(http::status status, std::string body);
 // Every error body: {"error":"<machine_code>","detail":"<human sentence>"}.
 response error_response(http::status status, std::string_view code, std::string_view detail);
+
+// What goes on the wire before the body: the status line, the fields as set and the blank line,
+// the same bytes Beast's serializer writes for a response with a Content-Length (unit.net
+// checks). A session writes it and the body as two buffers: the serializer walked every field
+// through nested buffer views on each write, about a fifth of a POST's instructions (callgrind).
+std::string response_head(const response& res);
 
 }  // namespace quiesce::net

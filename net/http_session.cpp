@@ -4,13 +4,16 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <array>
 #include <optional>
+#include <string>
 
 namespace quiesce::net {
 namespace asio = boost::asio;
@@ -36,8 +39,10 @@ std::optional<response> read_error_response(const boost::system::error_code& ec)
 }
 
 asio::awaitable<bool> write(beast::tcp_stream& stream, response& res, const http_limits& limits) {
+  const std::string head = response_head(res);
+  const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(res.body())};
   stream.expires_after(limits.header_timeout);
-  auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+  auto [ec, n] = co_await asio::async_write(stream, wire, asio::as_tuple(asio::use_awaitable));
   co_return !ec;
 }
 

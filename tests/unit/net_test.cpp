@@ -1,6 +1,7 @@
 // A stream's send side: the outbox's order, close and overflow, the client's inbox, which
 // gathers deliveries from any thread for its strand, and the cork around a burst.
 #define BOOST_TEST_MODULE net
+#include "net/http.hpp"
 #include "net/outbox.hpp"
 #include "net/stream_hub.hpp"
 #include "net/tcp_cork.hpp"
@@ -12,11 +13,13 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/http/write.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
 #include <future>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #ifdef __linux__
@@ -67,6 +70,29 @@ tasks::event_ptr event(std::uint64_t seq, std::string task) {
 }
 
 }  // namespace
+
+// A session writes response_head() and the body; a client must read what Beast would have sent.
+BOOST_AUTO_TEST_CASE(a_response_head_and_body_are_what_beasts_serializer_writes) {
+  namespace http = net::http;
+  std::vector<net::response> answers;
+  answers.push_back(net::json_text_response(http::status::accepted, R"({"task_id":"x"})"));
+  answers.back().set(http::field::location, "/v1/tasks/x");
+  answers.back().set("Idempotent-Replayed", "true");
+  answers.push_back(net::error_response(http::status::too_many_requests, "queue_full", "later"));
+  answers.back().set(http::field::retry_after, "1");
+  answers.push_back(net::error_response(http::status::payload_too_large, "body_too_large", "big"));
+  answers.push_back(net::response{http::status::no_content, 10});        // HTTP/1.0, no body
+  answers.push_back(net::response{static_cast<http::status>(299), 11});  // a code without a name
+  answers.back().body() = "text";
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    auto& res = answers[i];
+    res.keep_alive(i % 2 == 0);
+    res.prepare_payload();
+    std::ostringstream beast_wrote;
+    beast_wrote << res;
+    BOOST_TEST(net::response_head(res) + res.body() == beast_wrote.str());
+  }
+}
 
 BOOST_AUTO_TEST_CASE(an_outbox_sends_in_order_and_its_close_last) {
   asio::io_context io;
