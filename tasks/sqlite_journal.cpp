@@ -256,7 +256,7 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
       bool running = t.status == task_status::running;
       upsert.bind(1, std::string_view(t.id));
       upsert.bind(2, std::string_view(t.kind));
-      upsert.bind(3, std::string_view(boost::json::serialize(t.params)));
+      upsert.bind(3, std::string_view(boost::json::serialize(t.params.get())));
       upsert.bind(4, to_string(t.status));
       upsert.bind(5, t.progress);
       upsert.bind(6, std::string_view(t.message));

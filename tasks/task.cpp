@@ -57,6 +57,11 @@ std::string status_message(std::string_view id, task_status s) {
   }
 }
 
+const boost::json::object& task_params::empty() {
+  static const boost::json::object none;
+  return none;
+}
+
 void task_record::move_to(task_status to, time_point now) {
   if (!can_move(status, to))
     throw std::logic_error("task " + id + " cannot move from " + std::string(to_string(status)) +

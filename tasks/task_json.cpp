@@ -17,7 +17,7 @@ json::object to_json(const task_record& t) {
   json::object o(14);
   o.emplace("task_id", t.id);
   o.emplace("kind", t.kind);
-  o.emplace("params", t.params);
+  o.emplace("params", t.params.get());
   o.emplace("status", to_string(t.status));
   o.emplace("progress", t.progress);
   o.emplace("message", t.message);
@@ -49,7 +49,7 @@ std::string open_task_text(const task_record& t) {
   out += ",\"kind\":";
   append_json_string(out, t.kind);
   out += ",\"params\":";
-  append_json(out, t.params);
+  append_json(out, t.params.get());
   out += ",\"status\":\"";
   out += to_string(t.status);  // a fixed word, nothing to escape
   out += "\",\"progress\":";

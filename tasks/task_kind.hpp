@@ -2,6 +2,8 @@
 // A new kind is one file in tasks/ (kind_<name>.cpp) plus its line in task_kinds.cpp.
 #pragma once
 
+#include "tasks/task.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
@@ -25,7 +27,7 @@ struct bad_parameter : std::invalid_argument {
 
 struct task_context {
   std::string task_id;
-  boost::json::object params;               // validated, defaults filled
+  task_params params;                       // validated, defaults filled
   std::function<void(double)> report;       // progress in [0, 1]; publishes an event
   boost::asio::thread_pool* cpu = nullptr;  // for CPU-bound work, off the network threads
 };

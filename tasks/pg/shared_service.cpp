@@ -133,7 +133,7 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
           json::object{{"ord", i},
                        {"id", t.id},
                        {"kind", t.kind},
-                       {"params", json::serialize(t.params)},
+                       {"params", json::serialize(t.params.get())},
                        {"message", t.message},
                        {"created_us", micros(t.created_at)},
                        {"idempotency_key", t.idempotency_key ? json::value(*t.idempotency_key)

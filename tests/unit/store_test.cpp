@@ -78,7 +78,7 @@ task_record new_task(std::optional<std::string> key = std::nullopt) {
   task_record t;
   t.id = new_task_id();
   t.kind = "sleep";
-  t.params = {{"seconds", 1.5}};
+  t.params = boost::json::object{{"seconds", 1.5}};
   t.created_at = std::chrono::system_clock::now();
   t.message = status_message(t.id, task_status::queued);
   t.idempotency_key = std::move(key);

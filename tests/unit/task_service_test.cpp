@@ -293,12 +293,12 @@ BOOST_FIXTURE_TEST_CASE(recovery_requeues_a_dead_process_running_task_as_a_retry
   task_record was_running;
   was_running.id = "r";
   was_running.kind = "sleep";
-  was_running.params = {{"seconds", 0.05}};
+  was_running.params = boost::json::object{{"seconds", 0.05}};
   was_running.move_to(task_status::running);
   task_record was_queued;
   was_queued.id = "q";
   was_queued.kind = "sleep";
-  was_queued.params = {{"seconds", 0.05}};
+  was_queued.params = boost::json::object{{"seconds", 0.05}};
   store.insert(was_running);
   store.insert(was_queued);
   service.recover({was_running, was_queued});
