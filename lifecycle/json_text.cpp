@@ -3,6 +3,8 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <utility>
 
 namespace quiesce::lifecycle {
@@ -51,14 +53,26 @@ void append_escaped(std::string& out, char c) {
   }
 }
 
-// Runs of characters that need no escape go in with one append: a character at a time was 15%
-// of a task's instructions end to end (callgrind), every frame and response going through here.
+// Whether any of the eight bytes of `w` is '"', '\\' or below 0x20: "has a byte less than n"
+// (x - n per byte) & ~x & high bits, exact about whether there is one, not about where.
+bool needs_escape(std::uint64_t w) {
+  constexpr std::uint64_t ones = 0x0101010101010101, highs = ones * 0x80;
+  auto has_less = [](std::uint64_t x, std::uint64_t n) { return (x - ones * n) & ~x & highs; };
+  return (has_less(w, 0x20) | has_less(w ^ (ones * '"'), 1) | has_less(w ^ (ones * '\\'), 1)) != 0;
+}
+
+// Runs of characters that need no escape go in with one append, found eight bytes at a time: a
+// character at a time was 15% of a task's instructions end to end (callgrind).
 void append_string(std::string& out, json::string_view s) {
   out += '"';
   const char* p = s.data();
   const char* const end = p + s.size();
   while (p != end) {
     const char* run = p;
+    for (std::uint64_t w = 0; end - p >= 8; p += 8) {
+      std::memcpy(&w, p, 8);
+      if (needs_escape(w)) break;
+    }
     while (p != end && plain(*p)) ++p;  // UTF-8 passes through, as Boost.JSON's serializer does
     out.append(run, static_cast<std::size_t>(p - run));
     if (p != end) append_escaped(out, *p++);

@@ -383,6 +383,18 @@ BOOST_AUTO_TEST_CASE(json_strings_escape_as_boost_json_does) {
   for (const std::string& s : {all, std::string("plain text only"), std::string("\"\\"),
                                std::string(), std::string("tail\n"), std::string("\x01head")})
     BOOST_TEST(json_text(json::value(s)) == json::serialize(json::value(s)));
+  // Plain runs are found eight bytes at a time: each escape at every offset of three words,
+  // among ASCII and multi-byte UTF-8, and at the very end.
+  const std::string plain =
+      "abc\xc3\xa9"
+      "d\xe2\x82\xac"
+      " efghijklmnopq";  // 23 bytes
+  for (char special : {'"', '\\', '\n', '\x1f', '\x00'})
+    for (std::size_t at = 0; at <= plain.size(); ++at) {
+      std::string s = plain;
+      s.insert(at, 1, special);
+      BOOST_TEST(json_text(json::value(s)) == json::serialize(json::value(s)), "at " << at);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(times_print_as_rfc3339_utc_with_milliseconds) {
@@ -393,6 +405,10 @@ BOOST_AUTO_TEST_CASE(times_print_as_rfc3339_utc_with_milliseconds) {
              "2026-12-02T14:50:07.045Z");
   BOOST_TEST(quiesce::log::format_time(system_clock::time_point{-1ms}) ==
              "1969-12-31T23:59:59.999Z");
+  BOOST_TEST(quiesce::log::format_time(sys_days{2024y / February / 29} + 23h + 59min + 59s +
+                                       999ms) == "2024-02-29T23:59:59.999Z");
+  BOOST_TEST(quiesce::log::format_time(sys_days{2026y / December / 3} + 7ms + 1us) ==
+             "2026-12-03T00:00:00.007Z");  // below a millisecond: truncated
 }
 
 BOOST_AUTO_TEST_CASE(json_text_reads_back_as_the_same_value) {

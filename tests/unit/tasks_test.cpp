@@ -2,7 +2,6 @@
 #define BOOST_TEST_MODULE tasks
 #include "collecting_sink.hpp"
 #include "lifecycle/json_text.hpp"
-#include "lifecycle/log.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/memory_task_store.hpp"
 #include "tasks/task.hpp"
@@ -45,17 +44,6 @@ BOOST_AUTO_TEST_CASE(task_ids_are_distinct_version_4_uuids_across_refills) {
     seen.insert(id);
   }
   BOOST_TEST(seen.size() == 1000u);
-}
-
-BOOST_AUTO_TEST_CASE(times_are_rfc3339_utc_with_milliseconds) {
-  using namespace std::chrono;
-  using quiesce::log::format_time;
-  auto leap = sys_days{2024y / February / 29} + 23h + 59min + 59s + 999ms;
-  BOOST_TEST(format_time(leap) == "2024-02-29T23:59:59.999Z");
-  BOOST_TEST(format_time(system_clock::time_point{}) == "1970-01-01T00:00:00.000Z");
-  // Before the epoch the day and the milliseconds are still floored, not truncated.
-  BOOST_TEST(format_time(system_clock::time_point{} - 1ms) == "1969-12-31T23:59:59.999Z");
-  BOOST_TEST(format_time(sys_days{2026y / December / 3} + 7ms + 1us) == "2026-12-03T00:00:00.007Z");
 }
 
 // The text written straight from a record is the object's text, for every kind of field.
