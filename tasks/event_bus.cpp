@@ -20,10 +20,7 @@ event_bus::event_bus(std::string epoch, std::size_t retention, std::uint64_t las
 event_ptr event_bus::stamp(std::string task_id, std::string open_body) {
   ++seq_;
   ++published_;
-  if (open_body.size() > 1) open_body += ',';  // "{" alone: an object with no keys yet
-  open_body += "\"seq\":";
-  open_body += std::to_string(seq_);
-  open_body += '}';
+  close_with_seq(open_body, seq_);
   return std::make_shared<const stream_event>(
       stream_event{seq_, std::move(task_id), std::move(open_body)});
 }
@@ -133,6 +130,13 @@ std::uint64_t event_bus::last_seq() const {
 std::uint64_t event_bus::published() const {
   std::lock_guard lock(mutex_);
   return published_;
+}
+
+void close_with_seq(std::string& open_body, std::uint64_t seq) {
+  if (open_body.size() > 1) open_body += ',';  // "{" alone: an object with no keys yet
+  open_body += "\"seq\":";
+  open_body += std::to_string(seq);
+  open_body += '}';
 }
 
 boost::json::object gap_message(const std::string& epoch) {

@@ -90,6 +90,9 @@ class event_bus {
   std::unordered_map<const event_sink*, std::size_t> sink_index_;  // O(1) unsubscribe
 };
 
+// Adds "seq" to the text of an object without its closing brace, and closes it.
+void close_with_seq(std::string& open_body, std::uint64_t seq);
+
 // The frame that tells a stream some events are lost to it (replay past the window, or a
 // replica that could not read the shared stream): the client re-reads task state over HTTP.
 boost::json::object gap_message(const std::string& epoch);

@@ -32,7 +32,6 @@ class task_params {
   task_params(boost::json::object o)
       : object_(std::make_shared<const boost::json::object>(std::move(o))) {}
   const boost::json::object& get() const { return object_ ? *object_ : empty(); }
-  operator const boost::json::object&() const { return get(); }
   const boost::json::value& at(std::string_view key) const { return get().at(key); }
 
  private:

@@ -74,4 +74,10 @@ std::string open_task_text(const task_record& t) {
   return out;
 }
 
+std::string open_event_text(const task_record& t, bool requeued) {
+  auto body = open_task_text(t);
+  body += requeued ? R"(,"type":"task","requeued":true)" : R"(,"type":"task")";
+  return body;
+}
+
 }  // namespace quiesce::tasks

@@ -14,12 +14,11 @@ namespace quiesce::tasks {
 boost::json::object to_json(const task_record& t);
 
 // The same object's text, byte for byte what lifecycle::json_text(to_json(t)) gives, without its
-// closing brace, so that an event can add its own keys before closing it (close_object()).
+// closing brace, so that an event can add its own keys before closing it.
 std::string open_task_text(const task_record& t);
-inline std::string& close_object(std::string& open) { return open += '}'; }
-inline std::string task_text(const task_record& t) {
-  auto text = open_task_text(t);
-  return std::move(close_object(text));
-}
+inline std::string task_text(const task_record& t) { return open_task_text(t) + '}'; }
+// A task event's text before its seq (event_bus::publish and close_with_seq() add it): the task,
+// "type":"task", and "requeued":true for a task put back in the queue.
+std::string open_event_text(const task_record& t, bool requeued = false);
 
 }  // namespace quiesce::tasks

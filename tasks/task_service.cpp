@@ -18,25 +18,16 @@ task_service::task_service(service_settings settings, kind_registry kinds, task_
                            event_bus& bus, asio::thread_pool& cpu)
     : settings_(settings), kinds_(std::move(kinds)), store_(store), bus_(bus), cpu_(cpu) {}
 
-namespace {
-// An event's text before its seq: the task, then what makes it an event.
-std::string event_body(const task_record& t, bool requeued = false) {
-  auto body = open_task_text(t);
-  body += requeued ? R"(,"type":"task","requeued":true)" : R"(,"type":"task")";
-  return body;
-}
-}  // namespace
-
 void task_service::publish(const task_record& t, std::function<void(bool)> on_stored) {
   if (observer_) observer_->status_changed(t);
-  bus_.publish(t, event_body(t), std::move(on_stored));
+  bus_.publish(t, open_event_text(t), std::move(on_stored));
 }
 
-void task_service::publish_progress(const task_record& t) { bus_.publish(t, event_body(t)); }
+void task_service::publish_progress(const task_record& t) { bus_.publish(t, open_event_text(t)); }
 
 void task_service::publish_requeued(const task_record& t) {
   if (observer_) observer_->status_changed(t);
-  bus_.publish(t, event_body(t, true));
+  bus_.publish(t, open_event_text(t, true));
 }
 
 void task_service::admitted(const std::string& id, bool stored) {

@@ -18,11 +18,8 @@ std::string event_columns() { return "seq, requeued, " + task_columns(); }
 event_ptr read_event(const result& r, int row, int first) {
   auto seq = static_cast<std::uint64_t>(r.integer(row, first));
   auto t = read_task(r, row, first + 2);
-  auto body = open_task_text(t);
-  body += R"(,"type":"task","seq":)";
-  body += std::to_string(seq);
-  if (r.get(row, first + 1) == "t") body += R"(,"requeued":true)";
-  close_object(body);
+  auto body = open_event_text(t, r.get(row, first + 1) == "t");
+  close_with_seq(body, seq);
   return std::make_shared<const stream_event>(stream_event{seq, std::move(t.id), std::move(body)});
 }
 
