@@ -1,12 +1,12 @@
 #include "net/http_session.hpp"
 
 #include "lifecycle/log.hpp"
+#include "net/connection_deadline.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -22,7 +22,7 @@ namespace beast = boost::beast;
 namespace {
 
 // The answer to a request that could not be read, or nothing when the peer just went away or
-// was too slow (the stream's timeout has closed the socket: a slow client is simply cut off).
+// was too slow (its deadline cancelled the read: a slow client is simply cut off).
 std::optional<response> read_error_response(const boost::system::error_code& ec) {
   if (ec == http::error::body_limit)
     return error_response(http::status::payload_too_large, "body_too_large",
@@ -38,11 +38,18 @@ std::optional<response> read_error_response(const boost::system::error_code& ec)
   return std::nullopt;
 }
 
-asio::awaitable<bool> write(beast::tcp_stream& stream, response& res, const http_limits& limits) {
+// The connection: its socket and the deadline of whatever read or write is in progress.
+struct connection {
+  tcp::socket& socket;
+  connection_deadline& deadline;
+  const http_limits& limits;
+};
+
+asio::awaitable<bool> write(connection& c, response& res) {
   const std::string head = response_head(res);
   const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(res.body())};
-  stream.expires_after(limits.header_timeout);
-  auto [ec, n] = co_await asio::async_write(stream, wire, asio::as_tuple(asio::use_awaitable));
+  c.deadline.expires_after(c.limits.header_timeout);
+  auto [ec, n] = co_await asio::async_write(c.socket, wire, asio::as_tuple(asio::use_awaitable));
   co_return !ec;
 }
 
@@ -52,15 +59,15 @@ struct upgrade {
 };
 
 // Requests and answers until the connection ends, or until it asks for a stream it may open.
-asio::awaitable<std::optional<upgrade>> exchange(beast::tcp_stream& stream,
-                                                 const session_context& ctx) {
+asio::awaitable<std::optional<upgrade>> exchange(connection& c, const session_context& ctx) {
   const auto& limits = ctx.limits;
+  auto& socket = c.socket;
   beast::flat_buffer buffer;
   for (;;) {
     // Idle: wait for the first byte of the next request.
     if (buffer.size() == 0) {
-      stream.expires_after(limits.idle_timeout);
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096),
+      c.deadline.expires_after(limits.idle_timeout);
+      auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096),
                                                      asio::as_tuple(asio::use_awaitable));
       if (ec) break;  // closed, idle timeout, or the drain's end
       buffer.commit(n);
@@ -68,22 +75,22 @@ asio::awaitable<std::optional<upgrade>> exchange(beast::tcp_stream& stream,
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(limits.header_limit));
     parser.body_limit(limits.body_limit);
-    stream.expires_after(limits.header_timeout);
-    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser,
+    c.deadline.expires_after(limits.header_timeout);
+    auto [hec, hn] = co_await http::async_read_header(socket, buffer, parser,
                                                       asio::as_tuple(asio::use_awaitable));
     boost::system::error_code ec = hec;
     if (!ec && parser.get()[http::field::expect] == "100-continue" && !parser.is_done()) {
       // curl sends larger bodies only after this (or after waiting a second).
       http::response<http::empty_body> go_on{http::status::continue_, 11};
-      co_await http::async_write(stream, go_on, asio::as_tuple(asio::use_awaitable));
+      co_await http::async_write(socket, go_on, asio::as_tuple(asio::use_awaitable));
     }
     if (!ec)
       std::tie(ec, hn) =
-          co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+          co_await http::async_read(socket, buffer, parser, asio::as_tuple(asio::use_awaitable));
     if (ec) {
       if (auto res = read_error_response(ec)) {
         res->keep_alive(false);
-        co_await write(stream, *res, limits);
+        co_await write(c, *res);
       }
       break;
     }
@@ -93,7 +100,7 @@ asio::awaitable<std::optional<upgrade>> exchange(beast::tcp_stream& stream,
       if (!ctx.streams) {
         auto res = error_response(http::status::not_found, "not_found", "no streams here");
         res.keep_alive(false);
-        co_await write(stream, res, limits);
+        co_await write(c, res);
         break;
       }
       auto decision = ctx.routes.upgrade(req);
@@ -101,7 +108,7 @@ asio::awaitable<std::optional<upgrade>> exchange(beast::tcp_stream& stream,
         co_return upgrade{std::move(req), std::move(*what)};
       auto& refusal = std::get<response>(decision);
       refusal.keep_alive(false);
-      co_await write(stream, refusal, limits);
+      co_await write(c, refusal);
       break;
     }
 
@@ -110,10 +117,10 @@ asio::awaitable<std::optional<upgrade>> exchange(beast::tcp_stream& stream,
     res.version(req.version());
     res.keep_alive(keep_alive);
     res.prepare_payload();
-    if (!co_await write(stream, res, limits) || !keep_alive) break;
+    if (!co_await write(c, res) || !keep_alive) break;
   }
   boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
   co_return std::nullopt;
 }
 
@@ -122,17 +129,16 @@ asio::awaitable<std::optional<upgrade>> exchange(beast::tcp_stream& stream,
 asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const session_context> ctx,
                                  connection_limit::slot /*place*/) {
   std::optional<upgrade> up;
-  std::optional<tcp::socket> upgraded;
   {
-    beast::tcp_stream stream(std::move(socket));
-    up = co_await exchange(stream, *ctx);
-    if (up) upgraded.emplace(stream.release_socket());
+    connection_deadline deadline(socket);
+    connection c{socket, deadline, ctx->limits};
+    up = co_await exchange(c, *ctx);
   }
   // Gone before a stream starts that may stay open for hours: the exchange's frame (its parser
-  // and read buffer) and the tcp_stream with its two timers (a moved tcp_stream keeps them).
+  // and read buffer) and the deadline's timer.
   if (!up) co_return;
-  auto stream = co_await accept_stream(std::move(*upgraded), std::move(up->req),
-                                       std::move(up->what), *ctx->streams);
+  auto stream = co_await accept_stream(std::move(socket), std::move(up->req), std::move(up->what),
+                                       *ctx->streams);
   up.reset();
   if (stream) co_await stream->async_run(asio::use_awaitable);
 }

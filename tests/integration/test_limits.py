@@ -3,6 +3,7 @@ past a limit sees, how fast, and that the server goes on serving others."""
 import asyncio
 import base64
 import os
+import re
 import socket
 import threading
 import time
@@ -192,6 +193,31 @@ class Timeouts(unittest.TestCase):
                 self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 200"))
                 took, data = until_closed(s, scaled(5))
             self.assert_cut_off_at(0.5, took, data)
+        finally:
+            server.close()
+
+    def test_a_client_that_never_reads_its_answers_is_cut_off_at_the_header_timeout(self):
+        # The same timeout bounds each write: this client pipelines requests for a 27 KB
+        # document and reads nothing, so the server's write stops once the kernel's buffers are
+        # full (a 4 KiB receive buffer here, and the server's send buffer).
+        server = Server("--header-timeout", 0.5)
+        asks = 400  # about 10 MB of answers: more than both buffers hold
+        try:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.settimeout(scaled(5))
+                s.connect(("127.0.0.1", server.port))
+                started = time.monotonic()
+                s.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: quiesce\r\n\r\n" * asks)
+                deadline = time.monotonic() + scaled(5)
+                while not re.search(r"^quiesce_connections_open 0$",
+                                    m := server.request("GET", "/metrics", admin=True).raw, re.M):
+                    self.assertLess(time.monotonic(), deadline, "the connection stayed open:\n" + m)
+                    time.sleep(0.05)
+                took = time.monotonic() - started
+                _, data = until_closed(s, scaled(5))
+            self.assertGreater(took, 0.5 - 0.1)
+            self.assertLess(data.count(b"HTTP/1.1 200 OK"), asks)
         finally:
             server.close()
 
