@@ -13,7 +13,9 @@ network_threads::network_threads(unsigned count) {
 lifecycle::strand_source network_threads::strands() {
   return [this]() -> asio::any_io_executor {
     auto i = next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size();
-    return asio::make_strand(*contexts_[i]);
+    // One thread runs each context, so its executor is a strand already: an asio::strand on
+    // top of it took a lock of its own and queued every handler once more.
+    return contexts_[i]->get_executor();
   };
 }
 

@@ -27,7 +27,8 @@ class network_threads {
  public:
   explicit network_threads(unsigned count);
 
-  // New strands, round robin over the threads.
+  // Where the next connection or worker runs, round robin over the threads: the thread's
+  // io_context executor, a strand already since one thread runs it.
   lifecycle::strand_source strands();
   // Runs each context on its own thread, the first on the caller's; returns once stop() was
   // called and every thread has returned. Out of work, a thread waits for stop() all the same:

@@ -1,5 +1,5 @@
-// Where a new connection or worker lives: each call gives a new strand, on the next network
-// thread's io_context when there are several (app/network_threads.hpp).
+// Where a new connection or worker lives: each call gives a strand, on the next network thread
+// when there are several (app/network_threads.hpp: a one-thread io_context's own executor).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
