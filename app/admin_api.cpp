@@ -61,7 +61,8 @@ asio::awaitable<response> answer(app_state& s, request& req, std::string_view& r
     co_return res;
   }
   // Liveness: answering at all proves the event loop runs; it never fails for a drain.
-  if (path == "/healthz") co_return json_response(status::ok, {{"status", "ok"}});
+  // The probes' constant answers are written as text: no object built and serialised per probe.
+  if (path == "/healthz") co_return net::json_text_response(status::ok, R"({"status":"ok"})");
   if (path == "/readyz") {
     if (s.phase.draining())
       co_return json_response(
@@ -71,7 +72,7 @@ asio::awaitable<response> answer(app_state& s, request& req, std::string_view& r
       co_return json_response(
           status::service_unavailable,
           {{"status", "not_serving"}, {"detail", "the public listener failed"}});
-    co_return json_response(status::ok, {{"status", "ready"}});
+    co_return net::json_text_response(status::ok, R"({"status":"ready"})");
   }
   if (path == "/v1/status") co_return co_await status_body(s);
   if (path == "/metrics") co_return metrics_text(s);

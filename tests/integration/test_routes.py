@@ -141,8 +141,10 @@ class Routes(unittest.TestCase):
         self.assertEqual(self.s.request("DELETE", "/v1/tasks/missing").status, 404)
 
     def test_admin_probes_status_and_metrics(self):
-        self.assertEqual(self.s.request("GET", "/healthz", admin=True).status, 200)
-        self.assertEqual(self.s.request("GET", "/readyz", admin=True).status, 200)
+        for path, want in (("/healthz", {"status": "ok"}), ("/readyz", {"status": "ready"})):
+            r = self.s.request("GET", path, admin=True)
+            self.assertEqual((r.status, r.header("content-type"), r.json),
+                             (200, "application/json", want), path)
         st = self.s.request("GET", "/v1/status", admin=True).json
         for key in ("phase", "queued", "running", "websockets", "deadline_in_ms"):
             self.assertIn(key, st)
