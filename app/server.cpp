@@ -210,7 +210,7 @@ int server::run() {
   listen(io_.strands(), std::move(public_acceptor_), "public", tree.listeners, tree.connections,
          public_ctx_, public_connections_, [this] { coord_.lose_listener(); });
   // The kubelet notices a dead admin listener by itself: its probes fail.
-  listen(lifecycle::strands_of(control_), std::move(admin_acceptor_), "admin", tree.admin,
+  listen(lifecycle::executor_of(control_), std::move(admin_acceptor_), "admin", tree.admin,
          tree.admin, admin_ctx_, admin_connections_, [] {});
   service_.start(io_.strands(), tree.workers);
   if (shared_) shared_->start_background(tree.store);

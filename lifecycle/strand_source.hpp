@@ -12,7 +12,12 @@ namespace quiesce::lifecycle {
 
 using strand_source = std::function<boost::asio::any_io_executor()>;
 
-// Every strand on one io_context (the control plane, tests).
+// Every connection or worker on an io_context that one thread runs: its executor is a strand.
+inline strand_source executor_of(boost::asio::io_context& io) {
+  return [&io]() -> boost::asio::any_io_executor { return io.get_executor(); };
+}
+
+// A new strand each time, on one io_context that several threads may run (tests).
 inline strand_source strands_of(boost::asio::io_context& io) {
   return [&io]() -> boost::asio::any_io_executor { return boost::asio::make_strand(io); };
 }
