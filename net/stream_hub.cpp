@@ -30,9 +30,11 @@ void stream_client::deliver(tasks::event_ptr e) {
 }
 
 void stream_client::take_inbox() {
+  std::optional<close_request> close;
   {
     std::lock_guard lock(inbox_mutex_);
     taking_.swap(inbox_);  // the two vectors trade capacity: no allocation per batch
+    close.swap(close_requested_);
     take_posted_ = false;
   }
   out_.begin_burst();
@@ -43,13 +45,18 @@ void stream_client::take_inbox() {
   }
   out_.end_burst();
   taking_.clear();
+  if (close) out_.close(std::move(close->reason), std::move(close->last));
 }
 
 void stream_client::request_close(websocket::close_reason reason, frame last) {
-  asio::post(strand_, [self = shared_from_this(), reason = std::move(reason),
-                       last = std::move(last)]() mutable {
-    self->out_.close(std::move(reason), std::move(last));
-  });
+  bool post = false;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (close_requested_) return;  // the first close wins, as in the outbox
+    close_requested_ = close_request{std::move(reason), std::move(last)};
+    post = !std::exchange(take_posted_, true);
+  }
+  if (post) asio::post(strand_, [self = shared_from_this()] { self->take_inbox(); });
 }
 
 stream_hub::stream_hub(stream_settings settings, tasks::event_bus& bus)
@@ -67,11 +74,14 @@ bool stream_hub::add(const std::shared_ptr<stream_client>& c) {
 }
 
 void stream_hub::remove(const std::shared_ptr<stream_client>& c) {
+  bool none_left = false;
   {
     std::lock_guard lock(mutex_);
     clients_.erase(c);  // by key: a scan made 10,000 streams closing at once quadratic
+    none_left = clients_.empty();
   }
-  changed_.notify_all();
+  // close_all() is the only waiter, and only for the last: see task_group::leave.
+  if (none_left) changed_.notify_all();
 }
 
 std::size_t stream_hub::open() const {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -35,6 +36,10 @@ struct stream_settings {
 // One connected client: the bus delivers to it; its strand owns the outbox and the filter.
 // Deliveries gather in an inbox, and the strand is posted to only when it is not already due to
 // take it: a client that is behind takes a whole burst in one hop, not one post per event.
+// A close requested from another thread goes through the same inbox, behind what was delivered
+// before it: posts to an io_context are not ordered (one made by a handler on the client's own
+// thread is queued only when that handler returns), so a close posted on its own could overtake
+// a task's last event and drop it.
 class stream_client final : public tasks::event_sink,
                             public std::enable_shared_from_this<stream_client> {
  public:
@@ -70,9 +75,14 @@ class stream_client final : public tasks::event_sink,
   boost::asio::any_io_executor strand_;
   std::string id_;
   std::mutex inbox_mutex_;
-  std::vector<tasks::event_ptr> inbox_;   // delivered, not yet taken by the strand
-  bool take_posted_ = false;              // under inbox_mutex_
-  std::vector<tasks::event_ptr> taking_;  // strand: the batch being moved to the outbox
+  std::vector<tasks::event_ptr> inbox_;  // delivered, not yet taken by the strand
+  struct close_request {
+    boost::beast::websocket::close_reason reason;
+    frame last;
+  };
+  std::optional<close_request> close_requested_;  // under inbox_mutex_: after inbox_
+  bool take_posted_ = false;                      // under inbox_mutex_
+  std::vector<tasks::event_ptr> taking_;          // strand: the batch being moved to the outbox
   outbox out_;
   bool follow_all_ = true;
   std::uint64_t seen_ = 0;

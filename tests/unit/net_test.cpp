@@ -259,6 +259,28 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
   pool.join();
 }
 
+// The drain closes a stream from its own thread just after a task's last event was delivered
+// by a handler on the stream's thread (a worker there): the close must not overtake the event.
+// An io_context queues what a handler posts only when the handler returns, behind what other
+// threads posted meanwhile; the close goes through the inbox, behind the event.
+BOOST_AUTO_TEST_CASE(a_close_requested_elsewhere_goes_out_after_what_was_delivered) {
+  asio::io_context io(1);  // one thread, as a network thread's (app/network_threads.cpp)
+  auto c = std::make_shared<net::stream_client>(io.get_executor(), "c",
+                                                std::make_shared<net::send_limit>(10));
+  asio::post(io, [c] {
+    c->deliver(event(1, "t"));  // the task's last event, from a worker on this thread
+    std::thread drain([c] {
+      c->request_close(websocket::close_reason(websocket::close_code::service_restart),
+                       text("draining"));
+    });
+    drain.join();  // the close was requested before this handler returns
+  });
+  auto [frames, code] = drain(io, c->out());
+  BOOST_TEST(frames == (std::vector<std::string>{"1", "draining"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(code == 1012);
+}
+
 #ifdef __linux__
 // A burst is held while corked and goes out together once the cork is lifted.
 BOOST_AUTO_TEST_CASE(a_corked_socket_sends_what_it_held_once_uncorked) {
