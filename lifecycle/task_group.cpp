@@ -20,14 +20,18 @@ task_group::child_list::iterator task_group::join(asio::any_io_executor executor
 }
 
 void task_group::leave(state& s, child_list::iterator it) {
+  bool none_left = false;
   {
     std::lock_guard lock(s.mutex);
     // The handler installed by co_spawn in our slot refers to the finished coroutine; drop it
     // so a late emit finds nothing. We run on the child's executor, as the emits do.
     (*it)->signal.slot().clear();
     s.children.erase(it);
+    none_left = s.children.empty();
   }
-  s.changed.notify_all();
+  // wait_empty() is the only waiter: waking it for every child of 10,000 ending in a drain cost
+  // a post to its thread and a new wait each.
+  if (none_left) s.changed.notify_all();
 }
 
 void task_group::tell_if_late(const std::shared_ptr<child>& c) {
