@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import harness
-from common import BIG, ROOT, WRK_SECONDS, free_port, line, log, nginx, opts, quiesce, wrk, wsload
+from common import BIG, ROOT, WRK_SECONDS, cpu_seconds, free_port, line, log, nginx, opts, quiesce, wrk, wsload
 from streams import bench_capacity, bench_fanout, bench_rate
 
 NODE_DIR = os.path.join(ROOT, "bench", "peers", "node")
@@ -95,16 +95,22 @@ def drain_with_streams(start, n):
     try:
         w = wsload("hold", s.port, "--connections", n, stdin=subprocess.PIPE)
         opened = line(w)
+        cpu0 = cpu_seconds(s.proc.pid)
         began = time.monotonic()
         s.proc.send_signal(signal.SIGTERM)
-        rc = s.proc.wait(60)
+        # wait4 reaps the server and gives its CPU to the end; Popen is told the outcome.
+        _, status, usage = os.wait4(s.proc.pid, 0)
         ms = (time.monotonic() - began) * 1000
+        s.proc.returncode = rc = os.waitstatus_to_exitcode(status)
+        server_cpu_ms = (usage.ru_utime + usage.ru_stime - cpu0) * 1000
         closes = line(w)
         w.stdin.close()
         w.wait()
     finally:
         s.close()
-    return {"streams": opened["opened"], "exit_code": rc, "codes": closes["codes"], "ms": ms}
+    return {"streams": opened["opened"], "exit_code": rc, "codes": closes["codes"], "ms": ms,
+            "server_cpu_ms": server_cpu_ms, "client_close_window_ms": closes.get("close_window_ms"),
+            "client_cpu_per_second": closes.get("client_cpu_per_second")}
 
 
 def bench_peers(n=5000):
@@ -127,7 +133,14 @@ def print_peers(r):
             ("POST /v1/tasks req/s, admissions (higher)", lambda m: m["post"]["rps"]),
             ("POST, drain after wrk ms (lower)", lambda m: m["post"]["drain_after_ms"]),
             ("POST, tasks/s end to end (higher)", lambda m: m["post"]["tasks_per_second"]),
-            (f"SIGTERM -> exit with {BIG:,} streams, ms (lower)", lambda m: m["drain"]["ms"]))
+            (f"SIGTERM -> exit with {BIG:,} streams, ms (lower)", lambda m: m["drain"]["ms"]),
+            # Who was busy: CPU seconds per wall second of the timed windows (1.0 = one core).
+            # The load client is one thread: near 1.0, the figure above it is the client's.
+            (f"fan-out to {BIG:,}: client CPU per second", lambda m: m["fanout_big"]["client_cpu_per_second"]),
+            (f"fan-out to {BIG:,}: server CPU per second", lambda m: m["fanout_big"]["server_cpu_per_second"]),
+            (f"exit with {BIG:,}: server CPU ms", lambda m: m["drain"]["server_cpu_ms"]),
+            (f"exit with {BIG:,}: client CPU per second, first close to last",
+             lambda m: m["drain"]["client_cpu_per_second"]))
     def value(m, get):  # nginx has the POST figure only
         try:
             return get(m)
@@ -139,6 +152,7 @@ def print_peers(r):
     print("|---" * (len(names) + 3) + "|")
     for name, get in rows:
         v = {n: value(r[n], get) for n in names}
-        cells = " | ".join("-" if v[n] is None else f"{v[n]:,.1f}" for n in names)
+        cells = " | ".join("-" if v[n] is None else f"{v[n]:,.2f}" if v[n] < 10 else f"{v[n]:,.1f}"
+                           for n in names)
         ratios = [f"{v['quiesce'] / v[p]:.2f}" if v.get(p) else "-" for p in ("node", "nginx")]
         print(f"| {name} | {cells} | {' | '.join(ratios)} |")

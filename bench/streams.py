@@ -28,7 +28,8 @@ def bench_fanout(n, start=quiesce):
     log(f"fan-out: one event to {n} subscribers")
     s = start()
     try:
-        w = wsload("fanout", s.port, "--connections", n, "--probes", 10 if opts.quick else 20)
+        w = wsload("fanout", s.port, "--connections", n, "--probes", 10 if opts.quick else 20,
+                   "--server-pid", s.proc.pid)
         r = line(w)
         w.wait()
     finally:
@@ -43,7 +44,7 @@ def bench_rate(n, start=quiesce):
         s = start()
         try:
             w = wsload("rate", s.port, "--connections", n, "--seconds", 2 if opts.quick else 5,
-                       "--posters", 8, "--rate", rate)
+                       "--posters", 8, "--rate", rate, "--server-pid", s.proc.pid)
             r = line(w)
             w.wait()
         finally:

@@ -11,6 +11,9 @@
 //   refuse  --pid P [--pause-us U]     SIGTERM P, then time until the port refuses connects
 //                                      (one attempt every U microseconds)
 //
+// fanout and rate report the client's CPU per wall second of what they time (and the server's,
+// given --server-pid): with one client thread, a client near 1.0 is what the figure measures.
+//
 // Common: --port P (public port, 127.0.0.1), --threads T (client threads, default 1). Several
 // replicas: --subscribe-port and --post-port (each repeatable; default --port) spread the
 // subscribers and the posters over them, round robin.
@@ -47,12 +50,17 @@ int run_hold(const options& o) {
         in.async_read_some(asio::buffer(&c, 1), [&](auto, auto) { ctx.stop(); });
         co_await until(t, [&] { return t.closed >= t.opened; });
         std::lock_guard lock(t.mutex);
+        double close_window = std::chrono::duration<double>(t.last_close - t.first_close).count();
         auto wall = std::chrono::system_clock::now() -
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(
                         clock_type::now() - t.last_close);
         print({{"mode", "hold"},
                {"closed", t.closed.load()},
                {"codes", t.codes()},
+               {"close_window_ms", close_window * 1000},
+               // From the first close to the last: 1.0 is the one client thread always busy.
+               {"client_cpu_per_second",
+                close_window > 0 ? (t.cpu_at_last_close - t.cpu_at_first_close) / close_window : 0},
                {"last_close_unix_ms",
                 std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch())
                     .count()}});
@@ -79,27 +87,33 @@ int run_fanout(const options& o) {
         bool connected = co_await client.connect(o.post_port(0));
         if (!connected) throw std::runtime_error("cannot connect to post");
         asio::steady_timer wait(home);
+        busy_meter busy(o.server_pid);
         for (int k = 0; k < o.probes; ++k) {
+          busy.start();  // from the POST to the last subscriber's `queued`
           p.sent_ns[static_cast<std::size_t>(k)] = clock_type::now().time_since_epoch().count();
           if (!co_await client.post()) throw std::runtime_error("POST failed");
           // Every open subscriber has it (one that was closed will not).
           asio::steady_timer limit(home, 10s);  // a lost event shows as missing samples
           co_await (until(t, [&] { return p.received >= (k + 1) * (t.opened - t.closed); }) ||
                     limit.async_wait(asio::as_tuple(asio::use_awaitable)));
+          busy.stop();
           wait.expires_after(50ms);  // let the rest of the task's frames drain before the next
           co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
         }
         std::lock_guard lock(t.mutex);
         auto& v = t.latencies_us;
-        print({{"mode", "fanout"},
-               {"subscribers", t.opened.load()},
-               {"probes", o.probes},
-               {"samples", v.size()},
-               {"expected", static_cast<long>(o.probes) * t.opened},
-               {"p50_ms", percentile(v, 0.5) / 1000},
-               {"p99_ms", percentile(v, 0.99) / 1000},
-               {"max_ms", v.empty() ? 0 : *std::max_element(v.begin(), v.end()) / 1000},
-               {"closed_early", t.closed.load()}});
+        boost::json::object out{
+            {"mode", "fanout"},
+            {"subscribers", t.opened.load()},
+            {"probes", o.probes},
+            {"samples", v.size()},
+            {"expected", static_cast<long>(o.probes) * t.opened},
+            {"p50_ms", percentile(v, 0.5) / 1000},
+            {"p99_ms", percentile(v, 0.99) / 1000},
+            {"max_ms", v.empty() ? 0 : *std::max_element(v.begin(), v.end()) / 1000},
+            {"closed_early", t.closed.load()}};
+        busy.add_to(out);
+        print(out);
         ctx.stop();
       },
       [&](std::exception_ptr e) {
@@ -149,20 +163,25 @@ int run_rate(const options& o) {
         co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
         long frames0 = t.frames, posted0 = posted;
         auto t0 = clock_type::now();
+        busy_meter busy(o.server_pid);
+        busy.start();
         wait.expires_after(std::chrono::duration_cast<clock_type::duration>(
             std::chrono::duration<double>(o.seconds)));
         co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+        busy.stop();
         double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
         long frames = t.frames - frames0, tasks = posted - posted0;
         running = false;
         std::lock_guard lock(t.mutex);
-        print({{"mode", "rate"},
-               {"subscribers", t.opened.load()},
-               {"seconds", secs},
-               {"tasks_per_second", static_cast<double>(tasks) / secs},
-               {"frames_per_second", static_cast<double>(frames) / secs},
-               {"closed_during_run", t.closed.load()},
-               {"close_codes", t.codes()}});
+        boost::json::object out{{"mode", "rate"},
+                                {"subscribers", t.opened.load()},
+                                {"seconds", secs},
+                                {"tasks_per_second", static_cast<double>(tasks) / secs},
+                                {"frames_per_second", static_cast<double>(frames) / secs},
+                                {"closed_during_run", t.closed.load()},
+                                {"close_codes", t.codes()}};
+        busy.add_to(out);
+        print(out);
         ctx.stop();
       },
       asio::detached);
@@ -215,6 +234,7 @@ int main(int argc, char** argv) {
     ("subscribe-port", po::value(&o.subscribe_ports)->composing(), "a replica's port for subscribers (repeatable)")
     ("post-port", po::value(&o.post_ports)->composing(), "a replica's port for POSTs (repeatable)")
     ("pid", po::value(&o.pid), "refuse: the server's process id")
+    ("server-pid", po::value(&o.server_pid), "fanout, rate: the server's process id, to report its CPU beside the client's")
     ("pause-us", po::value(&o.pause_us)->default_value(o.pause_us), "refuse: microseconds between connect attempts");
   // clang-format on
   po::positional_options_description pos;

@@ -1,5 +1,10 @@
 #include "wsload_clients.hpp"
 
+#include <fstream>
+#include <sstream>
+
+#include <time.h>
+
 namespace wsload {
 
 asio::awaitable<void> subscriber(asio::io_context& io, const options& o, int index, tally& t,
@@ -47,8 +52,13 @@ asio::awaitable<void> subscriber(asio::io_context& io, const options& o, int ind
     buffer.consume(buffer.size());
   }
   std::lock_guard lock(t.mutex);
+  if (t.closed == 0) {
+    t.first_close = clock_type::now();
+    t.cpu_at_first_close = own_cpu_seconds();
+  }
   ++t.close_codes[ec == websocket::error::closed ? static_cast<int>(ws.reason().code) : -1];
   t.last_close = clock_type::now();
+  t.cpu_at_last_close = own_cpu_seconds();
   ++t.closed;
   t.wake();
 }
@@ -62,6 +72,25 @@ asio::awaitable<void> open_all(contexts& ctx, const options& o, tally& t, probes
     asio::co_spawn(io, subscriber(io, o, i, t, p), asio::detached);
   }
   co_await until(t, [&] { return t.opened + t.failed >= o.connections; });
+}
+
+double own_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+double cpu_seconds_of(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i)  // utime and stime are fields 14 and 15
+    if (i >= 14) ticks += std::stod(field);
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 void print(const boost::json::object& o) { std::cout << boost::json::serialize(o) << std::endl; }

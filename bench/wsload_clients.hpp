@@ -56,6 +56,7 @@ struct options {
   int threads = 1;
   int pid = 0;
   int pause_us = 50;
+  int server_pid = 0;  // fanout, rate: the server's CPU is reported beside the client's
   std::vector<unsigned short> subscribe_ports;  // default: {port}
   std::vector<unsigned short> post_ports;       // default: {port}
   unsigned short subscribe_port(int i) const {
@@ -69,6 +70,36 @@ struct options {
 inline double micros(clock_type::duration d) {
   return std::chrono::duration<double, std::micro>(d).count();
 }
+
+// CPU seconds used so far by this process (all its threads), and by process `pid` (user +
+// system, from /proc; 0 when it cannot be read). Divided by the wall time of a window, each says
+// how busy that side was: with one client thread, a client near 1.0 is what the figure measures.
+double own_cpu_seconds();
+double cpu_seconds_of(int pid);
+
+// CPU per wall second of the measured windows, the client's and (if known) the server's.
+struct busy_meter {
+  explicit busy_meter(int pid) : server_pid(pid) {}
+  int server_pid = 0;
+  double wall = 0, client = 0, server = 0;
+  clock_type::time_point w0;
+  double c0 = 0, s0 = 0;
+  void start() {
+    w0 = clock_type::now();
+    c0 = own_cpu_seconds();
+    s0 = server_pid ? cpu_seconds_of(server_pid) : 0;
+  }
+  void stop() {
+    wall += std::chrono::duration<double>(clock_type::now() - w0).count();
+    client += own_cpu_seconds() - c0;
+    if (server_pid) server += cpu_seconds_of(server_pid) - s0;
+  }
+  void add_to(boost::json::object& o) const {
+    if (wall <= 0) return;
+    o["client_cpu_per_second"] = client / wall;
+    if (server_pid) o["server_cpu_per_second"] = server / wall;
+  }
+};
 
 // A pool of io_contexts, one thread each; connections are spread over them.
 class contexts {
@@ -104,7 +135,8 @@ struct tally {
   std::mutex mutex;
   std::map<int, long> close_codes;
   std::vector<double> latencies_us;
-  clock_type::time_point last_close{};
+  clock_type::time_point first_close{}, last_close{};
+  double cpu_at_first_close = 0, cpu_at_last_close = 0;  // own_cpu_seconds()
   // The driver coroutine waits on this timer; subscribers on other threads wake it by posting.
   asio::steady_timer gate;
   void wake() {
