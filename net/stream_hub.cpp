@@ -15,55 +15,21 @@ namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
 using namespace asio::experimental::awaitable_operators;
 
-stream_client::stream_client(asio::any_io_executor strand, std::string id,
-                             std::shared_ptr<const send_limit> limit)
-    : strand_(strand), id_(std::move(id)), out_(std::move(limit)) {}
-
-void stream_client::deliver(tasks::event_ptr e) {
-  bool post = false;
-  {
-    std::lock_guard lock(inbox_mutex_);
-    inbox_.push_back(std::move(e));
-    post = !std::exchange(take_posted_, true);
-  }
-  if (post) asio::post(strand_, [self = shared_from_this()] { self->take_inbox(); });
-}
-
-void stream_client::take_inbox() {
-  std::optional<close_request> close;
-  {
-    std::lock_guard lock(inbox_mutex_);
-    taking_.swap(inbox_);  // the two vectors trade capacity: no allocation per batch
-    close.swap(close_requested_);
-    take_posted_ = false;
-  }
-  out_.begin_burst();
-  for (auto& e : taking_) {
-    if (!wants(*e)) continue;
-    // Share the bus's text: an aliasing pointer, no copy per client.
-    if (!out_.push(frame(e, &e->text)) && on_overflow) on_overflow();
-  }
-  out_.end_burst();
-  taking_.clear();
-  if (close) out_.close(std::move(close->reason), std::move(close->last));
-}
-
-void stream_client::request_close(websocket::close_reason reason, frame last) {
-  bool post = false;
-  {
-    std::lock_guard lock(inbox_mutex_);
-    if (close_requested_) return;  // the first close wins, as in the outbox
-    close_requested_ = close_request{std::move(reason), std::move(last)};
-    post = !std::exchange(take_posted_, true);
-  }
-  if (post) asio::post(strand_, [self = shared_from_this()] { self->take_inbox(); });
-}
-
 stream_hub::stream_hub(stream_settings settings, tasks::event_bus& bus)
     : settings_(std::move(settings)),
       bus_(bus),
       limit_(std::make_shared<send_limit>(settings_.send_queue_limit,
                                           settings_.send_queue_byte_limit)) {}
+
+std::shared_ptr<stream_fanout> stream_hub::fanout_for(const asio::any_io_executor& thread) {
+  std::lock_guard lock(mutex_);
+  for (auto& f : fanouts_)
+    if (f->executor() == thread) return f;
+  auto f = std::make_shared<stream_fanout>(thread);
+  bus_.subscribe(f, std::nullopt, true);  // live events only: each client has its own replay
+  fanouts_.push_back(f);
+  return f;
+}
 
 bool stream_hub::add(const std::shared_ptr<stream_client>& c) {
   std::lock_guard lock(mutex_);

@@ -3,6 +3,8 @@
 
 #include "lifecycle/event_count.hpp"
 #include "net/outbox.hpp"
+#include "net/stream_client.hpp"
+#include "net/stream_fanout.hpp"
 #include "tasks/event_bus.hpp"
 
 #include <boost/asio/strand.hpp>
@@ -33,62 +35,6 @@ struct stream_settings {
   std::string pod_namespace;
 };
 
-// One connected client: the bus delivers to it; its strand owns the outbox and the filter.
-// Deliveries gather in an inbox, and the strand is posted to only when it is not already due to
-// take it: a client that is behind takes a whole burst in one hop, not one post per event.
-// A close requested from another thread goes through the same inbox, behind what was delivered
-// before it: posts to an io_context are not ordered (one made by a handler on the client's own
-// thread is queued only when that handler returns), so a close posted on its own could overtake
-// a task's last event and drop it.
-class stream_client final : public tasks::event_sink,
-                            public std::enable_shared_from_this<stream_client> {
- public:
-  stream_client(boost::asio::any_io_executor strand, std::string id,
-                std::shared_ptr<const send_limit> limit);
-
-  void deliver(tasks::event_ptr e) override;                                     // any thread
-  void request_close(boost::beast::websocket::close_reason reason, frame last);  // any thread
-
-  // Strand only:
-  outbox& out() { return out_; }
-  void follow_all() {
-    follow_all_ = true;
-    follows_.clear();
-  }
-  void follow(std::set<std::string> ids) {
-    follow_all_ = false;
-    follows_ = std::move(ids);
-  }
-  bool wants(const tasks::stream_event& e) const {
-    return e.seq > seen_ && (follow_all_ || e.task_id.empty() || follows_.contains(e.task_id));
-  }
-  // The client saw events up to `seq` on another replica that had read further than this one:
-  // those come here later and are not sent twice.
-  void seen_through(std::uint64_t seq) { seen_ = seq; }
-  const std::string& id() const { return id_; }
-  boost::asio::any_io_executor executor() const { return strand_; }
-  std::function<void()> on_overflow;
-
- private:
-  void take_inbox();  // strand
-
-  boost::asio::any_io_executor strand_;
-  std::string id_;
-  std::mutex inbox_mutex_;
-  std::vector<tasks::event_ptr> inbox_;  // delivered, not yet taken by the strand
-  struct close_request {
-    boost::beast::websocket::close_reason reason;
-    frame last;
-  };
-  std::optional<close_request> close_requested_;  // under inbox_mutex_: after inbox_
-  bool take_posted_ = false;                      // under inbox_mutex_
-  std::vector<tasks::event_ptr> taking_;          // strand: the batch being moved to the outbox
-  outbox out_;
-  bool follow_all_ = true;
-  std::uint64_t seen_ = 0;
-  std::set<std::string> follows_;
-};
-
 class stream_hub {
  public:
   stream_hub(stream_settings settings, tasks::event_bus& bus);
@@ -100,6 +46,9 @@ class stream_hub {
   // (docs/api.md).
   void allow_burst(std::size_t frames) { limit_->allow_burst(frames); }
   tasks::event_bus& bus() { return bus_; }
+
+  // The fanout of the network thread `thread`, made and put on the bus the first time.
+  std::shared_ptr<stream_fanout> fanout_for(const boost::asio::any_io_executor& thread);
 
   // False once the hub is closing: the caller closes the new stream 1012 itself.
   bool add(const std::shared_ptr<stream_client>& c);
@@ -123,6 +72,7 @@ class stream_hub {
   std::shared_ptr<send_limit> limit_;
   mutable std::mutex mutex_;
   std::unordered_set<std::shared_ptr<stream_client>> clients_;
+  std::vector<std::shared_ptr<stream_fanout>> fanouts_;  // one per network thread
   bool closing_ = false;
   lifecycle::event_count changed_;
   std::atomic<std::uint64_t> dropped_slow_{0}, opened_total_{0}, sent_{0};

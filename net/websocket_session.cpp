@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -22,7 +23,8 @@ namespace {
 std::shared_ptr<stream_client> open_stream(const asio::any_io_executor& strand,
                                            const stream_request& what, stream_hub& hub) {
   const auto& s = hub.settings();
-  auto client = std::make_shared<stream_client>(strand, what.client_id, hub.limit());
+  auto fanout = hub.fanout_for(strand);
+  auto client = std::make_shared<stream_client>(fanout, what.client_id, hub.limit());
   client->on_overflow = [&hub, id = what.client_id] {
     hub.count_dropped_slow();
     log::warn("slow stream closed", {{"client_id", id}, {"code", 1013}});
@@ -30,9 +32,13 @@ std::shared_ptr<stream_client> open_stream(const asio::any_io_executor& strand,
   auto& bus = hub.bus();
   bool same_epoch = !what.epoch || *what.epoch == bus.epoch();
   bool admitted = hub.add(client);
-  auto replay = bus.subscribe(client, what.since, same_epoch);
+  // The thread's fanout is on the bus already: what it takes after the replay's last event
+  // is this client's, from the moment it is added (on this thread, before the fanout's next take).
+  auto replay = bus.replay_from(what.since, same_epoch);
+  fanout->add(client);
   // With one stream across replicas a client may come from a replica that had read further.
-  if (same_epoch && what.since && *what.since > replay.last_seq) client->seen_through(*what.since);
+  client->seen_through(same_epoch && what.since ? std::max(*what.since, replay.last_seq)
+                                                : replay.last_seq);
   std::vector<frame> first;
   first.reserve(replay.events.size() + 2);
   first.push_back(make_frame({{"type", "hello"},
@@ -66,7 +72,7 @@ wire_handlers stream_session::handlers() {
 }
 
 stream_session::~stream_session() {
-  hub_.bus().unsubscribe(client_.get());
+  client_->fanout().remove(*client_);
   hub_.remove(client_);
 }
 

@@ -89,6 +89,20 @@ boost::asio::awaitable<void> event_bus::flush() {
 event_bus::replay event_bus::subscribe(std::shared_ptr<event_sink> sink,
                                        std::optional<std::uint64_t> since, bool same_epoch) {
   std::lock_guard lock(mutex_);
+  auto r = replay_locked(since, same_epoch);
+  sink_index_.emplace(sink.get(), sinks_.size());
+  sinks_.push_back(std::move(sink));
+  return r;
+}
+
+event_bus::replay event_bus::replay_from(std::optional<std::uint64_t> since,
+                                         bool same_epoch) const {
+  std::lock_guard lock(mutex_);
+  return replay_locked(since, same_epoch);
+}
+
+event_bus::replay event_bus::replay_locked(std::optional<std::uint64_t> since,
+                                           bool same_epoch) const {
   replay r;
   r.last_seq = delivered_;
   if (since || !same_epoch) {
@@ -98,8 +112,6 @@ event_bus::replay event_bus::subscribe(std::shared_ptr<event_sink> sink,
     for (auto& e : window_)
       if (e->seq > after) r.events.push_back(e);
   }
-  sink_index_.emplace(sink.get(), sinks_.size());
-  sinks_.push_back(std::move(sink));
   return r;
 }
 

@@ -66,6 +66,9 @@ class event_bus {
   // client numbered its events on another server, so it gets the whole window.
   replay subscribe(std::shared_ptr<event_sink> sink, std::optional<std::uint64_t> since,
                    bool same_epoch);
+  // The replay alone, for a client of a sink that is subscribed already (a network thread's
+  // fanout): the events after `last_seq` are that sink's, the client skips those up to it.
+  replay replay_from(std::optional<std::uint64_t> since, bool same_epoch) const;
   void unsubscribe(const event_sink* sink);
 
   const std::string& epoch() const { return epoch_; }
@@ -74,6 +77,7 @@ class event_bus {
 
  private:
   event_ptr stamp(std::string task_id, std::string open_body);  // under mutex_
+  replay replay_locked(std::optional<std::uint64_t> since, bool same_epoch) const;
   void deliver_locked(const event_ptr& e);
 
   const std::string epoch_;

@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE net
 #include "net/http.hpp"
 #include "net/outbox.hpp"
+#include "net/stream_fanout.hpp"
 #include "net/stream_hub.hpp"
 #include "net/tcp_cork.hpp"
 
@@ -195,16 +196,63 @@ BOOST_AUTO_TEST_CASE(an_outbox_that_never_runs_dry_keeps_its_order) {
 // that follows named tasks only.
 BOOST_AUTO_TEST_CASE(a_client_that_follows_named_tasks_still_gets_a_gap) {
   asio::io_context io;
-  auto c = std::make_shared<net::stream_client>(asio::make_strand(io), "c",
-                                                std::make_shared<net::send_limit>(10));
-  asio::post(c->executor(), [c] { c->follow({"wanted"}); });
-  for (auto [seq, task] : {std::pair{1, "other"}, {2, ""}, {3, "wanted"}, {4, "other"}})
-    c->deliver(event(seq, task));
-  asio::post(c->executor(), [c] {
-    c->out().close(websocket::close_reason(websocket::close_code::service_restart));
+  auto f = std::make_shared<net::stream_fanout>(asio::make_strand(io));
+  auto c = std::make_shared<net::stream_client>(f, "c", std::make_shared<net::send_limit>(10));
+  asio::post(f->executor(), [f, c] {
+    f->add(c);
+    c->follow({"wanted"});
   });
+  for (auto [seq, task] : {std::pair{1, "other"}, {2, ""}, {3, "wanted"}, {4, "other"}})
+    f->deliver(event(seq, task));
+  c->request_close(websocket::close_reason(websocket::close_code::service_restart), nullptr);
   BOOST_TEST(drain(io, c->out()).first == (std::vector<std::string>{"2", "3"}),
              boost::test_tools::per_element());
+}
+
+// One fanout per thread hands each event to every client of its thread, each with its own
+// filter; a client that joins with a replay up to seq k (seen_through) gets what follows k only,
+// also what was handed to the fanout before it joined; a client that left gets nothing more.
+BOOST_AUTO_TEST_CASE(a_fanout_gives_each_client_what_it_wants_once) {
+  asio::io_context io(1);
+  auto f = std::make_shared<net::stream_fanout>(io.get_executor());
+  auto limit = std::make_shared<net::send_limit>(100);
+  auto all = std::make_shared<net::stream_client>(f, "all", limit);
+  auto named = std::make_shared<net::stream_client>(f, "named", limit);
+  auto late = std::make_shared<net::stream_client>(f, "late", limit);
+  auto gone = std::make_shared<net::stream_client>(f, "gone", limit);
+  asio::post(io, [&] {
+    f->add(all);
+    f->add(named);
+    named->follow({"b"});
+    f->add(gone);
+  });
+  f->deliver(event(1, "a"));
+  f->deliver(event(2, "b"));
+  io.run();
+  io.restart();
+  asio::post(io, [&] {
+    // As open_stream does: the bus's replay went up to 3, and 3 is already in the inbox.
+    f->deliver(event(3, "a"));
+    late->seen_through(3);
+    f->add(late);
+    f->remove(*gone);
+  });
+  io.run();
+  io.restart();
+  f->deliver(event(4, "b"));
+  for (auto& c : {all, named, late, gone})
+    c->request_close(websocket::close_reason(websocket::close_code::service_restart), nullptr);
+  io.run();
+  io.restart();
+  auto frames = [&io](net::stream_client& c) { return drain(io, c.out()).first; };
+  BOOST_TEST(frames(*all) == (std::vector<std::string>{"1", "2", "3", "4"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(frames(*named) == (std::vector<std::string>{"2", "4"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(frames(*late) == (std::vector<std::string>{"4"}), boost::test_tools::per_element());
+  BOOST_TEST(frames(*gone) == (std::vector<std::string>{"1", "2"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(f->size() == 3u);
 }
 
 // The bus delivers from its own thread while the client's strand takes batches on others: every
@@ -213,37 +261,39 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
   asio::thread_pool pool(2);
   auto strand = asio::make_strand(pool.get_executor());
   constexpr std::uint64_t n = 20000;
-  auto c = std::make_shared<net::stream_client>(strand, "c", std::make_shared<net::send_limit>(n));
-  asio::post(strand, [c] { c->follow({"wanted"}); });
+  auto f = std::make_shared<net::stream_fanout>(strand);
+  auto c = std::make_shared<net::stream_client>(f, "c", std::make_shared<net::send_limit>(n));
   // The writer, on the strand as the wire is: it takes whatever it is told of.
   std::promise<std::vector<std::string>> got;
   taken t;
   // The outbox keeps its writer: a raw pointer, or the client would own itself (a leak).
-  asio::post(strand, [c, &t, &got] {
+  asio::post(strand, [f, c, &t, &got] {
+    f->add(c);
+    c->follow({"wanted"});
     c->out().on_ready([&out = c->out(), &t, &got] {
       take_all(out, t);
       if (t.close) got.set_value(t.frames);
     });
   });
-  std::thread bus([c] {
+  std::thread bus([f] {
     for (std::uint64_t seq = 1; seq <= n; ++seq)
-      c->deliver(event(seq, seq % 2 ? "wanted" : "other"));
+      f->deliver(event(seq, seq % 2 ? "wanted" : "other"));
   });
   bus.join();
-  // Posted after every delivery's: the close goes out behind what the inbox still held.
-  asio::post(strand, [c] {
-    c->out().close(websocket::close_reason(websocket::close_code::service_restart));
-  });
+  // Requested after every delivery: the close goes out behind what the inbox still held.
+  c->request_close(websocket::close_reason(websocket::close_code::service_restart), nullptr);
   auto sent = got.get_future().get();
   BOOST_TEST_REQUIRE(sent.size() == n / 2);
   for (std::uint64_t i = 0; i < n / 2; ++i)
     BOOST_TEST_REQUIRE(sent[i] == std::to_string(2 * i + 1));
 
-  auto slow =
-      std::make_shared<net::stream_client>(strand, "slow", std::make_shared<net::send_limit>(10));
+  auto slow_fanout = std::make_shared<net::stream_fanout>(strand);
+  auto slow = std::make_shared<net::stream_client>(slow_fanout, "slow",
+                                                   std::make_shared<net::send_limit>(10));
   std::atomic<int> told{0};
   slow->on_overflow = [&told] { ++told; };
-  for (std::uint64_t seq = 1; seq <= 100; ++seq) slow->deliver(event(seq, "t"));
+  asio::post(strand, [slow_fanout, slow] { slow_fanout->add(slow); });
+  for (std::uint64_t seq = 1; seq <= 100; ++seq) slow_fanout->deliver(event(seq, "t"));
   std::promise<std::uint16_t> code;
   taken slow_taken;
   asio::post(strand, [slow, &slow_taken, &code] {
@@ -262,13 +312,14 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
 // The drain closes a stream from its own thread just after a task's last event was delivered
 // by a handler on the stream's thread (a worker there): the close must not overtake the event.
 // An io_context queues what a handler posts only when the handler returns, behind what other
-// threads posted meanwhile; the close goes through the inbox, behind the event.
+// threads posted meanwhile; the close goes through the fanout's inbox, behind the event.
 BOOST_AUTO_TEST_CASE(a_close_requested_elsewhere_goes_out_after_what_was_delivered) {
   asio::io_context io(1);  // one thread, as a network thread's (app/network_threads.cpp)
-  auto c = std::make_shared<net::stream_client>(io.get_executor(), "c",
-                                                std::make_shared<net::send_limit>(10));
-  asio::post(io, [c] {
-    c->deliver(event(1, "t"));  // the task's last event, from a worker on this thread
+  auto f = std::make_shared<net::stream_fanout>(io.get_executor());
+  auto c = std::make_shared<net::stream_client>(f, "c", std::make_shared<net::send_limit>(10));
+  asio::post(io, [f, c] {
+    f->add(c);
+    f->deliver(event(1, "t"));  // the task's last event, from a worker on this thread
     std::thread drain([c] {
       c->request_close(websocket::close_reason(websocket::close_code::service_restart),
                        text("draining"));

@@ -1,0 +1,67 @@
+// One connected client of the event stream: what it follows and what it still has to send.
+// Everything here runs on the client's network thread, which its fanout (stream_fanout.hpp)
+// runs on; only request_close() may be called from elsewhere.
+#pragma once
+
+#include "net/outbox.hpp"
+#include "tasks/task_journal.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace quiesce::net {
+
+class stream_fanout;
+
+class stream_client final : public std::enable_shared_from_this<stream_client> {
+ public:
+  stream_client(std::shared_ptr<stream_fanout> fanout, std::string id,
+                std::shared_ptr<const send_limit> limit);
+
+  // Any thread: after what the fanout was handed before this call, sends `last` (if any) and
+  // closes. The first close wins.
+  void request_close(boost::beast::websocket::close_reason reason, frame last);
+
+  // The client's thread only:
+  outbox& out() { return out_; }
+  // Queues the events of `batch` this client wants, as one burst (one write).
+  void take(const std::vector<tasks::event_ptr>& batch);
+  void follow_all() {
+    follow_all_ = true;
+    follows_.clear();
+  }
+  void follow(std::set<std::string> ids) {
+    follow_all_ = false;
+    follows_ = std::move(ids);
+  }
+  bool wants(const tasks::stream_event& e) const {
+    return e.seq > seen_ && (follow_all_ || e.task_id.empty() || follows_.contains(e.task_id));
+  }
+  // Events up to `seq` are not for this client: it has them from its replay, or saw them on
+  // another replica that had read further than this one.
+  void seen_through(std::uint64_t seq) { seen_ = seq; }
+  const std::string& id() const { return id_; }
+  boost::asio::any_io_executor executor() const;
+  stream_fanout& fanout() { return *fanout_; }
+  std::function<void()> on_overflow;
+
+ private:
+  friend class stream_fanout;
+  std::shared_ptr<stream_fanout> fanout_;
+  std::string id_;
+  outbox out_;
+  bool follow_all_ = true;
+  std::uint64_t seen_ = 0;
+  std::set<std::string> follows_;
+  std::size_t slot_ = std::numeric_limits<std::size_t>::max();  // in the fanout's list
+};
+
+}  // namespace quiesce::net

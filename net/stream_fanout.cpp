@@ -1,0 +1,80 @@
+#include "net/stream_fanout.hpp"
+
+#include "net/stream_client.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <utility>
+
+namespace quiesce::net {
+namespace asio = boost::asio;
+
+void stream_fanout::deliver(tasks::event_ptr e) {
+  std::lock_guard lock(mutex_);
+  inbox_.push_back(std::move(e));
+  post_take();
+}
+
+void stream_fanout::request_close(std::shared_ptr<stream_client> c,
+                                  boost::beast::websocket::close_reason reason, frame last) {
+  std::lock_guard lock(mutex_);
+  closes_.push_back({std::move(c), std::move(reason), std::move(last)});
+  post_take();
+}
+
+void stream_fanout::post_take() {
+  if (std::exchange(take_posted_, true)) return;
+  asio::post(thread_, [self = shared_from_this()] { self->take(); });
+}
+
+void stream_fanout::take() {
+  {
+    std::lock_guard lock(mutex_);
+    taking_.swap(inbox_);
+    closing_.swap(closes_);
+    take_posted_ = false;
+  }
+  if (!taking_.empty()) {
+    // A client's burst may end in a write that fails; it is removed later, from its own handler,
+    // but should that ever happen inside take(), remove() leaves a hole instead of moving others.
+    taking_now_ = true;
+    // By index: a vector that grew inside the loop would leave a range-for's iterators dangling.
+    for (std::size_t i = 0; i < clients_.size(); ++i)  // NOLINT(modernize-loop-convert)
+      if (clients_[i]) clients_[i]->take(taking_);
+    taking_now_ = false;
+    if (removed_ > 0) {
+      std::erase(clients_, nullptr);
+      for (std::size_t i = 0; i < clients_.size(); ++i) clients_[i]->slot_ = i;
+      removed_ = 0;
+    }
+  }
+  // The texts are not held past their take: each client's outbox holds what it still sends.
+  taking_.clear();
+  for (auto& r : closing_) r.client->out().close(std::move(r.reason), std::move(r.last));
+  closing_.clear();
+}
+
+void stream_fanout::add(const std::shared_ptr<stream_client>& c) {
+  c->slot_ = clients_.size();
+  clients_.push_back(c);
+}
+
+void stream_fanout::remove(stream_client& c) {
+  std::size_t i = c.slot_;
+  if (i >= clients_.size() || clients_[i].get() != &c) return;
+  c.slot_ = SIZE_MAX;
+  if (taking_now_) {
+    clients_[i] = nullptr;
+    ++removed_;
+    return;
+  }
+  // Swap with the last and pop: 10,000 streams closing at once stay linear.
+  if (i + 1 != clients_.size()) {
+    clients_[i] = std::move(clients_.back());
+    clients_[i]->slot_ = i;
+  }
+  clients_.pop_back();
+}
+
+}  // namespace quiesce::net
