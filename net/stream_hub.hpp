@@ -47,7 +47,9 @@ class stream_hub {
   void allow_burst(std::size_t frames) { limit_->allow_burst(frames); }
   tasks::event_bus& bus() { return bus_; }
 
-  // The fanout of the network thread `thread`, made and put on the bus the first time.
+  // The fanout of the network thread `thread`, made and put on the bus the first time. It stays
+  // there for the hub's life: `thread` is one of a few executors (a network thread's io_context
+  // executor, app/network_threads.hpp), never a strand made per connection.
   std::shared_ptr<stream_fanout> fanout_for(const boost::asio::any_io_executor& thread);
 
   // False once the hub is closing: the caller closes the new stream 1012 itself.
