@@ -36,7 +36,8 @@ class stream_fanout final : public tasks::event_sink,
                      frame last);  // any thread
 
   // The thread only. A client added here gets every event taken from now on that it wants:
-  // with the bus's replay up to `last_seq`, mark it seen_through(last_seq) first.
+  // with the bus's replay up to `last_seq`, mark it seen_through(last_seq) first. Every add has
+  // its remove (the stream's end): until then the fanout and the client hold each other.
   void add(const std::shared_ptr<stream_client>& c);
   void remove(stream_client& c);
   std::size_t size() const { return clients_.size() - removed_; }
