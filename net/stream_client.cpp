@@ -8,8 +8,6 @@ stream_client::stream_client(std::shared_ptr<stream_fanout> fanout, std::string 
                              std::shared_ptr<const send_limit> limit)
     : fanout_(std::move(fanout)), id_(std::move(id)), out_(std::move(limit)) {}
 
-boost::asio::any_io_executor stream_client::executor() const { return fanout_->executor(); }
-
 void stream_client::request_close(boost::beast::websocket::close_reason reason, frame last) {
   fanout_->request_close(shared_from_this(), std::move(reason), std::move(last));
 }

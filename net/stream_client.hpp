@@ -6,7 +6,6 @@
 #include "net/outbox.hpp"
 #include "tasks/task_journal.hpp"
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include <cstdint>
@@ -49,7 +48,6 @@ class stream_client final : public std::enable_shared_from_this<stream_client> {
   // another replica that had read further than this one.
   void seen_through(std::uint64_t seq) { seen_ = seq; }
   const std::string& id() const { return id_; }
-  boost::asio::any_io_executor executor() const;
   stream_fanout& fanout() { return *fanout_; }
   std::function<void()> on_overflow;
 

@@ -4,7 +4,8 @@
 
 #include <boost/asio/post.hpp>
 
-#include <algorithm>
+#include <cassert>
+#include <cstdint>
 #include <utility>
 
 namespace quiesce::net {
@@ -36,18 +37,9 @@ void stream_fanout::take() {
     take_posted_ = false;
   }
   if (!taking_.empty()) {
-    // A client's burst may end in a write that fails; it is removed later, from its own handler,
-    // but should that ever happen inside take(), remove() leaves a hole instead of moving others.
     taking_now_ = true;
-    // By index: a vector that grew inside the loop would leave a range-for's iterators dangling.
-    for (std::size_t i = 0; i < clients_.size(); ++i)  // NOLINT(modernize-loop-convert)
-      if (clients_[i]) clients_[i]->take(taking_);
+    for (auto& c : clients_) c->take(taking_);
     taking_now_ = false;
-    if (removed_ > 0) {
-      std::erase(clients_, nullptr);
-      for (std::size_t i = 0; i < clients_.size(); ++i) clients_[i]->slot_ = i;
-      removed_ = 0;
-    }
   }
   // The texts are not held past their take: each client's outbox holds what it still sends.
   taking_.clear();
@@ -55,20 +47,19 @@ void stream_fanout::take() {
   closing_.clear();
 }
 
+// A client joins or leaves from its own stream's handlers, never from inside take(): a burst's
+// write that fails ends the wire by posting, and the stream ends in a later handler.
 void stream_fanout::add(const std::shared_ptr<stream_client>& c) {
+  assert(!taking_now_);
   c->slot_ = clients_.size();
   clients_.push_back(c);
 }
 
 void stream_fanout::remove(stream_client& c) {
+  assert(!taking_now_);
   std::size_t i = c.slot_;
   if (i >= clients_.size() || clients_[i].get() != &c) return;
   c.slot_ = SIZE_MAX;
-  if (taking_now_) {
-    clients_[i] = nullptr;
-    ++removed_;
-    return;
-  }
   // Swap with the last and pop: 10,000 streams closing at once stay linear.
   if (i + 1 != clients_.size()) {
     clients_[i] = std::move(clients_.back());

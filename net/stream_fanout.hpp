@@ -40,7 +40,7 @@ class stream_fanout final : public tasks::event_sink,
   // its remove (the stream's end): until then the fanout and the client hold each other.
   void add(const std::shared_ptr<stream_client>& c);
   void remove(stream_client& c);
-  std::size_t size() const { return clients_.size() - removed_; }
+  std::size_t size() const { return clients_.size(); }
 
  private:
   struct close_request {
@@ -60,9 +60,8 @@ class stream_fanout final : public tasks::event_sink,
   // The thread only.
   std::vector<tasks::event_ptr> taking_;  // trades capacity with inbox_: no allocation per batch
   std::vector<close_request> closing_;
-  std::vector<std::shared_ptr<stream_client>> clients_;  // a removed one is null while taking
-  bool taking_now_ = false;
-  std::size_t removed_ = 0;  // null entries, compacted after the take
+  std::vector<std::shared_ptr<stream_client>> clients_;
+  bool taking_now_ = false;  // add() and remove() never run inside take() (asserted)
 };
 
 }  // namespace quiesce::net

@@ -12,8 +12,6 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
-#include <optional>
-#include <set>
 #include <string>
 #include <unordered_set>
 #include <vector>
