@@ -58,7 +58,6 @@ asio::awaitable<void> subscriber(asio::io_context& io, const options& o, int ind
   }
   ++t.close_codes[ec == websocket::error::closed ? static_cast<int>(ws.reason().code) : -1];
   t.last_close = clock_type::now();
-  t.cpu_at_last_close = own_cpu_seconds();
   ++t.closed;
   t.wake();
 }

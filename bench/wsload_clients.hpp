@@ -136,7 +136,7 @@ struct tally {
   std::map<int, long> close_codes;
   std::vector<double> latencies_us;
   clock_type::time_point first_close{}, last_close{};
-  double cpu_at_first_close = 0, cpu_at_last_close = 0;  // own_cpu_seconds()
+  double cpu_at_first_close = 0;  // own_cpu_seconds()
   // The driver coroutine waits on this timer; subscribers on other threads wake it by posting.
   asio::steady_timer gate;
   void wake() {
