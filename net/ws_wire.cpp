@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+
 namespace quiesce::net {
 namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
@@ -30,6 +32,13 @@ std::array<asio::const_buffer, 2> text_frame(const std::string& text, ws::header
 
 // Asio hands at most this many buffers to one writev.
 constexpr std::size_t buffers_per_call = 64;
+
+// What a send holds back for the next one (or for the FIN), as TCP_CORK does, on Linux.
+#ifdef MSG_MORE
+constexpr int more_follows = MSG_MORE;
+#else
+constexpr int more_follows = 0;
+#endif
 
 // One stream's wire. It owns itself: every handler it has started is counted in `pending_`, and
 // once it has ended and the last of them has run, it deletes itself (closing the socket) and
@@ -267,6 +276,8 @@ void wire::write_more() {
     }
     // More than one system call's worth of buffers: full segments until the last one.
     cork_.hold(buffers_.size() > buffers_per_call);
+    // A close is held back until written() sends our FIN, so that goes in its segment.
+    const int flags = b.close ? more_follows : 0;
     // As much as the kernel takes now, one writev at a time; `first` is what is left.
     std::size_t first = 0;
     boost::system::error_code ec;
@@ -274,7 +285,7 @@ void wire::write_more() {
       std::span<const asio::const_buffer> chunk(
           buffers_.data() + first, std::min(buffers_per_call, buffers_.size() - first));
       std::size_t offered = asio::buffer_size(chunk);
-      std::size_t n = socket_.write_some(chunk, ec);
+      std::size_t n = socket_.send(chunk, flags, ec);
       if (ec) break;
       std::size_t left = n;  // past every buffer that went whole (empty ones too)
       while (first < buffers_.size() && left >= buffers_[first].size())
@@ -310,6 +321,11 @@ bool wire::written() {
   if (!b.frames.empty()) on_.sent(b.frames.size());
   if (b.close) {
     close_sent_ = true;
+    // Nothing follows our close, so our FIN goes now, in the close frame's segment (held back by
+    // more_follows): the server closes TCP first (RFC 6455, 7.1.1) with no segment of its own for
+    // the FIN after the peer's answer. Reading stays open for that answer.
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
     if (no_answer_)
       end();
     else

@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -19,12 +20,17 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/types.h>
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -276,4 +282,38 @@ BOOST_AUTO_TEST_CASE(terminal_cancellation_ends_the_wire_and_closes_the_socket) 
   beast::error_code ec;
   c.ws.read(b, ec);
   BOOST_TEST((ec == asio::error::eof || ec == asio::error::connection_reset), ec.message());
+}
+
+// The server closes TCP first (RFC 6455, 7.1.1): its FIN follows its close frame at once, before
+// the client has answered, and the answer still arrives on the half-closed socket and ends the
+// stream. The client here reads raw bytes, so nothing answers for it.
+BOOST_AUTO_TEST_CASE(our_fin_follows_our_close_and_the_answer_still_ends_the_stream) {
+  server s(normal);
+  client c(s);
+  auto& raw = c.ws.next_layer();
+  // Plain recv with a receive timeout (Asio's blocking read would poll past it): a server that
+  // waits for the answer before its FIN fails here instead of hanging the test.
+  timeval bound{5, 0};
+  ::setsockopt(raw.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+  s.post([](net::outbox& out) {
+    out.close(websocket::close_reason(websocket::close_code::service_restart), text("draining"));
+  });
+  std::string got;
+  ssize_t n = 0;
+  std::array<char, 256> b{};
+  while ((n = ::recv(raw.native_handle(), b.data(), b.size(), 0)) > 0)
+    got.append(b.data(), static_cast<std::size_t>(n));
+  BOOST_TEST(n == 0, "no end of stream before the answer");
+  // A text frame "draining", then a close frame with 1012 (0x03f4), and nothing after.
+  BOOST_TEST(got == std::string("\x81\x08"
+                                "draining"
+                                "\x88\x02\x03\xf4",
+                                14));
+  BOOST_TEST(!s.ends_within(0s));
+  // The answer: a masked close 1012 (a zero mask leaves the payload as it is).
+  const std::string answer("\x88\x82\x00\x00\x00\x00\x03\xf4", 8);
+  beast::error_code ec;
+  asio::write(raw, asio::buffer(answer), ec);
+  BOOST_TEST(!ec, ec.message());
+  BOOST_TEST(s.ends_within(5s));
 }
