@@ -7,61 +7,6 @@
 
 namespace wsload {
 
-asio::awaitable<void> subscriber(asio::io_context& io, const options& o, int index, tally& t,
-                                 probes* p) {
-  websocket::stream<beast::tcp_stream> ws(io);
-  auto [cec] = co_await beast::get_lowest_layer(ws).async_connect(
-      tcp::endpoint(asio::ip::make_address("127.0.0.1"), o.subscribe_port(index)),
-      asio::as_tuple(asio::use_awaitable));
-  beast::flat_buffer buffer;
-  boost::system::error_code ec;
-  if (!cec) {
-    beast::get_lowest_layer(ws).expires_never();
-    std::tie(ec) = co_await ws.async_handshake("127.0.0.1", "/ws/load" + std::to_string(index),
-                                               asio::as_tuple(asio::use_awaitable));
-  }
-  if (cec || ec) {
-    ++t.failed;
-    t.wake();
-    co_return;
-  }
-  std::size_t n = 0;
-  std::tie(ec, n) = co_await ws.async_read(buffer, asio::as_tuple(asio::use_awaitable));  // hello
-  buffer.consume(buffer.size());
-  ++t.opened;
-  t.wake();
-  long queued_seen = 0;
-  for (;;) {
-    std::tie(ec, n) = co_await ws.async_read(buffer, asio::as_tuple(asio::use_awaitable));
-    if (ec) break;
-    t.frames.fetch_add(1, std::memory_order_relaxed);
-    if (p) {
-      auto now = clock_type::now();
-      std::string_view text(static_cast<const char*>(buffer.data().data()), buffer.size());
-      if (text.find("\"status\":\"queued\"") != std::string_view::npos &&
-          queued_seen < static_cast<long>(p->sent_ns.size())) {
-        auto sent = clock_type::time_point(
-            clock_type::duration(p->sent_ns[static_cast<std::size_t>(queued_seen)].load()));
-        ++queued_seen;
-        std::lock_guard lock(t.mutex);
-        t.latencies_us.push_back(micros(now - sent));
-        ++p->received;
-        t.wake();
-      }
-    }
-    buffer.consume(buffer.size());
-  }
-  std::lock_guard lock(t.mutex);
-  if (t.closed == 0) {
-    t.first_close = clock_type::now();
-    t.cpu_at_first_close = own_cpu_seconds();
-  }
-  ++t.close_codes[ec == websocket::error::closed ? static_cast<int>(ws.reason().code) : -1];
-  t.last_close = clock_type::now();
-  ++t.closed;
-  t.wake();
-}
-
 // Opens o.connections subscribers, at most `window` handshakes in flight at a time.
 asio::awaitable<void> open_all(contexts& ctx, const options& o, tally& t, probes* p) {
   const long window = 256;
