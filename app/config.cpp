@@ -51,6 +51,7 @@ po::options_description describe(config& c) {
     ("ws-send-queue-bytes", po::value(&c.ws_send_queue_bytes)->default_value(c.ws_send_queue_bytes), "bytes of frames waiting for one client before it is closed 1013")
     ("ws-send-buffer", po::value(&c.ws_send_buffer)->default_value(c.ws_send_buffer), "kernel send buffer per WebSocket client, bytes")
     ("ws-ping-interval", po::value(&c.ws_ping_interval)->default_value(c.ws_ping_interval), "seconds between pings to an idle client")
+    ("ws-batch-us", po::value(&c.ws_batch_us)->default_value(c.ws_batch_us), "microseconds a network thread gathers events before it sends them, each client's in one write; 0: at once")
     ("event-retention", po::value(&c.event_retention)->default_value(c.event_retention), "events kept for ?since= replay")
     ("task-retention", po::value(&c.task_retention)->default_value(c.task_retention), "finished tasks kept for GET and Idempotency-Key, oldest forgotten first")
     ("max-connections", po::value(&c.max_connections)->default_value(c.max_connections), "open connections on the public port (past it: reset at once)")
@@ -160,6 +161,7 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
   check(c.ws_send_queue_bytes > 0, "ws-send-queue-bytes", "must be at least 1");
   check(c.ws_send_buffer >= 4096 && c.ws_send_buffer <= (1u << 30), "ws-send-buffer",
         "must be between 4096 and 1073741824 bytes");
+  check(c.ws_batch_us <= 100000, "ws-batch-us", "must be between 0 and 100000 microseconds");
   check(c.event_retention > 0, "event-retention", "must be at least 1");
   check(c.task_retention > 0, "task-retention", "must be at least 1");
   check(c.max_connections > 0, "max-connections", "must be at least 1");

@@ -35,6 +35,7 @@ struct config {
   std::size_t ws_send_queue_bytes = 1024 * 1024;
   std::size_t ws_send_buffer = 256 * 1024;
   double ws_ping_interval = 15;
+  std::size_t ws_batch_us = 500;
   std::size_t event_retention = 10000;
   std::size_t task_retention = 10000;
   std::size_t max_connections = 10000;  // public listener, WebSocket streams included

@@ -34,6 +34,7 @@ net::stream_settings stream_settings_of(const config& c) {
           c.ws_send_buffer,
           to_ms(c.ws_ping_interval),
           to_ms(c.close_timeout),
+          std::chrono::microseconds(c.ws_batch_us),
           pod_name(outside_kubernetes),
           env_or("KUBE_POD_NAMESPACE", outside_kubernetes)};
 }

@@ -26,7 +26,13 @@ void stream_fanout::request_close(std::shared_ptr<stream_client> c,
 
 void stream_fanout::post_take() {
   if (std::exchange(take_posted_, true)) return;
-  asio::post(thread_, [self = shared_from_this()] { self->take(); });
+  asio::post(thread_, [self = shared_from_this()] { self->hold_then_take(); });
+}
+
+void stream_fanout::hold_then_take() {
+  if (hold_.count() == 0) return take();
+  timer_.expires_after(hold_);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code) { self->take(); });
 }
 
 void stream_fanout::take() {

@@ -4,6 +4,11 @@
 // the bus's lock was held for 10,000 locks and posts per event (about 1,100 instructions per
 // frame of a fan-out, callgrind; bench/README.md).
 //
+// A take waits `hold` after the first event of a batch, so that what follows close behind it
+// joins the batch: a zero-second task's three events were three writes to each client, as the
+// worker that makes them runs between takes on the same thread (one per event at 10,000 streams,
+// bench/README.md). Nothing is dropped or reordered; the first event is only that much later.
+//
 // Closes come through the same inbox, behind the events handed over before them: posts to a
 // network thread's io_context are not ordered between threads (docs/development.md), and a
 // close posted on its own could overtake a task's last event.
@@ -13,8 +18,10 @@
 #include "tasks/event_bus.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -26,8 +33,10 @@ class stream_client;
 class stream_fanout final : public tasks::event_sink,
                             public std::enable_shared_from_this<stream_fanout> {
  public:
-  // `thread`: the executor every client of this fanout runs on (one thread runs it).
-  explicit stream_fanout(boost::asio::any_io_executor thread) : thread_(std::move(thread)) {}
+  // `thread`: the executor every client of this fanout runs on (one thread runs it). `hold`:
+  // how long a take gathers before it hands over (0: the take runs when the thread gets to it).
+  stream_fanout(boost::asio::any_io_executor thread, std::chrono::microseconds hold = {})
+      : thread_(std::move(thread)), hold_(hold), timer_(thread_) {}
 
   const boost::asio::any_io_executor& executor() const { return thread_; }
 
@@ -48,10 +57,13 @@ class stream_fanout final : public tasks::event_sink,
     boost::beast::websocket::close_reason reason;
     frame last;
   };
-  void post_take();  // under mutex_, when no take is due yet
-  void take();       // the thread
+  void post_take();       // under mutex_, when no take is due yet
+  void hold_then_take();  // the thread
+  void take();            // the thread
 
   boost::asio::any_io_executor thread_;
+  std::chrono::microseconds hold_;
+  boost::asio::steady_timer timer_;  // the thread only
   std::mutex mutex_;
   std::vector<tasks::event_ptr> inbox_;  // handed over, not yet taken by the thread
   std::vector<close_request> closes_;    // applied after the events taken with them

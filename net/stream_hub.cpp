@@ -25,7 +25,7 @@ std::shared_ptr<stream_fanout> stream_hub::fanout_for(const asio::any_io_executo
   std::lock_guard lock(mutex_);
   for (auto& f : fanouts_)
     if (f->executor() == thread) return f;
-  auto f = std::make_shared<stream_fanout>(thread);
+  auto f = std::make_shared<stream_fanout>(thread, settings_.batch_window);
   bus_.subscribe(f, std::nullopt, true);  // live events only: each client has its own replay
   fanouts_.push_back(f);
   return f;

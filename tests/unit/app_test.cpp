@@ -31,11 +31,11 @@ BOOST_AUTO_TEST_CASE(defaults_match_the_design) {
 // Each part is given the configured values, never a default of its own (workers were 8 in the
 // config and 4 in the service's settings; the longest sleep 20 s and 3600 s).
 BOOST_AUTO_TEST_CASE(every_part_gets_the_configured_values) {
-  auto c =
-      parse({"--workers",        "3",      "--max-task-seconds",    "7",   "--task-seconds",  "2",
-             "--queue-capacity", "11",     "--ws-send-queue",       "13",  "--close-timeout", "1.5",
-             "--header-limit",   "5000",   "--lease-seconds",       "9",   "--database-pool", "6",
-             "--store",          "memory", "--ws-send-queue-bytes", "4096"});
+  auto c = parse(
+      {"--workers",        "3",      "--max-task-seconds",    "7",    "--task-seconds",  "2",
+       "--queue-capacity", "11",     "--ws-send-queue",       "13",   "--close-timeout", "1.5",
+       "--header-limit",   "5000",   "--lease-seconds",       "9",    "--database-pool", "6",
+       "--store",          "memory", "--ws-send-queue-bytes", "4096", "--ws-batch-us",   "250"});
   auto service = app::service_settings_of(c);
   BOOST_TEST(service.workers == 3u);
   BOOST_TEST(service.queue_capacity == 11u);
@@ -52,6 +52,7 @@ BOOST_AUTO_TEST_CASE(every_part_gets_the_configured_values) {
   BOOST_TEST(streams.send_queue_limit == 13u);
   BOOST_TEST(streams.send_queue_byte_limit == 4096u);
   BOOST_TEST(streams.close_timeout.count() == 1500);
+  BOOST_TEST(streams.batch_window.count() == 250);
   BOOST_TEST(app::drain_settings_of(c).close_timeout.count() == 1500);
   BOOST_TEST(app::http_limits_of(c).header_limit == 5000u);
   BOOST_TEST(app::journal_settings_of(c, "me").lease.count() == 9000);
@@ -86,6 +87,7 @@ BOOST_AUTO_TEST_CASE(bad_values_name_the_knob) {
   BOOST_TEST(message_of({"--log-level", "loud"}).find("debug") != std::string::npos);
   BOOST_TEST(message_of({"--no-such-knob"}).find("no-such-knob") != std::string::npos);
   BOOST_TEST(message_of({"--store", "mysql"}).find("postgres") != std::string::npos);
+  BOOST_TEST(message_of({"--ws-batch-us", "200000"}).find("--ws-batch-us") != std::string::npos);
   BOOST_TEST(message_of({"--database-pool", "0"}).find("--database-pool") != std::string::npos);
   BOOST_TEST(message_of({"--database-timeout", "0"}).find("--database-timeout") !=
              std::string::npos);

@@ -340,6 +340,42 @@ BOOST_AUTO_TEST_CASE(a_close_requested_elsewhere_goes_out_after_what_was_deliver
   f->remove(*c);
 }
 
+// A worker publishes a short task's events from handlers that run between the fanout's takes on
+// the same thread. Without a hold, each event is a burst (a write) of its own to every client;
+// with one, the events that come while the take waits go to each client as one burst.
+BOOST_AUTO_TEST_CASE(a_fanout_that_holds_gives_what_came_meanwhile_as_one_burst) {
+  using namespace std::chrono_literals;
+  for (auto hold : {std::chrono::microseconds(0), std::chrono::microseconds(50ms)}) {
+    asio::io_context io(1);
+    auto f = std::make_shared<net::stream_fanout>(io.get_executor(), hold);
+    auto c = std::make_shared<net::stream_client>(f, "c", std::make_shared<net::send_limit>(10));
+    int bursts = 0;
+    taken t;
+    c->out().on_ready([&out = c->out(), &t, &bursts] {
+      ++bursts;
+      take_all(out, t);
+    });
+    asio::post(io, [f, c] { f->add(c); });
+    io.run();
+    io.restart();
+    // queued, then running and succeeded from two later handlers, as the worker's hops are.
+    asio::post(io, [&io, f] {
+      f->deliver(event(1, "t"));
+      asio::post(io, [&io, f] {
+        f->deliver(event(2, "t"));
+        asio::post(io, [f] { f->deliver(event(3, "t")); });
+      });
+    });
+    io.run();
+    io.restart();
+    BOOST_TEST(t.frames == (std::vector<std::string>{"1", "2", "3"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(bursts == (hold.count() == 0 ? 3 : 1), "hold " << hold.count() << " us");
+    c->out().on_ready(nullptr);
+    f->remove(*c);
+  }
+}
+
 #ifdef __linux__
 // A burst is held while corked and goes out together once the cork is lifted.
 BOOST_AUTO_TEST_CASE(a_corked_socket_sends_what_it_held_once_uncorked) {
