@@ -29,11 +29,8 @@ struct stream_settings {
   std::size_t send_buffer{};
   std::chrono::milliseconds ping_interval{};  // dead peers are dropped after twice this
   std::chrono::milliseconds close_timeout{};  // close handshake wait
-  // How long a network thread gathers events before it hands them to its streams: events that
-  // come close together (a short task's queued, running and succeeded) go to each client in one
-  // write instead of one each, for at most this much more latency (stream_fanout.hpp).
-  std::chrono::microseconds batch_window{};
-  std::string pod;  // the hello frame's
+  std::chrono::microseconds batch_window{};   // a fanout's hold (stream_fanout.hpp says why)
+  std::string pod;                            // the hello frame's
   std::string pod_namespace;
 };
 
