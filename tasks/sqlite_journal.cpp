@@ -42,17 +42,18 @@ struct sqlite_journal::statements {
   explicit statements(sqlite3* db)
       : upsert(
             db,
-            "INSERT INTO tasks(id, kind, params, status, progress, message, created_ms, started_ms,"
-            " finished_ms, result, error, idempotency_key, attempt, finished_seq, lease_owner,"
-            " lease_expires_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-            " ?15, ?16) ON CONFLICT(id) DO UPDATE SET status = ?4, progress = ?5, message = ?6,"
+            "INSERT INTO tasks(row_key, id, kind, params, status, progress, message, created_ms,"
+            " started_ms, finished_ms, result, error, idempotency_key, attempt, finished_seq,"
+            " lease_owner, lease_expires_ms) VALUES(?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+            " ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT(row_key) DO UPDATE SET status = ?4,"
+            " progress = ?5, message = ?6,"
             " started_ms = ?8, finished_ms = ?9, result = ?10, error = ?11, attempt = ?13,"
             " finished_seq = ?14, lease_owner = ?15, lease_expires_ms = ?16"),
         event(db, "INSERT INTO events VALUES(?1, ?2, ?3)"),
         prune(db, "DELETE FROM events WHERE seq <= ?1"),
         forget(db,
-               "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE finished_seq IS"
-               " NOT NULL ORDER BY finished_seq LIMIT ?1)"),
+               "DELETE FROM tasks WHERE row_key IN (SELECT row_key FROM tasks WHERE finished_seq"
+               " IS NOT NULL ORDER BY finished_seq LIMIT ?1)"),
         renew(db,
               "UPDATE tasks SET lease_expires_ms = ?1 WHERE status = 'running' AND"
               " lease_owner = ?2") {}
@@ -89,8 +90,8 @@ stored_state sqlite_journal::load() {
     }
     statement tasks(db_,
                     "SELECT id, kind, params, status, progress, message, created_ms, started_ms,"
-                    " finished_ms, result, error, idempotency_key, attempt FROM tasks"
-                    " ORDER BY finished_seq IS NULL, finished_seq, rowid");
+                    " finished_ms, result, error, idempotency_key, attempt, row_key FROM tasks"
+                    " ORDER BY finished_seq IS NULL, finished_seq, row_key");
     while (tasks.step()) {
       task_record t;
       t.id = tasks.text(0);
@@ -106,7 +107,10 @@ stored_state sqlite_journal::load() {
       if (!tasks.null(10)) t.error = tasks.text(10);
       if (!tasks.null(11)) t.idempotency_key = tasks.text(11);
       t.attempt = static_cast<int>(tasks.integer(12));
-      if (is_final(t.status)) ++finished_rows_;
+      if (is_final(t.status))
+        ++finished_rows_;
+      else
+        rows_.emplace(t.id, tasks.integer(13));
       st.tasks.push_back(std::move(t));
     }
     statement events(db_,
@@ -243,6 +247,9 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
     std::unordered_map<std::string_view, std::size_t> last_change;
     for (std::size_t i = 0; i < batch.size(); ++i) last_change[batch[i].task.id] = i;
     std::size_t finishing = 0;
+    // rows_ changes only once the commit has: a failed batch is written again, rows and all.
+    std::vector<std::pair<const std::string*, std::int64_t>> new_rows;
+    std::vector<const std::string*> ended;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto& e = batch[i];
       const auto& t = e.task;
@@ -279,7 +286,18 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
         upsert.bind_null(15);
         upsert.bind_null(16);
       }
+      auto row = rows_.find(t.id);
+      if (row != rows_.end()) {
+        upsert.bind(17, row->second);
+      } else {
+        upsert.bind_null(17);  // a new row, numbered after the last
+      }
       upsert.run();
+      if (is_final(t.status)) {
+        if (row != rows_.end()) ended.push_back(&t.id);
+      } else if (row == rows_.end()) {
+        new_rows.emplace_back(&t.id, sqlite3_last_insert_rowid(db_));
+      }
     }
     // Pruning touches old pages, so it waits until an eighth of the retention is due at once
     // (the load reads only the newest `retention`): most commits write only new pages.
@@ -301,6 +319,8 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
     }
     sqlite::exec(db_, "COMMIT");
     finished_rows_ = finished_rows_ + finishing - excess;
+    for (auto& [id, row] : new_rows) rows_.emplace(*id, row);
+    for (const auto* id : ended) rows_.erase(*id);
     return true;
   } catch (const sqlite_failure& e) {
     sqlite::rollback(db_);

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 struct sqlite3;
@@ -80,6 +81,9 @@ class sqlite_journal final : public task_journal {
   std::size_t finished_rows_ = 0;            // writer thread only
   std::uint64_t pruned_through_ = 0;         // writer thread only
   std::uint64_t commits_ = 0, changes_ = 0;  // writer thread only
+  // The row of every unfinished task (load() fills it, then the writer thread alone): ids are
+  // random and have no index (see the schema), and a finished task is never written again.
+  std::unordered_map<std::string, std::int64_t> rows_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

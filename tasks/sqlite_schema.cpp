@@ -22,6 +22,28 @@ CREATE INDEX tasks_by_finish ON tasks(finished_seq) WHERE finished_seq IS NOT NU
 -- The newest event is never pruned: its seq is where the next process numbers on from.
 CREATE TABLE events(seq INTEGER PRIMARY KEY, task_id TEXT NOT NULL, frame TEXT NOT NULL);
 )sql",
+    // Rows keyed by the order they were written, and no index on the random ids: an index on
+    // them put every commit's inserts (and retention's deletes) on random pages, rewritten whole
+    // into the WAL. The journal finds an unfinished task's row in memory (sqlite_journal.hpp).
+    R"sql(
+CREATE TABLE tasks_v2(
+  row_key INTEGER PRIMARY KEY,
+  id TEXT NOT NULL, kind TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
+  progress REAL NOT NULL, message TEXT NOT NULL, created_ms INTEGER NOT NULL,
+  started_ms INTEGER, finished_ms INTEGER, result TEXT NOT NULL, error TEXT,
+  idempotency_key TEXT, attempt INTEGER NOT NULL,
+  finished_seq INTEGER,
+  lease_owner TEXT, lease_expires_ms INTEGER);
+INSERT INTO tasks_v2(id, kind, params, status, progress, message, created_ms, started_ms,
+  finished_ms, result, error, idempotency_key, attempt, finished_seq, lease_owner,
+  lease_expires_ms)
+  SELECT id, kind, params, status, progress, message, created_ms, started_ms, finished_ms,
+    result, error, idempotency_key, attempt, finished_seq, lease_owner, lease_expires_ms
+  FROM tasks ORDER BY rowid;
+DROP TABLE tasks;
+ALTER TABLE tasks_v2 RENAME TO tasks;
+CREATE INDEX tasks_by_finish ON tasks(finished_seq) WHERE finished_seq IS NOT NULL;
+)sql",
 };
 constexpr int schema_version = static_cast<int>(std::size(migrations));
 

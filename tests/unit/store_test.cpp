@@ -131,7 +131,7 @@ BOOST_AUTO_TEST_CASE(an_empty_directory_gets_the_schema_and_one_epoch_for_good) 
     BOOST_TEST(st.last_seq == 0u);
     BOOST_TEST(st.tasks.empty());
   }
-  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "1");
+  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "2");
   BOOST_TEST(query(d.db(), "PRAGMA journal_mode") == "wal");
   sqlite_journal again(settings(d));
   BOOST_TEST(again.load().epoch == epoch);
@@ -187,6 +187,48 @@ BOOST_AUTO_TEST_CASE(changes_survive_a_reopen_in_order_and_seq_goes_on) {
   queued.move_to(task_status::running);
   BOOST_TEST(r.store(queued));
   BOOST_TEST(r.delivered.back()->seq == 6u);
+}
+
+// A database written by the first schema (tasks keyed by their id) keeps its tasks and events.
+BOOST_AUTO_TEST_CASE(a_first_version_database_is_migrated_with_its_tasks) {
+  data_dir d;
+  execute(d.db(), R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE tasks(
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
+  progress REAL NOT NULL, message TEXT NOT NULL, created_ms INTEGER NOT NULL,
+  started_ms INTEGER, finished_ms INTEGER, result TEXT NOT NULL, error TEXT,
+  idempotency_key TEXT, attempt INTEGER NOT NULL, finished_seq INTEGER,
+  lease_owner TEXT, lease_expires_ms INTEGER);
+CREATE INDEX tasks_by_finish ON tasks(finished_seq) WHERE finished_seq IS NOT NULL;
+CREATE TABLE events(seq INTEGER PRIMARY KEY, task_id TEXT NOT NULL, frame TEXT NOT NULL);
+INSERT INTO meta VALUES('epoch', 'old-epoch');
+INSERT INTO tasks VALUES('b-done', 'sleep', '{"seconds":1}', 'succeeded', 1, 'done', 1000, 1001,
+  1002, '{"slept":1}', NULL, 'key-b', 1, 2, NULL, NULL);
+INSERT INTO tasks VALUES('a-queued', 'sleep', '{"seconds":2}', 'queued', 0, 'queued', 1003, NULL,
+  NULL, 'null', NULL, NULL, 0, NULL, NULL, NULL);
+INSERT INTO events VALUES(2, 'b-done', '{"seq":2}');
+PRAGMA user_version = 1;
+)sql");
+  task_record queued;
+  {
+    running_journal r(settings(d));
+    auto st = r.start();
+    BOOST_TEST(st.epoch == "old-epoch");
+    BOOST_TEST(st.last_seq == 2u);
+    BOOST_REQUIRE(st.tasks.size() == 2u);
+    BOOST_TEST(st.tasks[0].id == "b-done");
+    BOOST_TEST(*st.tasks[0].idempotency_key == "key-b");
+    BOOST_TEST(st.tasks[1].id == "a-queued");
+    BOOST_TEST(st.tasks[1].params.at("seconds").as_int64() == 2);
+    queued = st.tasks[1];
+    queued.move_to(task_status::running);
+    BOOST_TEST(r.store(queued));
+  }
+  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "2");
+  // The task left queued by the old process is written in its row, not in a second one.
+  BOOST_TEST(query(d.db(), "SELECT count(*) FROM tasks") == "2");
+  BOOST_TEST(query(d.db(), "SELECT status FROM tasks WHERE id = 'a-queued'") == "running");
 }
 
 BOOST_AUTO_TEST_CASE(a_running_task_holds_a_lease_that_is_renewed_and_released) {
