@@ -261,16 +261,19 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
       if (is_final(t.status)) ++finishing;
       if (last_change[t.id] != i) continue;
       bool running = t.status == task_status::running;
+      // Bound without a copy: alive until the upsert has run.
+      const std::string params = boost::json::serialize(t.params.get());
+      const std::string result = boost::json::serialize(t.result);
       upsert.bind(1, std::string_view(t.id));
       upsert.bind(2, std::string_view(t.kind));
-      upsert.bind(3, std::string_view(boost::json::serialize(t.params.get())));
+      upsert.bind(3, std::string_view(params));
       upsert.bind(4, to_string(t.status));
       upsert.bind(5, t.progress);
       upsert.bind(6, std::string_view(t.message));
       upsert.bind(7, to_ms(t.created_at));
       upsert.bind(8, to_ms(t.started_at));
       upsert.bind(9, to_ms(t.finished_at));
-      upsert.bind(10, std::string_view(boost::json::serialize(t.result)));
+      upsert.bind(10, std::string_view(result));
       upsert.bind(11, t.error);
       upsert.bind(12, t.idempotency_key);
       upsert.bind(13, static_cast<std::int64_t>(t.attempt));

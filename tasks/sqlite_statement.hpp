@@ -33,8 +33,9 @@ class statement {
 
   void bind(int i, std::int64_t v) { check(db_, sqlite3_bind_int64(s_, i, v)); }
   void bind(int i, double v) { check(db_, sqlite3_bind_double(s_, i, v)); }
+  // Not copied (SQLITE_STATIC): the text must stay alive until run() or the last step().
   void bind(int i, std::string_view v) {
-    check(db_, sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    check(db_, sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
   }
   void bind_null(int i) { check(db_, sqlite3_bind_null(s_, i)); }
   template <typename T>
@@ -50,9 +51,11 @@ class statement {
     return rc == SQLITE_ROW;
   }
   // Steps once and resets, failed or not: a prepared statement is used again next commit.
+  // Its text bindings are cleared too: they point at the caller's strings.
   void run() {
     int rc = sqlite3_step(s_);
     sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
     check(db_, rc);
   }
   std::int64_t integer(int c) const { return sqlite3_column_int64(s_, c); }
