@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE wire
 #include "net/outbox.hpp"
 #include "net/ws_wire.hpp"
+#include "tcp_segments.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -65,6 +66,7 @@ struct server {
   asio::awaitable<void> serve() {
     auto socket = co_await acceptor.async_accept(asio::use_awaitable);
     if (send_buffer) socket.set_option(asio::socket_base::send_buffer_size(send_buffer));
+    socket.set_option(tcp::no_delay(true));  // as the listener does: every send may be a segment
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     beast::http::request<beast::http::string_body> req;
@@ -117,6 +119,13 @@ struct client {
     beast::flat_buffer b;
     ws.read(b);
     return beast::buffers_to_string(b.data());
+  }
+  // The socket for plain ::recv, bounded by a receive timeout (Asio's blocking read would poll
+  // past it): a server that never sends what the test waits for fails it instead of hanging it.
+  int bounded_fd() {
+    timeval bound{5, 0};
+    ::setsockopt(ws.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+    return ws.next_layer().native_handle();
   }
   // Reads until the server's close; Beast answers it. The close's code.
   std::uint16_t read_until_close() {
@@ -269,6 +278,27 @@ BOOST_AUTO_TEST_CASE(a_burst_larger_than_the_kernel_takes_arrives_whole_and_in_o
   BOOST_TEST(s.sent.load() == static_cast<std::size_t>(frames));  // counted once all went
 }
 
+// A burst of more buffers than one writev takes still leaves in full segments: each writev but
+// the last holds its tail back for the next. Small frames here, so one segment holds them all.
+BOOST_AUTO_TEST_CASE(a_burst_of_many_writes_leaves_in_full_segments) {
+  server s(normal);
+  client c(s);
+  const int fd = c.bounded_fd();
+  const auto before = test::data_segments_in(fd);
+  constexpr int frames = 200;  // 400 buffers: seven writev calls of at most 64
+  s.post([](net::outbox& out) {
+    out.begin_burst();
+    for (int i = 0; i < frames; ++i) out.push(text("x"));
+    out.end_burst();
+  });
+  std::string got(frames * 3, '\0');  // each: 0x81, length 1, "x"
+  auto n = ::recv(fd, got.data(), got.size(), MSG_WAITALL);
+  BOOST_TEST(n == static_cast<ssize_t>(got.size()));
+  BOOST_TEST(got.substr(0, 3) == "\x81\x01x");
+  BOOST_TEST(test::data_segments_in(fd) - before == 1u,
+             "one segment for the burst, not one per writev");
+}
+
 // Terminal cancellation (the drain's deadline, through the cancellation tree) ends the stream
 // at once: the wire completes and the socket is closed, with no close handshake.
 BOOST_AUTO_TEST_CASE(terminal_cancellation_ends_the_wire_and_closes_the_socket) {
@@ -291,17 +321,14 @@ BOOST_AUTO_TEST_CASE(our_fin_follows_our_close_and_the_answer_still_ends_the_str
   server s(normal);
   client c(s);
   auto& raw = c.ws.next_layer();
-  // Plain recv with a receive timeout (Asio's blocking read would poll past it): a server that
-  // waits for the answer before its FIN fails here instead of hanging the test.
-  timeval bound{5, 0};
-  ::setsockopt(raw.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+  const int fd = c.bounded_fd();  // a server that waits for the answer before its FIN fails
   s.post([](net::outbox& out) {
     out.close(websocket::close_reason(websocket::close_code::service_restart), text("draining"));
   });
   std::string got;
   ssize_t n = 0;
   std::array<char, 256> b{};
-  while ((n = ::recv(raw.native_handle(), b.data(), b.size(), 0)) > 0)
+  while ((n = ::recv(fd, b.data(), b.size(), 0)) > 0)
     got.append(b.data(), static_cast<std::size_t>(n));
   BOOST_TEST(n == 0, "no end of stream before the answer");
   // A text frame "draining", then a close frame with 1012 (0x03f4), and nothing after.
