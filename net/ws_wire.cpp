@@ -1,5 +1,6 @@
 #include "net/ws_wire.hpp"
 
+#include "net/tcp_cork.hpp"
 #include "net/ws_frame.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -32,9 +33,7 @@ std::array<asio::const_buffer, 2> text_frame(const std::string& text, ws::header
 // Asio hands at most this many buffers to one writev.
 constexpr std::size_t buffers_per_call = 64;
 
-// What a send holds back for the next one (or for the FIN), on Linux: with TCP_NODELAY on, each
-// writev would otherwise end in a segment of its own, and on loopback the receiver's processing
-// of each segment is charged to the sender's CPU.
+// What a send holds back for the next one (or for the FIN), as TCP_CORK does, on Linux.
 #ifdef MSG_MORE
 constexpr int more_follows = MSG_MORE;
 #else
@@ -194,6 +193,7 @@ class wire {
   std::vector<ws::header> headers_;
   std::vector<asio::const_buffer> buffers_;
   std::string close_frame_;
+  tcp_cork cork_{socket_};
 
   int pending_ = 0;
   bool ended_ = false;
@@ -274,16 +274,16 @@ void wire::write_more() {
                          : ws::close_frame(code, {b.close->reason.data(), b.close->reason.size()});
       buffers_.emplace_back(asio::buffer(close_frame_));
     }
-    // As much as the kernel takes now, one writev at a time; `first` is what is left. Every
-    // writev but the batch's last holds its tail back for the next, so a burst leaves in full
-    // segments; a close holds back even the last, for written() to send our FIN in its segment.
+    // More than one system call's worth of buffers: full segments until the last one.
+    cork_.hold(buffers_.size() > buffers_per_call);
+    // A close is held back until written() sends our FIN, so that goes in its segment.
+    const int flags = b.close ? more_follows : 0;
+    // As much as the kernel takes now, one writev at a time; `first` is what is left.
     std::size_t first = 0;
     boost::system::error_code ec;
     while (first < buffers_.size()) {
-      const std::size_t count = std::min(buffers_per_call, buffers_.size() - first);
-      std::span<const asio::const_buffer> chunk(buffers_.data() + first, count);
-      const bool last = first + count == buffers_.size();
-      const int flags = !last || b.close ? more_follows : 0;
+      std::span<const asio::const_buffer> chunk(
+          buffers_.data() + first, std::min(buffers_per_call, buffers_.size() - first));
       std::size_t offered = asio::buffer_size(chunk);
       std::size_t n = socket_.send(chunk, flags, ec);
       if (ec) break;
@@ -295,8 +295,6 @@ void wire::write_more() {
     }
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return end();
     if (first < buffers_.size()) {
-      // The kernel's buffer is full: the rest goes as it drains, in full segments anyway, and
-      // its last send (no MSG_MORE) pushes whatever was held.
       writing_ = true;
       ++pending_;
       std::span<const asio::const_buffer> rest(buffers_.data() + first, buffers_.size() - first);
@@ -306,12 +304,14 @@ void wire::write_more() {
           end();
         else if (!ended_)
           guarded([this] {
+            cork_.hold(false);
             if (written()) write_more();
           });
         release();
       });
       return;
     }
+    cork_.hold(false);
     if (!written()) return;
   }
 }
@@ -322,9 +322,8 @@ bool wire::written() {
   if (b.close) {
     close_sent_ = true;
     // Nothing follows our close, so our FIN goes now, in the close frame's segment (held back by
-    // more_follows, or still queued behind a full buffer): the server closes TCP first (RFC
-    // 6455, 7.1.1) with no segment of its own for the FIN after the peer's answer. Reading stays
-    // open for that answer.
+    // more_follows): the server closes TCP first (RFC 6455, 7.1.1) with no segment of its own for
+    // the FIN after the peer's answer. Reading stays open for that answer.
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     if (no_answer_)

@@ -278,8 +278,8 @@ BOOST_AUTO_TEST_CASE(a_burst_larger_than_the_kernel_takes_arrives_whole_and_in_o
   BOOST_TEST(s.sent.load() == static_cast<std::size_t>(frames));  // counted once all went
 }
 
-// A burst of more buffers than one writev takes still leaves in full segments: each writev but
-// the last holds its tail back for the next. Small frames here, so one segment holds them all.
+// A burst of more buffers than one writev takes still leaves in full segments (the wire corks the
+// socket until the last writev). Small frames here, so one segment holds them all.
 BOOST_AUTO_TEST_CASE(a_burst_of_many_writes_leaves_in_full_segments) {
   server s(normal);
   client c(s);
