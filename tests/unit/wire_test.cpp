@@ -297,6 +297,9 @@ BOOST_AUTO_TEST_CASE(a_burst_of_many_writes_leaves_in_full_segments) {
   BOOST_TEST(got.substr(0, 3) == "\x81\x01x");
   BOOST_TEST(test::data_segments_in(fd) - before == 1u,
              "one segment for the burst, not one per writev");
+  beast::error_code ec;
+  c.ws.close(websocket::close_code::normal, ec);
+  BOOST_TEST(s.ends_within(5s));  // the wire deletes itself before the server goes
 }
 
 // Terminal cancellation (the drain's deadline, through the cancellation tree) ends the stream
