@@ -237,10 +237,45 @@ void sqlite_journal::settle(std::vector<journal_entry>& batch, bool stored) {
   for (auto& a : answers) a(stored);
 }
 
+// The task's row in its state after change `seq`: a new row when `row` is empty.
+void sqlite_journal::upsert_task(const task_record& t, std::int64_t seq,
+                                 std::optional<std::int64_t> row) {
+  auto& upsert = statements_->upsert;
+  // Bound without a copy: alive until the upsert has run.
+  const std::string params = boost::json::serialize(t.params.get());
+  const std::string result = boost::json::serialize(t.result);
+  upsert.bind(1, std::string_view(t.id));
+  upsert.bind(2, std::string_view(t.kind));
+  upsert.bind(3, std::string_view(params));
+  upsert.bind(4, to_string(t.status));
+  upsert.bind(5, t.progress);
+  upsert.bind(6, std::string_view(t.message));
+  upsert.bind(7, to_ms(t.created_at));
+  upsert.bind(8, to_ms(t.started_at));
+  upsert.bind(9, to_ms(t.finished_at));
+  upsert.bind(10, std::string_view(result));
+  upsert.bind(11, t.error);
+  upsert.bind(12, t.idempotency_key);
+  upsert.bind(13, static_cast<std::int64_t>(t.attempt));
+  if (is_final(t.status)) {
+    upsert.bind(14, seq);
+  } else {
+    upsert.bind_null(14);
+  }
+  if (t.status == task_status::running) {
+    upsert.bind(15, std::string_view(settings_.owner));
+    upsert.bind(16, now_ms() + settings_.lease.count());
+  } else {
+    upsert.bind_null(15);
+    upsert.bind_null(16);
+  }
+  upsert.bind(17, row);  // null: numbered after the last row
+  upsert.run();
+}
+
 bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
   try {
     sqlite::exec(db_, "BEGIN IMMEDIATE");
-    auto& upsert = statements_->upsert;
     auto& event = statements_->event;
     // A task that changed several times in one batch (queued, running, succeeded) is written
     // once, in its last state; every event is written.
@@ -260,42 +295,8 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
       event.run();
       if (is_final(t.status)) ++finishing;
       if (last_change[t.id] != i) continue;
-      bool running = t.status == task_status::running;
-      // Bound without a copy: alive until the upsert has run.
-      const std::string params = boost::json::serialize(t.params.get());
-      const std::string result = boost::json::serialize(t.result);
-      upsert.bind(1, std::string_view(t.id));
-      upsert.bind(2, std::string_view(t.kind));
-      upsert.bind(3, std::string_view(params));
-      upsert.bind(4, to_string(t.status));
-      upsert.bind(5, t.progress);
-      upsert.bind(6, std::string_view(t.message));
-      upsert.bind(7, to_ms(t.created_at));
-      upsert.bind(8, to_ms(t.started_at));
-      upsert.bind(9, to_ms(t.finished_at));
-      upsert.bind(10, std::string_view(result));
-      upsert.bind(11, t.error);
-      upsert.bind(12, t.idempotency_key);
-      upsert.bind(13, static_cast<std::int64_t>(t.attempt));
-      if (is_final(t.status)) {
-        upsert.bind(14, seq);
-      } else {
-        upsert.bind_null(14);
-      }
-      if (running) {
-        upsert.bind(15, std::string_view(settings_.owner));
-        upsert.bind(16, now_ms() + settings_.lease.count());
-      } else {
-        upsert.bind_null(15);
-        upsert.bind_null(16);
-      }
       auto row = rows_.find(t.id);
-      if (row != rows_.end()) {
-        upsert.bind(17, row->second);
-      } else {
-        upsert.bind_null(17);  // a new row, numbered after the last
-      }
-      upsert.run();
+      upsert_task(t, seq, row == rows_.end() ? std::nullopt : std::optional(row->second));
       if (is_final(t.status)) {
         if (row != rows_.end()) ended.push_back(&t.id);
       } else if (row == rows_.end()) {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -69,6 +70,7 @@ class sqlite_journal final : public task_journal {
  private:
   void run();
   bool write(const std::vector<journal_entry>& batch);
+  void upsert_task(const task_record& t, std::int64_t seq, std::optional<std::int64_t> row);
   void renew_leases();
   void settle(std::vector<journal_entry>& batch, bool stored);
 

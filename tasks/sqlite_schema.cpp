@@ -87,7 +87,7 @@ sqlite3* open_journal(const std::filesystem::path& file, std::string_view owner)
     // commits on power loss or a kernel panic; FULL fsyncs the WAL at every commit, so a 2xx
     // (sent only after its commit) means the task is on the disk. Group commit pays for it.
     exec(db, "PRAGMA synchronous = FULL");
-    exec(db, "PRAGMA cache_size = -16384");  // 16 MiB: the indexes' pages stay in memory
+    exec(db, "PRAGMA cache_size = -16384");  // 16 MiB: the pages commits touch stay in memory
     // A checkpoint copies the latest version of every page the WAL holds into the database;
     // most commits rewrite the same last pages, so a longer WAL (32 MiB, not 4) copies each of
     // them once for eight times as many commits: 14% fewer bytes written per task.
