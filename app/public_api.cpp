@@ -152,7 +152,7 @@ asio::awaitable<response> post_task(app_state& s, request& req, std::string) {
   }
   if (bad) co_return std::move(*bad);
   if (auto refused = refusal(a)) co_return std::move(*refused);
-  auto res = task_response(status::accepted, *a.task);
+  auto res = net::json_text_response(status::accepted, std::move(a.text));
   res.set(http::field::location, "/v1/tasks/" + a.task->id);
   if (a.outcome == tasks::admit_outcome::replayed) res.set("Idempotent-Replayed", "true");
   co_return res;

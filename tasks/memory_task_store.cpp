@@ -18,7 +18,7 @@ void memory_task_store::insert(const task_record& t) {
 
 void memory_task_store::erase(std::string_view id) {
   std::lock_guard lock(mutex_);
-  auto it = tasks_.find(std::string(id));
+  auto it = tasks_.find(id);
   if (it == tasks_.end()) return;
   --counts_[static_cast<std::size_t>(it->second.status)];
   drop_key(it->second);
@@ -56,14 +56,19 @@ void memory_task_store::forget_oldest() {
 
 std::optional<task_record> memory_task_store::get(std::string_view id) const {
   std::lock_guard lock(mutex_);
-  auto it = tasks_.find(std::string(id));
+  auto it = tasks_.find(id);
   if (it == tasks_.end()) return std::nullopt;
   return it->second;
 }
 
+bool memory_task_store::contains(std::string_view id) const {
+  std::lock_guard lock(mutex_);
+  return tasks_.contains(id);
+}
+
 std::optional<task_record> memory_task_store::find_by_idempotency_key(std::string_view key) const {
   std::lock_guard lock(mutex_);
-  auto k = keys_.find(std::string(key));
+  auto k = keys_.find(key);
   if (k == keys_.end()) return std::nullopt;
   return tasks_.at(k->second);
 }

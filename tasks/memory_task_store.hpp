@@ -7,7 +7,10 @@
 #include "tasks/task_store.hpp"
 
 #include <deque>
+#include <functional>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace quiesce::tasks {
@@ -20,6 +23,7 @@ class memory_task_store final : public task_store {
   void update(const task_record& t) override;
   void erase(std::string_view id) override;
   std::optional<task_record> get(std::string_view id) const override;
+  bool contains(std::string_view id) const override;
   std::optional<task_record> find_by_idempotency_key(std::string_view key) const override;
   std::array<std::size_t, status_count> count_by_status() const override;
 
@@ -27,9 +31,18 @@ class memory_task_store final : public task_store {
   void forget_oldest();                 // under mutex_
   void drop_key(const task_record& t);  // under mutex_
 
+  // Looked up by string_view without building a std::string: an id is too long for the small
+  // string buffer, so each lookup by a temporary string was an allocation.
+  struct text_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <typename T>
+  using by_text = std::unordered_map<std::string, T, text_hash, std::equal_to<>>;
+
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, task_record> tasks_;
-  std::unordered_map<std::string, std::string> keys_;  // idempotency key -> task id
+  by_text<task_record> tasks_;
+  by_text<std::string> keys_;  // idempotency key -> task id
   std::array<std::size_t, status_count> counts_{};
   std::size_t retention_;
   std::deque<std::string> finished_;  // ids in the order they finished

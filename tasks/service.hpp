@@ -23,6 +23,9 @@ enum class admit_outcome { created, replayed, queue_full, closed, unavailable };
 struct admission {
   admit_outcome outcome;
   std::optional<task_record> task;
+  // With a task: its body as clients read it (task_text), made with the `queued` event's text,
+  // which is the same record's.
+  std::string text{};
 };
 
 enum class cancel_outcome { not_found, already_finished, cancelled };

@@ -74,9 +74,19 @@ std::string open_task_text(const task_record& t) {
   return out;
 }
 
+std::string task_text(const task_record& t) {
+  auto body = open_task_text(t);
+  body += '}';
+  return body;
+}
+
+void add_event_keys(std::string& open_task, bool requeued) {
+  open_task += requeued ? R"(,"type":"task","requeued":true)" : R"(,"type":"task")";
+}
+
 std::string open_event_text(const task_record& t, bool requeued) {
   auto body = open_task_text(t);
-  body += requeued ? R"(,"type":"task","requeued":true)" : R"(,"type":"task")";
+  add_event_keys(body, requeued);
   return body;
 }
 

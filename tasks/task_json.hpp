@@ -16,9 +16,11 @@ boost::json::object to_json(const task_record& t);
 // The same object's text, byte for byte what lifecycle::json_text(to_json(t)) gives, without its
 // closing brace, so that an event can add its own keys before closing it.
 std::string open_task_text(const task_record& t);
-inline std::string task_text(const task_record& t) { return open_task_text(t) + '}'; }
+std::string task_text(const task_record& t);
 // A task event's text before its seq (event_bus::publish and close_with_seq() add it): the task,
 // "type":"task", and "requeued":true for a task put back in the queue.
 std::string open_event_text(const task_record& t, bool requeued = false);
+// What open_event_text adds to open_task_text.
+void add_event_keys(std::string& open_task, bool requeued = false);
 
 }  // namespace quiesce::tasks

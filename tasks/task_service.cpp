@@ -19,8 +19,13 @@ task_service::task_service(service_settings settings, kind_registry kinds, task_
     : settings_(settings), kinds_(std::move(kinds)), store_(store), bus_(bus), cpu_(cpu) {}
 
 void task_service::publish(const task_record& t, std::function<void(bool)> on_stored) {
+  publish(t, open_event_text(t), std::move(on_stored));
+}
+
+void task_service::publish(const task_record& t, std::string event_text,
+                           std::function<void(bool)> on_stored) {
   if (observer_) observer_->status_changed(t);
-  bus_.publish(t, open_event_text(t), std::move(on_stored));
+  bus_.publish(t, std::move(event_text), std::move(on_stored));
 }
 
 void task_service::publish_progress(const task_record& t) { bus_.publish(t, open_event_text(t)); }
@@ -65,8 +70,10 @@ admission task_service::submit(std::string_view kind, const boost::json::object&
 
   std::unique_lock lock(mutex_);
   if (idempotency_key)
-    if (auto existing = store_.find_by_idempotency_key(*idempotency_key))
-      return {admit_outcome::replayed, std::move(existing)};
+    if (auto existing = store_.find_by_idempotency_key(*idempotency_key)) {
+      auto text = task_text(*existing);
+      return {admit_outcome::replayed, std::move(existing), std::move(text)};
+    }
   if (!accepting_) return {admit_outcome::closed, std::nullopt};
   if (queue_.size() + storing_.size() >= settings_.queue_capacity)
     return {admit_outcome::queue_full, std::nullopt};
@@ -83,8 +90,13 @@ admission task_service::submit(std::string_view kind, const boost::json::object&
   // A worker sees the task only once its `queued` event is stored (and delivered), so
   // `queued` always precedes `running`. Without a journal that is before publish() returns.
   lock.unlock();
-  publish(t, [this, id = t.id](bool stored) { admitted(id, stored); });
-  return {admit_outcome::created, std::move(t)};
+  // The answer and the event share the record's text: it is made once.
+  auto text = open_task_text(t);
+  auto event = text;
+  add_event_keys(event);
+  publish(t, std::move(event), [this, id = t.id](bool stored) { admitted(id, stored); });
+  text += '}';
+  return {admit_outcome::created, std::move(t), std::move(text)};
 }
 
 asio::awaitable<bool> task_service::stored(std::string id) {
@@ -92,7 +104,7 @@ asio::awaitable<bool> task_service::stored(std::string id) {
   {
     std::lock_guard lock(mutex_);
     auto it = storing_.find(id);
-    if (it == storing_.end()) co_return store_.get(id).has_value();  // answered already
+    if (it == storing_.end()) co_return store_.contains(id);  // answered already
     waiting = it->second;
   }
   co_await waiting->answered.wait_until([&] {

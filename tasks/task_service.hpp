@@ -96,6 +96,7 @@ class task_service final : public service {
 
   // A status change: the observer hears of it, then the bus. Progress goes to the bus only.
   void publish(const task_record& t, std::function<void(bool)> on_stored = {});
+  void publish(const task_record& t, std::string event_text, std::function<void(bool)> on_stored);
   void publish_progress(const task_record& t);
   void publish_requeued(const task_record& t);  // a `task` event with "requeued": true
   void admitted(const std::string& id, bool stored);

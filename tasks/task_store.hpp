@@ -20,6 +20,7 @@ class task_store {
   // Forgets a task whose admission could not be stored.
   virtual void erase(std::string_view id) = 0;
   virtual std::optional<task_record> get(std::string_view id) const = 0;
+  virtual bool contains(std::string_view id) const = 0;  // get() without the copy
   virtual std::optional<task_record> find_by_idempotency_key(std::string_view key) const = 0;
   virtual std::array<std::size_t, status_count> count_by_status() const = 0;
 };

@@ -116,8 +116,10 @@ void task_service::requeue(task_record& t) {
 }
 
 void task_service::finish(task_record& t, task_status status) {
-  // Progress reports changed the stored copy; keep them, then move to the final status.
-  if (auto stored = store_.get(t.id)) t.progress = stored->progress;
+  // Progress reports changed the stored copy; keep them (success sets 1.0), then move to the
+  // final status.
+  if (status != task_status::succeeded)
+    if (auto stored = store_.get(t.id)) t.progress = stored->progress;
   t.move_to(status);
   {
     std::lock_guard lock(mutex_);

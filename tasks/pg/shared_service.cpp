@@ -3,6 +3,7 @@
 
 #include "lifecycle/log.hpp"
 #include "tasks/pg/rows.hpp"
+#include "tasks/task_json.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -157,7 +158,7 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
       json::array keys;
       for (auto& p : batch) {
         if (inserted.count(p->task.id))
-          p->answer = admission{admit_outcome::created, p->task};
+          p->answer = admission{admit_outcome::created, p->task, task_text(p->task)};
         else if (p->task.idempotency_key)
           keys.push_back(json::value(*p->task.idempotency_key));
       }
@@ -174,7 +175,7 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
         if (p.answer) continue;
         if (p.task.idempotency_key)
           if (auto it = by_key.find(*p.task.idempotency_key); it != by_key.end()) {
-            p.answer = admission{admit_outcome::replayed, it->second};
+            p.answer = admission{admit_outcome::replayed, it->second, task_text(it->second)};
             continue;
           }
         if (static_cast<std::int64_t>(i) >= room)
