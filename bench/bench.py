@@ -21,6 +21,8 @@ from streams import bench_capacity, bench_fanout, bench_rate
 
 
 def bench_http():
+    """POST and readyz against nginx's fixed 202, at 1 and 2 threads. The memory store: this is
+    admission's own cost; what the sqlite store adds is bench_durability's figure."""
     out = {}
     for threads in (1, 2):
         log(f"http: nginx and quiesce at {threads} thread(s)")
@@ -30,7 +32,7 @@ def bench_http():
         finally:
             ng.terminate()
             ng.wait()
-        s = quiesce(threads=threads)
+        s = quiesce(threads=threads, store="memory")
         try:
             cpu0 = cpu_seconds(s.proc.pid)
             post = wrk(f"http://127.0.0.1:{s.port}/v1/tasks", "post_task.lua")
@@ -276,19 +278,19 @@ results["drain"] = {"sigterm_to_refused": bench_refuse(),
 
 h = results["http"]
 targets = [
-    ("POST /v1/tasks >= 0.5 x nginx (1 thread)", h["threads_1"]["post_ratio"], ">=", 0.5),
-    ("POST /v1/tasks >= 0.5 x nginx (2 threads)", h["threads_2"]["post_ratio"], ">=", 0.5),
-    ("GET /readyz >= 0.7 x nginx (1 thread)", h["threads_1"]["readyz_ratio"], ">=", 0.7),
+    ("POST /v1/tasks, memory store >= 0.5 x nginx (1 thread)", h["threads_1"]["post_ratio"], ">=", 0.5),
+    ("POST /v1/tasks, memory store >= 0.5 x nginx (2 threads)", h["threads_2"]["post_ratio"], ">=", 0.5),
+    ("GET /readyz >= 1.0 x nginx (1 thread)", h["threads_1"]["readyz_ratio"], ">=", 1.0),
     ("GET /readyz >= 0.7 x nginx (2 threads)", h["threads_2"]["readyz_ratio"], ">=", 0.7),
-    ("POST /v1/tasks sqlite >= 0.5 x memory (64 connections)", results["durability"]["ratio_c64"], ">=", 0.5),
-    (f"RSS per idle WebSocket at {BIG} <= 12 KiB", results["capacity"][1]["kib_per_connection"], "<=", 12),
-    (f"fan-out to {BIG}: p99 <= 50 ms", results["fanout"][1]["p99_ms"], "<=", 50),
+    ("POST /v1/tasks sqlite >= 0.8 x memory (64 connections)", results["durability"]["ratio_c64"], ">=", 0.8),
+    (f"RSS per idle WebSocket at {BIG} <= 6 KiB", results["capacity"][1]["kib_per_connection"], "<=", 6),
+    (f"fan-out to {BIG}: p99 <= 100 ms", results["fanout"][1]["p99_ms"], "<=", 100),
     ("frames/s to 1,000 subscribers >= 300,000", results["rate_1000"]["best_frames_per_second"], ">=", 300000),
     ("SIGTERM -> connect refused p99 <= 5 ms", results["drain"]["sigterm_to_refused"]["p99_ms"], "<=", 5),
     ("last task end -> exit, 1,000 streams <= 50 ms",
      results["drain"]["exit_with_streams"][0]["last_task_to_exit_ms"], "<=", 50),
-    (f"last task end -> exit, {BIG} streams <= 500 ms",
-     results["drain"]["exit_with_streams"][1]["last_task_to_exit_ms"], "<=", 500),
+    (f"last task end -> exit, {BIG} streams <= 300 ms",
+     results["drain"]["exit_with_streams"][1]["last_task_to_exit_ms"], "<=", 300),
 ]
 results["targets"] = [{"target": name, "value": v, "met": v >= goal if op == ">=" else v <= goal}
                       for name, v, op, goal in targets]
@@ -299,7 +301,7 @@ with open(opts.out, "w") as f:
 print(f"machine: {results['machine']['cores']} cores, {results['machine']['cpu']}, "
       f"kernel {results['machine']['kernel']}, {results['machine']['date']}; "
       f"wrk -t2 -c64 -d{WRK_SECONDS}s on the same cores\n")
-print("| HTTP | threads | req/s | p50 ms | p99 ms | of nginx |")
+print("| HTTP (memory store) | threads | req/s | p50 ms | p99 ms | of nginx |")
 print("|---|---|---|---|---|---|")
 for t in (1, 2):
     r = h[f"threads_{t}"]
