@@ -6,6 +6,8 @@
 
 #include "tasks/task_store.hpp"
 
+#include <boost/unordered/unordered_flat_map.hpp>
+
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -41,7 +43,10 @@ class memory_task_store final : public task_store {
   using by_text = std::unordered_map<std::string, T, text_hash, std::equal_to<>>;
 
   mutable std::mutex mutex_;
-  by_text<task_record> tasks_;
+  // Open addressing: a task is looked up about six times, and std::unordered_map's chained
+  // buckets made each lookup touch a node of some other task first (a cache miss at
+  // --task-retention 10,000; its lookup was 4% of a POST's CPU in perf).
+  boost::unordered_flat_map<std::string, task_record, text_hash, std::equal_to<>> tasks_;
   by_text<std::string> keys_;  // idempotency key -> task id
   std::array<std::size_t, status_count> counts_{};
   std::size_t retention_;
