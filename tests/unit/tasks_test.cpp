@@ -159,6 +159,31 @@ BOOST_AUTO_TEST_CASE(store_finds_tasks_by_idempotency_key_and_counts_status) {
   BOOST_TEST(c[size_t(task_status::running)] == 1u);
 }
 
+// Thousands of tasks through a small retention: lookups by a view into a longer text (not a
+// std::string of its own) find the kept ones, and the forgotten are gone.
+BOOST_AUTO_TEST_CASE(store_looks_ids_up_by_view_through_many_forgotten_tasks) {
+  memory_task_store s(100);
+  for (int i = 0; i < 5000; ++i) {
+    task_record t;
+    t.id = "task-" + std::to_string(i);
+    s.insert(t);
+    t.move_to(task_status::running);
+    s.update(t);
+    t.move_to(task_status::succeeded);
+    s.update(t);
+  }
+  std::string text = "task-4999 task-4900 task-4899";
+  auto view = [&](std::size_t at) { return std::string_view(text).substr(at, 9); };
+  BOOST_TEST(s.contains(view(0)));
+  BOOST_TEST(s.get(view(0))->id == "task-4999");
+  BOOST_TEST(s.get(view(0))->message == "Task task-4999 processed");
+  BOOST_TEST(s.contains(view(10)));
+  BOOST_TEST(!s.contains(view(20)));  // the 101st newest: forgotten
+  BOOST_TEST(!s.get("task-0").has_value());
+  BOOST_TEST(s.count_by_status()[size_t(task_status::succeeded)] == 100u);
+  BOOST_TEST(status_message("x", task_status::failed) == "Task x failed");
+}
+
 BOOST_AUTO_TEST_CASE(store_forgets_the_oldest_finished_task_past_its_retention) {
   memory_task_store s(2);
   std::vector<task_record> ts(4);
