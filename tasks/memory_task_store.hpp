@@ -39,15 +39,14 @@ class memory_task_store final : public task_store {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  template <typename T>
-  using by_text = std::unordered_map<std::string, T, text_hash, std::equal_to<>>;
 
   mutable std::mutex mutex_;
   // Open addressing: a task is looked up about six times, and std::unordered_map's chained
   // buckets made each lookup touch a node of some other task first (a cache miss at
   // --task-retention 10,000; its lookup was 4% of a POST's CPU in perf).
   boost::unordered_flat_map<std::string, task_record, text_hash, std::equal_to<>> tasks_;
-  by_text<std::string> keys_;  // idempotency key -> task id
+  // idempotency key -> task id
+  std::unordered_map<std::string, std::string, text_hash, std::equal_to<>> keys_;
   std::array<std::size_t, status_count> counts_{};
   std::size_t retention_;
   std::deque<std::string> finished_;  // ids in the order they finished

@@ -23,8 +23,8 @@ enum class admit_outcome { created, replayed, queue_full, closed, unavailable };
 struct admission {
   admit_outcome outcome;
   std::optional<task_record> task;
-  // With a task: its body as clients read it (task_text), made with the `queued` event's text,
-  // which is the same record's.
+  // With a task: its body as clients read it (task_text). The local service makes it with the
+  // `queued` event's text, the same record's, so that it is serialised once.
   std::string text{};
 };
 

@@ -71,6 +71,7 @@ admission task_service::submit(std::string_view kind, const boost::json::object&
   std::unique_lock lock(mutex_);
   if (idempotency_key)
     if (auto existing = store_.find_by_idempotency_key(*idempotency_key)) {
+      lock.unlock();
       auto text = task_text(*existing);
       return {admit_outcome::replayed, std::move(existing), std::move(text)};
     }

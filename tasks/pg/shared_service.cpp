@@ -79,7 +79,10 @@ asio::awaitable<admission> shared_service::admit(std::string kind, json::object 
   t.created_at = std::chrono::system_clock::now();
   t.message = status_message(t.id, task_status::queued);
   t.idempotency_key = std::move(idempotency_key);
-  co_return co_await on_db(admit_here(std::move(p)));
+  auto a = co_await on_db(admit_here(std::move(p)));
+  // Back on the caller's thread: the one database strand serves every admission.
+  if (a.task) a.text = task_text(*a.task);
+  co_return a;
 }
 
 asio::awaitable<admission> shared_service::admit_here(std::shared_ptr<pending_admission> p) {
@@ -158,7 +161,7 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
       json::array keys;
       for (auto& p : batch) {
         if (inserted.count(p->task.id))
-          p->answer = admission{admit_outcome::created, p->task, task_text(p->task)};
+          p->answer = admission{admit_outcome::created, p->task};
         else if (p->task.idempotency_key)
           keys.push_back(json::value(*p->task.idempotency_key));
       }
@@ -175,7 +178,7 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
         if (p.answer) continue;
         if (p.task.idempotency_key)
           if (auto it = by_key.find(*p.task.idempotency_key); it != by_key.end()) {
-            p.answer = admission{admit_outcome::replayed, it->second, task_text(it->second)};
+            p.answer = admission{admit_outcome::replayed, it->second};
             continue;
           }
         if (static_cast<std::int64_t>(i) >= room)
