@@ -40,15 +40,17 @@ task_status status_from(std::string_view s) {
 // The writer's statements, prepared once.
 struct sqlite_journal::statements {
   explicit statements(sqlite3* db)
-      : upsert(
-            db,
-            "INSERT INTO tasks(row_key, id, kind, params, status, progress, message, created_ms,"
-            " started_ms, finished_ms, result, error, idempotency_key, attempt, finished_seq,"
-            " lease_owner, lease_expires_ms) VALUES(?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-            " ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT(row_key) DO UPDATE SET status = ?4,"
-            " progress = ?5, message = ?6,"
-            " started_ms = ?8, finished_ms = ?9, result = ?10, error = ?11, attempt = ?13,"
-            " finished_seq = ?14, lease_owner = ?15, lease_expires_ms = ?16"),
+      : insert(db,
+               "INSERT INTO tasks(id, kind, params, status, progress, message, created_ms,"
+               " started_ms, finished_ms, result, error, idempotency_key, attempt, finished_seq,"
+               " lease_owner, lease_expires_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+               " ?11, ?12, ?13, ?14, ?15, ?16)"),
+        // Only what a task's later changes can touch: its id, kind, params, creation and
+        // idempotency key are written once.
+        update(db,
+               "UPDATE tasks SET status = ?4, progress = ?5, message = ?6, started_ms = ?8,"
+               " finished_ms = ?9, result = ?10, error = ?11, attempt = ?13, finished_seq = ?14,"
+               " lease_owner = ?15, lease_expires_ms = ?16 WHERE row_key = ?17"),
         event(db, "INSERT INTO events VALUES(?1, ?2, ?3)"),
         prune(db, "DELETE FROM events WHERE seq <= ?1"),
         forget(db,
@@ -57,7 +59,7 @@ struct sqlite_journal::statements {
         renew(db,
               "UPDATE tasks SET lease_expires_ms = ?1 WHERE status = 'running' AND"
               " lease_owner = ?2") {}
-  statement upsert, event, prune, forget, renew;
+  statement insert, update, event, prune, forget, renew;
 };
 
 sqlite_journal::sqlite_journal(journal_settings s)
@@ -237,40 +239,45 @@ void sqlite_journal::settle(std::vector<journal_entry>& batch, bool stored) {
   for (auto& a : answers) a(stored);
 }
 
-// The task's row in its state after change `seq`: a new row when `row` is empty.
-void sqlite_journal::upsert_task(const task_record& t, std::int64_t seq,
-                                 std::optional<std::int64_t> row) {
-  auto& upsert = statements_->upsert;
-  // Bound without a copy: alive until the upsert has run.
-  const std::string params = boost::json::serialize(t.params.get());
-  const std::string result = boost::json::serialize(t.result);
-  upsert.bind(1, std::string_view(t.id));
-  upsert.bind(2, std::string_view(t.kind));
-  upsert.bind(3, std::string_view(params));
-  upsert.bind(4, to_string(t.status));
-  upsert.bind(5, t.progress);
-  upsert.bind(6, std::string_view(t.message));
-  upsert.bind(7, to_ms(t.created_at));
-  upsert.bind(8, to_ms(t.started_at));
-  upsert.bind(9, to_ms(t.finished_at));
-  upsert.bind(10, std::string_view(result));
-  upsert.bind(11, t.error);
-  upsert.bind(12, t.idempotency_key);
-  upsert.bind(13, static_cast<std::int64_t>(t.attempt));
-  if (is_final(t.status)) {
-    upsert.bind(14, seq);
+// The task's row in its state after change `seq`: a new row when `row` is empty, else an
+// update of the columns that change (the insert's parameter numbers, so one binding serves both).
+void sqlite_journal::write_task(const task_record& t, std::int64_t seq,
+                                std::optional<std::int64_t> row) {
+  auto& s = row ? statements_->update : statements_->insert;
+  // Bound without a copy: alive until the statement has run.
+  std::string params;
+  if (!row) {
+    params = boost::json::serialize(t.params.get());
+    s.bind(1, std::string_view(t.id));
+    s.bind(2, std::string_view(t.kind));
+    s.bind(3, std::string_view(params));
+    s.bind(7, to_ms(t.created_at));
+    s.bind(12, t.idempotency_key);
   } else {
-    upsert.bind_null(14);
+    s.bind(17, *row);
+  }
+  const std::string result = boost::json::serialize(t.result);
+  s.bind(4, to_string(t.status));
+  s.bind(5, t.progress);
+  s.bind(6, std::string_view(t.message));
+  s.bind(8, to_ms(t.started_at));
+  s.bind(9, to_ms(t.finished_at));
+  s.bind(10, std::string_view(result));
+  s.bind(11, t.error);
+  s.bind(13, static_cast<std::int64_t>(t.attempt));
+  if (is_final(t.status)) {
+    s.bind(14, seq);
+  } else {
+    s.bind_null(14);
   }
   if (t.status == task_status::running) {
-    upsert.bind(15, std::string_view(settings_.owner));
-    upsert.bind(16, now_ms() + settings_.lease.count());
+    s.bind(15, std::string_view(settings_.owner));
+    s.bind(16, now_ms() + settings_.lease.count());
   } else {
-    upsert.bind_null(15);
-    upsert.bind_null(16);
+    s.bind_null(15);
+    s.bind_null(16);
   }
-  upsert.bind(17, row);  // null: numbered after the last row
-  upsert.run();
+  s.run();
 }
 
 bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
@@ -296,7 +303,7 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
       if (is_final(t.status)) ++finishing;
       if (last_change[t.id] != i) continue;
       auto row = rows_.find(t.id);
-      upsert_task(t, seq, row == rows_.end() ? std::nullopt : std::optional(row->second));
+      write_task(t, seq, row == rows_.end() ? std::nullopt : std::optional(row->second));
       if (is_final(t.status)) {
         if (row != rows_.end()) ended.push_back(&t.id);
       } else if (row == rows_.end()) {

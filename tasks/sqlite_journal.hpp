@@ -70,7 +70,7 @@ class sqlite_journal final : public task_journal {
  private:
   void run();
   bool write(const std::vector<journal_entry>& batch);
-  void upsert_task(const task_record& t, std::int64_t seq, std::optional<std::int64_t> row);
+  void write_task(const task_record& t, std::int64_t seq, std::optional<std::int64_t> row);
   void renew_leases();
   void settle(std::vector<journal_entry>& batch, bool stored);
 
