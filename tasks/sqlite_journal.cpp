@@ -51,15 +51,16 @@ struct sqlite_journal::statements {
                "UPDATE tasks SET status = ?4, progress = ?5, message = ?6, started_ms = ?8,"
                " finished_ms = ?9, result = ?10, error = ?11, attempt = ?13, finished_seq = ?14,"
                " lease_owner = ?15, lease_expires_ms = ?16 WHERE row_key = ?17"),
-        event(db, "INSERT INTO events VALUES(?1, ?2, ?3)"),
-        prune(db, "DELETE FROM events WHERE seq <= ?1"),
+        events(db, "INSERT INTO event_batches VALUES(?1, ?2)"),
+        // Whole rows only: a row that holds some retained events stays, and load() skips the rest.
+        prune(db, "DELETE FROM event_batches WHERE last_seq <= ?1"),
         forget(db,
                "DELETE FROM tasks WHERE row_key IN (SELECT row_key FROM tasks WHERE finished_seq"
                " IS NOT NULL ORDER BY finished_seq LIMIT ?1)"),
         renew(db,
               "UPDATE tasks SET lease_expires_ms = ?1 WHERE status = 'running' AND"
               " lease_owner = ?2") {}
-  statement insert, update, event, prune, forget, renew;
+  statement insert, update, events, prune, forget, renew;
 };
 
 sqlite_journal::sqlite_journal(journal_settings s)
@@ -86,7 +87,7 @@ stored_state sqlite_journal::load() {
   try {
     st.epoch = *sqlite::meta(db_, "epoch");
     {
-      statement last(db_, "SELECT coalesce(max(seq), 0) FROM events");
+      statement last(db_, "SELECT coalesce(max(last_seq), 0) FROM event_batches");
       last.step();
       st.last_seq = static_cast<std::uint64_t>(last.integer(0));
     }
@@ -115,18 +116,46 @@ stored_state sqlite_journal::load() {
         rows_.emplace(t.id, tasks.integer(13));
       st.tasks.push_back(std::move(t));
     }
-    statement events(db_,
-                     "SELECT seq, task_id, frame FROM"
-                     " (SELECT * FROM events ORDER BY seq DESC LIMIT ?1) ORDER BY seq");
-    events.bind(1, static_cast<std::int64_t>(settings_.event_retention));
-    while (events.step())
-      st.events.push_back(std::make_shared<const stream_event>(stream_event{
-          static_cast<std::uint64_t>(events.integer(0)), events.text(1), events.text(2)}));
+    st.events = load_events();
   } catch (const std::exception& e) {
     // A row this version cannot read is a corrupt database: refuse, rewrite nothing.
     throw storage_error(file_.string(), std::string("cannot read the stored tasks: ") + e.what());
   }
   return st;
+}
+
+// The newest `event_retention` events, oldest first: rows newest first until there are enough.
+std::vector<event_ptr> sqlite_journal::load_events() {
+  std::vector<std::string> rows;
+  std::size_t count = 0;
+  statement batches(db_, "SELECT frames FROM event_batches ORDER BY last_seq DESC");
+  while (count < settings_.event_retention && batches.step()) {
+    rows.push_back(batches.text(0));
+    count += static_cast<std::size_t>(std::count(rows.back().begin(), rows.back().end(), '\n')) + 1;
+  }
+  std::vector<event_ptr> events;
+  std::size_t skip = count > settings_.event_retention ? count - settings_.event_retention : 0;
+  std::reverse(rows.begin(), rows.end());
+  for (const auto& row : rows) {
+    std::string_view rest = row;
+    while (!rest.empty()) {
+      auto end = std::min(rest.find('\n'), rest.size());
+      auto frame = rest.substr(0, end);
+      rest.remove_prefix(std::min(end + 1, rest.size()));
+      if (skip > 0) {
+        --skip;
+        continue;
+      }
+      // The frame says which event it is: its seq, and the task it is about.
+      auto o = boost::json::parse(frame).as_object();
+      const auto* id = o.if_contains("task_id");
+      events.push_back(std::make_shared<const stream_event>(
+          stream_event{o.at("seq").to_number<std::uint64_t>(),
+                       id && id->is_string() ? std::string(id->get_string()) : std::string(),
+                       std::string(frame)}));
+    }
+  }
+  return events;
 }
 
 void sqlite_journal::start(deliver_fn deliver) {
@@ -283,7 +312,11 @@ void sqlite_journal::write_task(const task_record& t, std::int64_t seq,
 bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
   try {
     sqlite::exec(db_, "BEGIN IMMEDIATE");
-    auto& event = statements_->event;
+    // One row for the batch's events (schema 3 in sqlite_schema.cpp).
+    std::string frames;
+    std::size_t bytes = 0;
+    for (const auto& e : batch) bytes += e.event->text.size() + 1;
+    frames.reserve(bytes);
     // A task that changed several times in one batch (queued, running, succeeded) is written
     // once, in its last state; every event is written.
     std::unordered_map<std::string_view, std::size_t> last_change;
@@ -296,10 +329,8 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
       const auto& e = batch[i];
       const auto& t = e.task;
       auto seq = static_cast<std::int64_t>(e.event->seq);
-      event.bind(1, seq);
-      event.bind(2, std::string_view(e.event->task_id));
-      event.bind(3, std::string_view(e.event->text));
-      event.run();
+      if (!frames.empty()) frames += '\n';
+      frames += e.event->text;
       if (is_final(t.status)) ++finishing;
       if (last_change[t.id] != i) continue;
       auto row = rows_.find(t.id);
@@ -310,6 +341,10 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
         new_rows.emplace_back(&t.id, sqlite3_last_insert_rowid(db_));
       }
     }
+    auto& events = statements_->events;
+    events.bind(1, static_cast<std::int64_t>(batch.back().event->seq));
+    events.bind(2, std::string_view(frames));
+    events.run();
     // Pruning touches old pages, so it waits until an eighth of the retention is due at once
     // (the load reads only the newest `retention`): most commits write only new pages.
     auto last = batch.back().event->seq;

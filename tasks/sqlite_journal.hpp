@@ -68,6 +68,7 @@ class sqlite_journal final : public task_journal {
   bool healthy() const;  // the last write succeeded
 
  private:
+  std::vector<event_ptr> load_events();
   void run();
   bool write(const std::vector<journal_entry>& batch);
   void write_task(const task_record& t, std::int64_t seq, std::optional<std::int64_t> row);

@@ -44,6 +44,15 @@ DROP TABLE tasks;
 ALTER TABLE tasks_v2 RENAME TO tasks;
 CREATE INDEX tasks_by_finish ON tasks(finished_seq) WHERE finished_seq IS NOT NULL;
 )sql",
+    // Events one row per commit, not per event: its frames, oldest first, one per line (a frame
+    // is JSON text, which has no raw newline). A row per event was a third of a commit's
+    // instructions and half its bytes, inserted and later pruned one by one
+    // (bench/journal.cpp). An old event becomes a row of its own.
+    R"sql(
+CREATE TABLE event_batches(last_seq INTEGER PRIMARY KEY, frames TEXT NOT NULL);
+INSERT INTO event_batches SELECT seq, frame FROM events ORDER BY seq;
+DROP TABLE events;
+)sql",
 };
 constexpr int schema_version = static_cast<int>(std::size(migrations));
 

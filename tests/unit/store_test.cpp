@@ -4,6 +4,7 @@
 #include "tasks/sqlite_journal.hpp"
 #include "tasks/task_json.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -72,6 +73,20 @@ struct running_journal {
     BOOST_REQUIRE(cv.wait_for(lock, 10s, [&] { return done && settled >= seq; }));
     return ok;
   }
+  // Appends without waiting, so that the writer stores several changes in one commit.
+  void append(const task_record& t) {
+    auto seq = ++next_seq;
+    boost::json::object body = to_json(t);
+    body["seq"] = seq;
+    journal.append({t,
+                    std::make_shared<const stream_event>(
+                        stream_event{seq, t.id, boost::json::serialize(body)}),
+                    {}});
+  }
+  void wait_stored() {
+    std::unique_lock lock(m);
+    BOOST_REQUIRE(cv.wait_for(lock, 10s, [&] { return settled >= next_seq; }));
+  }
 };
 
 task_record new_task(std::optional<std::string> key = std::nullopt) {
@@ -131,7 +146,7 @@ BOOST_AUTO_TEST_CASE(an_empty_directory_gets_the_schema_and_one_epoch_for_good) 
     BOOST_TEST(st.last_seq == 0u);
     BOOST_TEST(st.tasks.empty());
   }
-  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "2");
+  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "3");
   BOOST_TEST(query(d.db(), "PRAGMA journal_mode") == "wal");
   sqlite_journal again(settings(d));
   BOOST_TEST(again.load().epoch == epoch);
@@ -207,7 +222,7 @@ INSERT INTO tasks VALUES('b-done', 'sleep', '{"seconds":1}', 'succeeded', 1, 'do
   1002, '{"slept":1}', NULL, 'key-b', 1, 2, NULL, NULL);
 INSERT INTO tasks VALUES('a-queued', 'sleep', '{"seconds":2}', 'queued', 0, 'queued', 1003, NULL,
   NULL, 'null', NULL, NULL, 0, NULL, NULL, NULL);
-INSERT INTO events VALUES(2, 'b-done', '{"seq":2}');
+INSERT INTO events VALUES(2, 'b-done', '{"task_id":"b-done","seq":2}');
 PRAGMA user_version = 1;
 )sql");
   task_record queued;
@@ -221,14 +236,80 @@ PRAGMA user_version = 1;
     BOOST_TEST(*st.tasks[0].idempotency_key == "key-b");
     BOOST_TEST(st.tasks[1].id == "a-queued");
     BOOST_TEST(st.tasks[1].params.at("seconds").as_int64() == 2);
+    BOOST_REQUIRE(st.events.size() == 1u);
+    BOOST_TEST(st.events[0]->seq == 2u);
+    BOOST_TEST(st.events[0]->task_id == "b-done");
     queued = st.tasks[1];
     queued.move_to(task_status::running);
     BOOST_TEST(r.store(queued));
   }
-  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "2");
+  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "3");
   // The task left queued by the old process is written in its row, not in a second one.
   BOOST_TEST(query(d.db(), "SELECT count(*) FROM tasks") == "2");
   BOOST_TEST(query(d.db(), "SELECT status FROM tasks WHERE id = 'a-queued'") == "running");
+}
+
+// A commit stores its events together; a reopen still gives exactly the newest retained ones
+// (100 here), whichever commits they came in, each with its task.
+BOOST_AUTO_TEST_CASE(events_stored_many_per_commit_come_back_the_newest_in_order) {
+  data_dir d;
+  std::vector<task_record> ts(10);
+  {
+    running_journal r(settings(d));
+    r.start();
+    for (auto& t : ts) t = new_task();
+    for (int i = 0; i < 250; ++i) {
+      auto& t = ts[static_cast<std::size_t>(i) % ts.size()];
+      t.progress = i / 250.0;
+      r.append(t);
+      if (i % 37 == 36) r.wait_stored();  // commits of different sizes, not aligned on 100
+    }
+    r.wait_stored();
+  }
+  BOOST_TEST(std::stoi(query(d.db(), "SELECT count(*) FROM event_batches")) < 250);
+  sqlite_journal j(settings(d));
+  auto st = j.load();
+  BOOST_TEST(st.last_seq == 250u);
+  BOOST_REQUIRE(st.events.size() == 100u);
+  for (std::size_t i = 0; i < 100; ++i) {
+    const auto& e = *st.events[i];
+    BOOST_TEST(e.seq == 151 + i);
+    BOOST_TEST(e.task_id == ts[(150 + i) % ts.size()].id);
+    auto frame = boost::json::parse(e.text).as_object();
+    BOOST_TEST(frame.at("seq").as_int64() == static_cast<std::int64_t>(e.seq));
+    BOOST_TEST(frame.at("task_id").as_string() == e.task_id);
+  }
+}
+
+// A database of the second schema (a row per event) keeps its events in the third.
+BOOST_AUTO_TEST_CASE(a_second_version_database_keeps_its_events) {
+  data_dir d;
+  std::string first_id;
+  {
+    running_journal r(settings(d));
+    r.start();
+    auto t = new_task();
+    first_id = t.id;
+    BOOST_TEST(r.store(t));
+  }
+  // The second schema's events table, as that version left it.
+  execute(d.db(), R"sql(
+CREATE TABLE events(seq INTEGER PRIMARY KEY, task_id TEXT NOT NULL, frame TEXT NOT NULL);
+INSERT INTO events SELECT value, 'x', '{"task_id":"x","seq":' || value || '}'
+  FROM json_each('[1,2,3]');
+DROP TABLE event_batches;
+PRAGMA user_version = 2;
+)sql");
+  sqlite_journal j(settings(d));
+  auto st = j.load();
+  BOOST_TEST(st.last_seq == 3u);
+  BOOST_REQUIRE(st.events.size() == 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    BOOST_TEST(st.events[i]->seq == i + 1);
+    BOOST_TEST(st.events[i]->task_id == "x");
+  }
+  BOOST_TEST(st.tasks.size() == 1u);
+  BOOST_TEST(st.tasks[0].id == first_id);
 }
 
 BOOST_AUTO_TEST_CASE(a_running_task_holds_a_lease_that_is_renewed_and_released) {
