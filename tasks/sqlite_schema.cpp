@@ -96,6 +96,10 @@ sqlite3* open_journal(const std::filesystem::path& file, std::string_view owner)
     // commits on power loss or a kernel panic; FULL fsyncs the WAL at every commit, so a 2xx
     // (sent only after its commit) means the task is on the disk. Group commit pays for it.
     exec(db, "PRAGMA synchronous = FULL");
+    // Debian builds SQLite with secure_delete on: every freed page (pruned events, forgotten
+    // tasks) is zeroed and written to the WAL once more. FAST still overwrites deleted rows
+    // where that costs no extra page: 20% fewer bytes written per task (bench/journal.cpp).
+    exec(db, "PRAGMA secure_delete = FAST");
     exec(db, "PRAGMA cache_size = -16384");  // 16 MiB: the pages commits touch stay in memory
     // A checkpoint copies the latest version of every page the WAL holds into the database;
     // most commits rewrite the same last pages, so a longer WAL (32 MiB, not 4) copies each of
