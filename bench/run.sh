@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake --preset release >/dev/null
-cmake --build --preset release --target quiesce quiesce-wsload >/dev/null
+cmake --build --preset release --target quiesce quiesce-wsload quiesce-journal-bench >/dev/null
 for tool in wrk nginx; do
   command -v $tool >/dev/null || { [[ $(id -u) == 0 ]] && apt-get install -y -qq wrk nginx-light >/dev/null; }
 done
