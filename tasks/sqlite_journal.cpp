@@ -40,7 +40,9 @@ task_status status_from(std::string_view s) {
 // The writer's statements, prepared once.
 struct sqlite_journal::statements {
   explicit statements(sqlite3* db)
-      : insert(db,
+      : begin(db, "BEGIN IMMEDIATE"),  // parsed once, not per commit
+        commit(db, "COMMIT"),
+        insert(db,
                "INSERT INTO tasks(id, kind, params, status, progress, message, created_ms,"
                " started_ms, finished_ms, result, error, idempotency_key, attempt, finished_seq,"
                " lease_owner, lease_expires_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
@@ -60,7 +62,7 @@ struct sqlite_journal::statements {
         renew(db,
               "UPDATE tasks SET lease_expires_ms = ?1 WHERE status = 'running' AND"
               " lease_owner = ?2") {}
-  statement insert, update, events, prune, forget, renew;
+  statement begin, commit, insert, update, events, prune, forget, renew;
 };
 
 sqlite_journal::sqlite_journal(journal_settings s)
@@ -311,7 +313,7 @@ void sqlite_journal::write_task(const task_record& t, std::int64_t seq,
 
 bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
   try {
-    sqlite::exec(db_, "BEGIN IMMEDIATE");
+    statements_->begin.run();
     // One row for the batch's events (schema 3 in sqlite_schema.cpp).
     std::string frames;
     std::size_t bytes = 0;
@@ -363,7 +365,7 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
       forget.bind(1, static_cast<std::int64_t>(excess));
       forget.run();
     }
-    sqlite::exec(db_, "COMMIT");
+    statements_->commit.run();
     finished_rows_ = finished_rows_ + finishing - excess;
     for (auto& [id, row] : new_rows) rows_.emplace(*id, row);
     for (const auto* id : ended) rows_.erase(*id);
