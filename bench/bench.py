@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from common import (BIG, REPEATS, WSLOAD, WRK_SECONDS, cpu_seconds, free_port, line, log, nginx, opts, pct,  # noqa: F401
-                    quiesce, results, unix_ms, wrk, wsload)
+                    quiesce, results, unix_ms, wait_exit, wrk, wsload)
 from replicas import bench_shared, bench_stream, print_shared, print_stream
 from streams import bench_capacity, bench_fanout, bench_rate
 
@@ -76,8 +76,7 @@ def bench_exit_with_streams(n):
         r = s.request("POST", "/v1/tasks", {"kind": "sleep", "seconds": 0.3})
         assert r.status == 202, r.raw
         s.signal(signal.SIGTERM)
-        rc = s.wait(60)
-        exited = time.time() * 1000
+        rc, exited = wait_exit(s.proc, 60)
         closes = line(w)
         w.stdin.close()
         w.wait()
@@ -110,8 +109,7 @@ def bench_exit_with_queue():
         conn.close()
         queued = s.request("GET", "/v1/status", admin=True).json["queued"]
         s.signal(signal.SIGTERM)
-        rc = s.wait(60)
-        exited = time.time() * 1000
+        rc, exited = wait_exit(s.proc, 60)
     finally:
         s.close()
     blockers_end = max(unix_ms(t) for t in starts) + 2000
