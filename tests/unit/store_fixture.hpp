@@ -2,6 +2,7 @@
 // with its deliveries recorded, tasks, and direct reads and writes of the database file.
 #pragma once
 
+#include "tasks/event_bus.hpp"
 #include "tasks/sqlite_journal.hpp"
 #include "tasks/task_json.hpp"
 

@@ -89,6 +89,39 @@ BOOST_AUTO_TEST_CASE(events_stored_many_per_commit_come_back_the_newest_in_order
   }
 }
 
+// A commit's frames are stored one per line, so a newline in a task's text (an error, a result)
+// must reach the row escaped, as JSON has it: each frame comes back whole, with its text intact.
+BOOST_AUTO_TEST_CASE(text_with_newlines_comes_back_in_its_own_frame) {
+  data_dir d;
+  auto t = new_task();
+  {
+    running_journal r(settings(d));
+    r.start();
+    t.move_to(task_status::running);
+    t.error = "line one\nline two\r\n";
+    t.result = boost::json::object{{"out", "a\nb"}};
+    t.move_to(task_status::failed);
+    for (int i = 0; i < 3; ++i) {
+      // The bus's text for an event, as the server builds it.
+      auto text = open_event_text(t);
+      close_with_seq(text, ++r.next_seq);
+      r.journal.append(
+          {t, std::make_shared<const stream_event>(stream_event{r.next_seq, t.id, text}), {}});
+    }
+    r.wait_stored();
+  }
+  sqlite_journal j(settings(d));
+  auto st = j.load();
+  BOOST_REQUIRE(st.events.size() == 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    BOOST_TEST(st.events[i]->seq == i + 1);
+    BOOST_TEST(st.events[i]->task_id == t.id);
+    auto frame = boost::json::parse(st.events[i]->text).as_object();
+    BOOST_TEST(frame.at("error").as_string() == "line one\nline two\r\n");
+    BOOST_TEST(frame.at("result").at("out").as_string() == "a\nb");
+  }
+}
+
 // A database of the second schema (a row per event) keeps its events in the third.
 BOOST_AUTO_TEST_CASE(a_second_version_database_keeps_its_events) {
   data_dir d;
