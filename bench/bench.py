@@ -273,7 +273,9 @@ if opts.only in groups:
     run, show = groups[opts.only]()
     r = run()
     show(r)
-    with open(opts.out.replace(".json", f"-{opts.only}.json"), "w") as f:
+    # --out results.json writes results-<group>.json; a name that already says its group is kept.
+    out = opts.out if opts.out.endswith(f"-{opts.only}.json") else opts.out.replace(".json", f"-{opts.only}.json")
+    with open(out, "w") as f:
         json.dump({"machine": results["machine"], opts.only: r}, f, indent=1)
     sys.exit(0)
 
