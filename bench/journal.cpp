@@ -102,12 +102,7 @@ int main(int argc, char** argv) {
       }
       previous.clear();
       for (std::size_t i = 0; i < batch; ++i) {
-        task_record t;
-        t.id = new_task_id();
-        t.kind = "sleep";
-        t.params = boost::json::object{{"seconds", 0}};
-        t.created_at = std::chrono::system_clock::now();
-        t.message = status_message(t.id, task_status::queued);
+        auto t = queued_task("sleep", boost::json::object{{"seconds", 0}});
         p.append(t, true);
         previous.push_back(std::move(t));
       }

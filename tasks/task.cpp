@@ -123,4 +123,16 @@ std::string new_task_id() {
   return boost::uuids::to_string(id);
 }
 
+task_record queued_task(std::string kind, task_params params,
+                        std::optional<std::string> idempotency_key) {
+  task_record t;
+  t.id = new_task_id();
+  t.kind = std::move(kind);
+  t.params = std::move(params);
+  t.created_at = std::chrono::system_clock::now();
+  t.message = status_message(t.id, task_status::queued);
+  t.idempotency_key = std::move(idempotency_key);
+  return t;
+}
+
 }  // namespace quiesce::tasks

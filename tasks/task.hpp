@@ -63,5 +63,8 @@ struct task_record {
 };
 
 std::string new_task_id();  // a random UUID
+// A task as admission makes it: a new id, created now, `queued` with its message.
+task_record queued_task(std::string kind, task_params params,
+                        std::optional<std::string> idempotency_key = std::nullopt);
 
 }  // namespace quiesce::tasks

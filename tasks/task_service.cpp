@@ -79,13 +79,7 @@ admission task_service::submit(std::string_view kind, const boost::json::object&
   if (queue_.size() + storing_.size() >= settings_.queue_capacity)
     return {admit_outcome::queue_full, std::nullopt};
 
-  task_record t;
-  t.id = new_task_id();
-  t.kind = k->name;
-  t.params = std::move(validated);
-  t.created_at = std::chrono::system_clock::now();
-  t.message = status_message(t.id, task_status::queued);
-  t.idempotency_key = std::move(idempotency_key);
+  auto t = queued_task(k->name, std::move(validated), std::move(idempotency_key));
   store_.insert(t);
   storing_.emplace(t.id, std::make_shared<storing>());
   // A worker sees the task only once its `queued` event is stored (and delivered), so

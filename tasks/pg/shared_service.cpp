@@ -72,13 +72,7 @@ asio::awaitable<admission> shared_service::admit(std::string kind, json::object 
   if (!k) throw bad_parameter("kind", "unknown kind '" + kind + "'");
   auto p = std::make_shared<pending_admission>(pending_admission{
       {}, std::nullopt, {}, false, asio::steady_timer(db_, asio::steady_timer::time_point::max())});
-  auto& t = p->task;
-  t.params = k->validate(params);
-  t.id = new_task_id();
-  t.kind = k->name;
-  t.created_at = std::chrono::system_clock::now();
-  t.message = status_message(t.id, task_status::queued);
-  t.idempotency_key = std::move(idempotency_key);
+  p->task = queued_task(k->name, k->validate(params), std::move(idempotency_key));
   auto a = co_await on_db(admit_here(std::move(p)));
   // Back on the caller's thread: the one database strand serves every admission.
   if (a.task) a.text = task_text(*a.task);
