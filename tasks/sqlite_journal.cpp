@@ -257,13 +257,13 @@ bool sqlite_journal::write(const std::vector<journal_entry>& batch) {
         new_rows.emplace_back(&t.id, sqlite3_last_insert_rowid(db_));
       }
     }
+    auto last = batch.back().event->seq;
     auto& events = statements_->events;
-    events.bind(1, static_cast<std::int64_t>(batch.back().event->seq));
+    events.bind(1, static_cast<std::int64_t>(last));
     events.bind(2, std::string_view(frames));
     events.run();
     // Pruning touches old pages, so it waits until an eighth of the retention is due at once
     // (the load reads only the newest `retention`): most commits write only new pages.
-    auto last = batch.back().event->seq;
     if (last > pruned_through_ + settings_.event_retention + settings_.event_retention / 8) {
       auto& prune = statements_->prune;
       prune.bind(1, static_cast<std::int64_t>(last - settings_.event_retention));

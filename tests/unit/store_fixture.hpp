@@ -59,31 +59,23 @@ struct running_journal {
   // Appends `t`'s current state with an event, as the bus does, and waits until it is stored.
   bool store(const task_record& t) {
     bool ok = false, done = false;
-    auto seq = ++next_seq;
-    boost::json::object body = to_json(t);
-    body["seq"] = seq;
-    journal.append({t,
-                    std::make_shared<const stream_event>(
-                        stream_event{seq, t.id, boost::json::serialize(body)}),
-                    [&](bool stored) {
-                      std::lock_guard lock(m);
-                      ok = stored;
-                      done = true;
-                      cv.notify_all();
-                    }});
+    append(t, [&](bool stored) {
+      std::lock_guard lock(m);
+      ok = stored;
+      done = true;
+      cv.notify_all();
+    });
     std::unique_lock lock(m);
-    BOOST_REQUIRE(cv.wait_for(lock, 10s, [&] { return done && settled >= seq; }));
+    BOOST_REQUIRE(cv.wait_for(lock, 10s, [&, seq = next_seq] { return done && settled >= seq; }));
     return ok;
   }
-  // Appends without waiting, so that the writer stores several changes in one commit.
-  void append(const task_record& t) {
-    auto seq = ++next_seq;
-    boost::json::object body = to_json(t);
-    body["seq"] = seq;
-    journal.append({t,
-                    std::make_shared<const stream_event>(
-                        stream_event{seq, t.id, boost::json::serialize(body)}),
-                    {}});
+  // Appends without waiting, so that the writer stores several changes in one commit. The
+  // event's text is the bus's own (open_event_text, then its seq).
+  void append(const task_record& t, std::function<void(bool)> on_stored = {}) {
+    auto text = open_event_text(t);
+    close_with_seq(text, ++next_seq);
+    journal.append({t, std::make_shared<const stream_event>(stream_event{next_seq, t.id, text}),
+                    std::move(on_stored)});
   }
   void wait_stored() {
     std::unique_lock lock(m);
@@ -92,14 +84,7 @@ struct running_journal {
 };
 
 inline task_record new_task(std::optional<std::string> key = std::nullopt) {
-  task_record t;
-  t.id = new_task_id();
-  t.kind = "sleep";
-  t.params = boost::json::object{{"seconds", 1.5}};
-  t.created_at = std::chrono::system_clock::now();
-  t.message = status_message(t.id, task_status::queued);
-  t.idempotency_key = std::move(key);
-  return t;
+  return queued_task("sleep", boost::json::object{{"seconds", 1.5}}, std::move(key));
 }
 
 // Reads one value from the database after the journal has closed it.
