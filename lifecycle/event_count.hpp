@@ -6,6 +6,8 @@
 // posting there, which is only safe when that post cannot run while the wait is still starting.
 #pragma once
 
+#include "lifecycle/adaptive_mutex.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -42,7 +44,7 @@ class event_count {
   void notify_one();
 
  private:
-  mutable std::mutex mutex_;
+  mutable adaptive_mutex mutex_;
   std::uint64_t epoch_ = 0;
   // Each waiter owns a timer that never expires; notify cancels it on the waiter's executor.
   std::vector<std::shared_ptr<boost::asio::steady_timer>> waiters_;

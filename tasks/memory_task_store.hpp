@@ -4,6 +4,7 @@
 // keys, oldest first: memory stays bounded however long the process runs.
 #pragma once
 
+#include "lifecycle/adaptive_mutex.hpp"
 #include "tasks/task_store.hpp"
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -40,7 +41,7 @@ class memory_task_store final : public task_store {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
-  mutable std::mutex mutex_;
+  mutable lifecycle::adaptive_mutex mutex_;
   // Open addressing: a task is looked up about six times, and std::unordered_map's chained
   // buckets made each lookup touch a node of some other task first (a cache miss at
   // --task-retention 10,000; its lookup was 4% of a POST's CPU in perf).

@@ -3,13 +3,16 @@
 //
 // Locking: mutex_ guards the queue, the storing and running sets and the admission flag. A change
 // to them and the event announcing it happen under it together, so a drain that finds the queue
-// empty finds every announcement published. One exception: an admission's `queued` event goes
+// empty finds every announcement published. Two exceptions. An admission's `queued` event goes
 // out after the lock is released, because without a journal publish() calls admitted(), which
-// takes it; until then the task is in storing_, which the drain counts. Progress changes no set
-// and is published unlocked.
+// takes it; until then the task is in storing_, which the drain counts. A task's `running` goes
+// out after the lock too: it stays in running_ until its end is published, and only its worker
+// publishes about it meanwhile. Progress changes no set and is published unlocked. The lock is
+// an adaptive_mutex: admissions and workers on every network thread take it.
 #pragma once
 
 #include "lifecycle/abort_source.hpp"
+#include "lifecycle/adaptive_mutex.hpp"
 #include "lifecycle/event_count.hpp"
 #include "lifecycle/task_group.hpp"
 #include "tasks/event_bus.hpp"
@@ -109,7 +112,7 @@ class task_service final : public service {
   std::function<bool()> healthy_;
   boost::asio::thread_pool& cpu_;
 
-  mutable std::mutex mutex_;
+  mutable lifecycle::adaptive_mutex mutex_;
   std::deque<std::string> queue_;
   // An admission waiting for the journal; its POST waits on `answered` alone (one wake-up per
   // answer, not one per commit for every POST in flight).

@@ -4,6 +4,7 @@
 
 #include "lifecycle/cancelled.hpp"
 #include "lifecycle/log.hpp"
+#include "tasks/task_json.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -25,15 +26,18 @@ void task_service::start(lifecycle::strand_source strands, lifecycle::task_group
 }
 
 task_service::next_task task_service::take_next(const asio::any_io_executor& worker_executor) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   if (queue_.empty()) return {std::nullopt, nullptr, !accepting_ && storing_.empty()};
   auto id = std::move(queue_.front());
   queue_.pop_front();
   auto t = store_.get(id);
   auto abort = std::make_shared<lifecycle::abort_source>(worker_executor);
-  running_.emplace(id, abort);
+  running_.emplace(std::move(id), abort);
   t->move_to(task_status::running);
   store_.update(*t);
+  // Announced after the lock: the task is in running_ until its end is published (under the
+  // lock), and only this worker publishes about it until then.
+  lock.unlock();
   publish(*t);
   return {std::move(t), std::move(abort), false};
 }
@@ -121,11 +125,12 @@ void task_service::finish(task_record& t, task_status status) {
   if (status != task_status::succeeded)
     if (auto stored = store_.get(t.id)) t.progress = stored->progress;
   t.move_to(status);
+  auto text = open_event_text(t);  // outside the lock, which every admission takes too
   {
     std::lock_guard lock(mutex_);
     running_.erase(t.id);
     store_.update(t);
-    publish(t);
+    publish(t, std::move(text), {});
   }
   // Every end at debug (the rollout test's ground truth); the unhappy ones at info.
   auto lvl = status == task_status::succeeded ? log::level::debug : log::level::info;

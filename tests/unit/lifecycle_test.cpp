@@ -1,5 +1,6 @@
 #define BOOST_TEST_MODULE lifecycle
 #include "lifecycle/abort_source.hpp"
+#include "lifecycle/adaptive_mutex.hpp"
 #include "lifecycle/cancellation_tree.hpp"
 #include "lifecycle/coordinator.hpp"
 #include "lifecycle/event_count.hpp"
@@ -26,6 +27,7 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 namespace asio = boost::asio;
 using namespace quiesce::lifecycle;
@@ -248,6 +250,32 @@ std::shared_ptr<abort_source> spawn_run(asio::io_context& io, task_group& group,
   return abort;
 }
 }  // namespace
+
+// The task service's lock: two threads that each add under it lose no increment, and a thread
+// that finds it taken waits (try_lock fails) until it is released.
+BOOST_AUTO_TEST_CASE(an_adaptive_mutex_excludes_other_threads) {
+  adaptive_mutex m;
+  long counter = 0;
+  constexpr long per_thread = 200'000;
+  auto add = [&] {
+    for (long i = 0; i < per_thread; ++i) {
+      std::lock_guard lock(m);
+      ++counter;
+    }
+  };
+  std::thread a(add), b(add);
+  a.join();
+  b.join();
+  BOOST_TEST(counter == 2 * per_thread);
+
+  m.lock();
+  bool taken_elsewhere = true;
+  std::thread([&] { taken_elsewhere = !m.try_lock(); }).join();
+  BOOST_TEST(taken_elsewhere);
+  m.unlock();
+  BOOST_TEST(m.try_lock());
+  m.unlock();
+}
 
 // A DELETE ends one task and not its worker; the deadline ends the task through its worker.
 BOOST_AUTO_TEST_CASE(an_abort_source_ends_its_operation_and_forwards_the_callers_cancellation) {

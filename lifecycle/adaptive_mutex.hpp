@@ -1,0 +1,32 @@
+// A mutex that spins briefly before it sleeps (glibc's PTHREAD_MUTEX_ADAPTIVE_NP), for locks
+// held a microsecond or two by the network threads. With std::mutex a thread that found such a
+// lock taken went to sleep in the kernel and had to be woken by the holder: two system calls and
+// two context switches for a wait shorter than either.
+#pragma once
+
+#include <pthread.h>
+
+namespace quiesce::lifecycle {
+
+class adaptive_mutex {
+ public:
+  adaptive_mutex() {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&m_, &attr);
+    pthread_mutexattr_destroy(&attr);
+  }
+  ~adaptive_mutex() { pthread_mutex_destroy(&m_); }
+  adaptive_mutex(const adaptive_mutex&) = delete;
+  adaptive_mutex& operator=(const adaptive_mutex&) = delete;
+
+  void lock() { pthread_mutex_lock(&m_); }
+  bool try_lock() { return pthread_mutex_trylock(&m_) == 0; }
+  void unlock() { pthread_mutex_unlock(&m_); }
+
+ private:
+  pthread_mutex_t m_;
+};
+
+}  // namespace quiesce::lifecycle
