@@ -10,13 +10,7 @@ namespace quiesce::lifecycle {
 
 class adaptive_mutex {
  public:
-  adaptive_mutex() {
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&m_, &attr);
-    pthread_mutexattr_destroy(&attr);
-  }
+  adaptive_mutex() = default;
   ~adaptive_mutex() { pthread_mutex_destroy(&m_); }
   adaptive_mutex(const adaptive_mutex&) = delete;
   adaptive_mutex& operator=(const adaptive_mutex&) = delete;
@@ -26,7 +20,7 @@ class adaptive_mutex {
   void unlock() { pthread_mutex_unlock(&m_); }
 
  private:
-  pthread_mutex_t m_;
+  pthread_mutex_t m_ = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
 };
 
 }  // namespace quiesce::lifecycle

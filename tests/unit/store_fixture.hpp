@@ -74,8 +74,9 @@ struct running_journal {
   void append(const task_record& t, std::function<void(bool)> on_stored = {}) {
     auto text = open_event_text(t);
     close_with_seq(text, ++next_seq);
-    journal.append({t, std::make_shared<const stream_event>(stream_event{next_seq, t.id, text}),
-                    std::move(on_stored)});
+    journal.append(
+        {t, std::make_shared<const stream_event>(stream_event{next_seq, t.id, std::move(text)}),
+         std::move(on_stored)});
   }
   void wait_stored() {
     std::unique_lock lock(m);
