@@ -5,10 +5,11 @@
 // to them and the event announcing it happen under it together, so a drain that finds the queue
 // empty finds every announcement published. Two exceptions. An admission's `queued` event goes
 // out after the lock is released, because without a journal publish() calls admitted(), which
-// takes it; until then the task is in storing_, which the drain counts. A task's `running` goes
-// out after the lock too: it stays in running_ until its end is published, and only its worker
-// publishes about it meanwhile. Progress changes no set and is published unlocked. The lock is
-// an adaptive_mutex: admissions and workers on every network thread take it.
+// takes it; until then the task is in storing_, which the drain counts. A running task's record
+// changes and events (`running`, progress, its end) happen outside the lock: it is in running_
+// from its take until its end is stored and published, and only its worker changes it
+// meanwhile. The lock is an adaptive_mutex: admissions and workers on every network thread take
+// it, so it is held for the sets alone.
 #pragma once
 
 #include "lifecycle/abort_source.hpp"

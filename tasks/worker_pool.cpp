@@ -30,14 +30,15 @@ task_service::next_task task_service::take_next(const asio::any_io_executor& wor
   if (queue_.empty()) return {std::nullopt, nullptr, !accepting_ && storing_.empty()};
   auto id = std::move(queue_.front());
   queue_.pop_front();
-  auto t = store_.get(id);
   auto abort = std::make_shared<lifecycle::abort_source>(worker_executor);
-  running_.emplace(std::move(id), abort);
+  running_.emplace(id, abort);
+  // The record changes after the lock: the task is in running_ until its end is published, so
+  // a drain waits for it, and only this worker changes or announces it until then. (A DELETE
+  // meanwhile finds it in running_ and aborts it before it starts.)
+  lock.unlock();
+  auto t = store_.get(id);
   t->move_to(task_status::running);
   store_.update(*t);
-  // Announced after the lock: the task is in running_ until its end is published (under the
-  // lock), and only this worker publishes about it until then.
-  lock.unlock();
   publish(*t);
   return {std::move(t), std::move(abort), false};
 }
@@ -125,12 +126,14 @@ void task_service::finish(task_record& t, task_status status) {
   if (status != task_status::succeeded)
     if (auto stored = store_.get(t.id)) t.progress = stored->progress;
   t.move_to(status);
-  auto text = open_event_text(t);  // outside the lock, which every admission takes too
+  // Stored and announced before the task leaves running_, so a drain that finds running_
+  // empty finds its end published; the lock, which every admission takes, is held for the
+  // erase alone.
+  store_.update(t);
+  publish(t, open_event_text(t), {});
   {
     std::lock_guard lock(mutex_);
     running_.erase(t.id);
-    store_.update(t);
-    publish(t, std::move(text), {});
   }
   // Every end at debug (the rollout test's ground truth); the unhappy ones at info.
   auto lvl = status == task_status::succeeded ? log::level::debug : log::level::info;
