@@ -161,22 +161,27 @@ response admission_response(tasks::admission a) {
   return res;
 }
 
-response bad_parameter_response(const tasks::bad_parameter& e) {
-  return error_response(status::bad_request, e.field == "kind" ? "unknown_kind" : "bad_parameter",
-                        e.what());
+// `failure` holds a tasks::bad_parameter: an exception_ptr keeps admit_task's frame small.
+response bad_parameter_response(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const tasks::bad_parameter& e) {
+    return error_response(status::bad_request, e.field == "kind" ? "unknown_kind" : "bad_parameter",
+                          e.what());
+  }
 }
 
 asio::awaitable<response> answer_now(response res) { co_return res; }
 
 asio::awaitable<response> admit_task(app_state& s, task_request r) {
-  std::optional<response> bad;  // co_return cannot appear in a handler
+  std::exception_ptr bad;  // co_return cannot appear in a handler
   try {
     co_return admission_response(
         co_await s.tasks.admit(std::move(r.kind), std::move(r.params), std::move(r.key)));
-  } catch (const tasks::bad_parameter& e) {
-    bad = bad_parameter_response(e);
+  } catch (const tasks::bad_parameter&) {
+    bad = std::current_exception();
   }
-  co_return std::move(*bad);
+  co_return bad_parameter_response(bad);
 }
 
 // Not a coroutine itself: reading the request needs no frame.
