@@ -86,11 +86,13 @@ admission task_service::submit(std::string_view kind, const boost::json::object&
   // `queued` always precedes `running`. Without a journal that is before publish() returns.
   lock.unlock();
   // The answer and the event share the record's text: it is made once.
-  auto text = open_task_text(t);
-  auto event = text;
+  auto event = open_task_text(t);  // reserved for the keys an event adds
+  std::string text;
+  text.reserve(event.size() + 1);
+  text = event;
+  text += '}';
   add_event_keys(event);
   publish(t, std::move(event), [this, id = t.id](bool stored) { admitted(id, stored); });
-  text += '}';
   return {admit_outcome::created, std::move(t), std::move(text)};
 }
 

@@ -31,12 +31,13 @@ task_service::next_task task_service::take_next(const asio::any_io_executor& wor
   auto id = std::move(queue_.front());
   queue_.pop_front();
   auto abort = std::make_shared<lifecycle::abort_source>(worker_executor);
-  running_.emplace(id, abort);
+  // The node's key outlives the lock: only this worker erases it, at the task's end.
+  const std::string& taken = running_.emplace(std::move(id), abort).first->first;
   // The record changes after the lock: the task is in running_ until its end is published, so
   // a drain waits for it, and only this worker changes or announces it until then. (A DELETE
   // meanwhile finds it in running_ and aborts it before it starts.)
   lock.unlock();
-  auto t = store_.get(id);
+  auto t = store_.get(taken);
   t->move_to(task_status::running);
   store_.update(*t);
   publish(*t);
