@@ -6,7 +6,11 @@
 
 #include <pthread.h>
 
+#include <mutex>
+
 namespace quiesce::lifecycle {
+
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
 
 class adaptive_mutex {
  public:
@@ -22,5 +26,13 @@ class adaptive_mutex {
  private:
   pthread_mutex_t m_ = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
 };
+
+#else
+
+// A C library without glibc's adaptive kind (musl, for one): a plain mutex, the same locking
+// without the spin.
+class adaptive_mutex : public std::mutex {};
+
+#endif
 
 }  // namespace quiesce::lifecycle
