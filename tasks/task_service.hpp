@@ -8,8 +8,9 @@
 // takes it; until then the task is in storing_, which the drain counts. A running task's record
 // changes and events (`running`, progress, its end) happen outside the lock: it is in running_
 // from its take until its end is stored and published, and only its worker changes it
-// meanwhile. The lock is an adaptive_mutex: admissions and workers on every network thread take
-// it, so it is held for the sets alone.
+// meanwhile (a requeue at the deadline stays under it: see requeue()). The lock is an
+// adaptive_mutex: admissions and workers on every network thread take it, so it is held for the
+// sets alone.
 #pragma once
 
 #include "lifecycle/abort_source.hpp"
