@@ -4,6 +4,7 @@
 //   auto abort = std::make_shared<abort_source>(strand);   // the strand the caller runs on
 //   auto r = co_await abort->run(work());                   // on that strand
 //   abort->request_abort();                                 // from any thread
+// For a loop of operations (a worker's tasks), abort_scope spawns one coroutine for them all.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>

@@ -167,7 +167,7 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> task_serv
       continue;
     }
     if (auto r = running_.find(id); r != running_.end()) {
-      r->second->request_abort();
+      r->second.request_abort();
       break;
     }
     // Queued: in this queue, or left in the store for a restart after the deadline.

@@ -13,7 +13,7 @@
 // sets alone.
 #pragma once
 
-#include "lifecycle/abort_source.hpp"
+#include "lifecycle/abort_scope.hpp"
 #include "lifecycle/adaptive_mutex.hpp"
 #include "lifecycle/event_count.hpp"
 #include "lifecycle/task_group.hpp"
@@ -87,15 +87,16 @@ class task_service final : public service {
  private:
   struct next_task {
     std::optional<task_record> task;
-    std::shared_ptr<lifecycle::abort_source> abort;  // its DELETE
-    bool finished = false;  // admission closed and queue empty: the worker may stop
+    lifecycle::abort_scope::ticket abort;  // its DELETE
+    bool finished = false;                 // admission closed and queue empty: the worker may stop
   };
 
   // worker_pool.cpp
   boost::asio::awaitable<void> worker();
-  boost::asio::awaitable<void> run_one(task_record t,
-                                       std::shared_ptr<lifecycle::abort_source> abort);
-  next_task take_next(const boost::asio::any_io_executor& worker_executor);
+  boost::asio::awaitable<void> work(lifecycle::abort_scope& scope);  // the worker's loop
+  boost::asio::awaitable<void> run_one(task_record t, lifecycle::abort_scope::ticket abort,
+                                       lifecycle::abort_scope& scope);
+  next_task take_next(lifecycle::abort_scope& scope);
   void finish(task_record& t, task_status status);
   void requeue(task_record& t);  // stopped from above with a durable store
 
@@ -124,7 +125,7 @@ class task_service final : public service {
   };
   std::unordered_map<std::string, std::shared_ptr<storing>> storing_;
   // A running task's own cancellation, on its worker's strand: DELETE aborts it there.
-  std::unordered_map<std::string, std::shared_ptr<lifecycle::abort_source>> running_;
+  std::unordered_map<std::string, lifecycle::abort_scope::ticket> running_;
   bool accepting_ = true;
   lifecycle::event_count work_available_;  // the queue grew, or admission closed
   lifecycle::event_count task_ended_;      // a task reached a final status

@@ -2,7 +2,6 @@
 // until admission is closed and the queue is empty (a drain never drops accepted work).
 #include "tasks/task_service.hpp"
 
-#include "lifecycle/cancelled.hpp"
 #include "lifecycle/log.hpp"
 #include "tasks/task_json.hpp"
 
@@ -25,12 +24,12 @@ void task_service::start(lifecycle::strand_source strands, lifecycle::task_group
   }
 }
 
-task_service::next_task task_service::take_next(const asio::any_io_executor& worker_executor) {
+task_service::next_task task_service::take_next(lifecycle::abort_scope& scope) {
   std::unique_lock lock(mutex_);
-  if (queue_.empty()) return {std::nullopt, nullptr, !accepting_ && storing_.empty()};
+  if (queue_.empty()) return {std::nullopt, {}, !accepting_ && storing_.empty()};
   auto id = std::move(queue_.front());
   queue_.pop_front();
-  auto abort = std::make_shared<lifecycle::abort_source>(worker_executor);
+  auto abort = scope.begin();
   // The node's key outlives the lock: only this worker erases it, at the task's end.
   const std::string& taken = running_.emplace(std::move(id), abort).first->first;
   // The record changes after the lock: the task is in running_ until its end is published, so
@@ -44,27 +43,32 @@ task_service::next_task task_service::take_next(const asio::any_io_executor& wor
   return {std::move(t), std::move(abort), false};
 }
 
+// One coroutine per worker for its whole life: a task is aborted through the scope, not through
+// a coroutine of its own (lifecycle/abort_scope.hpp says why).
 asio::awaitable<void> task_service::worker() {
-  auto executor = co_await asio::this_coro::executor;
+  auto scope = std::make_shared<lifecycle::abort_scope>(co_await asio::this_coro::executor);
+  co_await scope->run(work(*scope));
+}
+
+asio::awaitable<void> task_service::work(lifecycle::abort_scope& scope) {
   for (;;) {
     next_task next;
     try {
       co_await work_available_.wait_until([&] {
-        next = take_next(executor);  // takes the task it finds
+        next = take_next(scope);  // takes the task it finds
         return next.task || next.finished;
       });
     } catch (const boost::system::system_error&) {
       co_return;  // terminal cancellation while idle
     }
     if (!next.task) co_return;  // finished
-    co_await run_one(std::move(*next.task), std::move(next.abort));
-    auto cs = co_await asio::this_coro::cancellation_state;
-    if (lifecycle::cancelled(cs)) co_return;
+    co_await run_one(std::move(*next.task), std::move(next.abort), scope);
+    if (scope.caller_cancelled()) co_return;
   }
 }
 
-asio::awaitable<void> task_service::run_one(task_record t,
-                                            std::shared_ptr<lifecycle::abort_source> abort) {
+asio::awaitable<void> task_service::run_one(task_record t, lifecycle::abort_scope::ticket abort,
+                                            lifecycle::abort_scope& scope) {
   task_context ctx;
   ctx.task_id = t.id;
   ctx.params = t.params;
@@ -79,7 +83,9 @@ asio::awaitable<void> task_service::run_one(task_record t,
   task_status status = task_status::succeeded;
   std::exception_ptr failure;
   try {
-    auto ended = co_await abort->run(run_kind(*kind, std::move(ctx)));
+    // A DELETE before it started: it does not start.
+    if (abort.abort_requested()) throw boost::system::system_error(asio::error::operation_aborted);
+    auto ended = co_await run_kind(*kind, std::move(ctx));
     if (ended.failure)
       failure = ended.failure;
     else
@@ -87,18 +93,18 @@ asio::awaitable<void> task_service::run_one(task_record t,
   } catch (...) {
     failure = std::current_exception();
   }
+  if (scope.end(abort)) co_await asio::this_coro::reset_cancellation_state();
   // A task that ended anyway keeps its outcome, though a DELETE came too late to matter.
-  if (failure && abort->abort_requested()) {
+  if (failure && abort.abort_requested()) {
     status = task_status::cancelled;
   } else if (failure) {
     // Cancelled from above (deadline, second signal) is `interrupted`, or with a durable store
     // `queued` again for the next process; anything else is the task's own failure.
-    auto cs = co_await asio::this_coro::cancellation_state;
-    if (lifecycle::cancelled(cs) && settings_.requeue_on_shutdown) {
+    if (scope.caller_cancelled() && settings_.requeue_on_shutdown) {
       requeue(t);
       co_return;
     }
-    if (lifecycle::cancelled(cs)) {
+    if (scope.caller_cancelled()) {
       status = task_status::interrupted;
       t.error = "interrupted by the shutdown deadline or a second signal";
     } else {

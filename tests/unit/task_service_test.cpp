@@ -163,6 +163,10 @@ BOOST_FIXTURE_TEST_CASE(cancel_ends_queued_and_running_tasks, service_fixture) {
   BOOST_TEST((store.get(queued)->status == task_status::cancelled));
   BOOST_TEST((store.get(running)->status == task_status::cancelled));
   BOOST_TEST((store.get(second)->status == task_status::running));
+  // The worker whose task was cancelled goes on: it runs the next task (the other is busy).
+  auto next = service.submit("sleep", {{"seconds", 0.05}}, std::nullopt).task->id;
+  io.run_for(300ms);
+  BOOST_TEST((store.get(next)->status == task_status::succeeded));
   workers.emit(asio::cancellation_type::terminal);
   io.run_for(200ms);
   BOOST_TEST((store.get(second)->status == task_status::interrupted));
