@@ -2,14 +2,17 @@
 //   co_await ec.wait_until([&] { return ready(); });   // after each change: ready yet?
 // Whoever changes what ready() reads calls notify_all() after the change. The predicate runs on
 // the waiter's executor, so what it reads must be safe there (under a lock, or on that strand).
-// A waiter must run on a strand (or a one-thread io_context): notify_all() cancels its timer by
-// posting there, which is only safe when that post cannot run while the wait is still starting.
+// A waiter must run on a strand (or a one-thread io_context): notify_all() resumes it by posting
+// there, and its cancellation handler runs there too.
 #pragma once
 
 #include "lifecycle/adaptive_mutex.hpp"
+#include "lifecycle/cancelled.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -28,6 +31,7 @@ class event_count {
       auto key = prepare_wait();
       if (ready()) co_return;
       co_await wait(key);
+      co_await throw_if_cancelled();  // woken and cancelled at once: cancelled wins
     }
   }
 
@@ -35,7 +39,8 @@ class event_count {
   // prepare_wait() and wait() is never lost (wait() then returns at once).
   std::uint64_t prepare_wait() const;
   // Suspends until notify_all() is called after `key` was taken. Honours the caller's
-  // cancellation: throws boost::system::system_error(operation_aborted) when cancelled.
+  // cancellation: throws boost::system::system_error(operation_aborted) when cancelled while it
+  // waits.
   boost::asio::awaitable<void> wait(std::uint64_t key);
   void notify_all();
   // Wakes one waiter (the latest to wait), and every waiter still between prepare_wait() and
@@ -44,10 +49,25 @@ class event_count {
   void notify_one();
 
  private:
+  // A suspended wait: its completion handler, resumed on its own executor by whoever takes it
+  // out of waiters_ (a notify, or its cancellation). A timer per wait did the same at the cost
+  // of a timer object, the reactor's timer queue and one more trip through the event loop.
+  struct waiter {
+    boost::asio::any_io_executor executor;
+    boost::asio::cancellation_slot slot;  // cleared on executor before the handler runs
+    virtual ~waiter() = default;
+    virtual void complete(boost::system::error_code ec) = 0;  // on executor
+  };
+  template <typename Handler>
+  struct waiter_for;
+  template <typename Handler>
+  void start_wait(std::uint64_t key, Handler handler);
+  std::shared_ptr<waiter> take(const waiter* w);  // null if a notify or a cancel took it first
+  static void resume(std::shared_ptr<waiter> w, boost::system::error_code ec);
+
   mutable adaptive_mutex mutex_;
   std::uint64_t epoch_ = 0;
-  // Each waiter owns a timer that never expires; notify cancels it on the waiter's executor.
-  std::vector<std::shared_ptr<boost::asio::steady_timer>> waiters_;
+  std::vector<std::shared_ptr<waiter>> waiters_;
 };
 
 }  // namespace quiesce::lifecycle

@@ -7,6 +7,7 @@
 #include "lifecycle/task_group.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -220,6 +221,42 @@ BOOST_AUTO_TEST_CASE(event_count_notify_one_wakes_one_waiter) {
   ec.notify_one();  // nobody waits: nothing happens, and nothing is kept for later
   io.run_for(20ms);
   BOOST_TEST(woke == 2);
+}
+
+// A waiter cancelled while it waits ends at once with operation_aborted, and is no longer
+// counted: the next notify_one() wakes the waiter that is left.
+BOOST_AUTO_TEST_CASE(event_count_cancelled_waiter_throws_and_is_forgotten) {
+  asio::io_context io;
+  event_count ec;
+  asio::cancellation_signal cancel;
+  bool aborted = false, other_woke = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await ec.wait(ec.prepare_wait());
+        other_woke = true;
+      },
+      asio::detached);
+  io.run_for(20ms);
+  // The latest waiter, the one notify_one() would pick, is the one cancelled.
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        try {
+          co_await ec.wait_until([] { return false; });
+        } catch (const boost::system::system_error& e) {
+          aborted = e.code() == asio::error::operation_aborted;
+        }
+      },
+      asio::bind_cancellation_slot(cancel.slot(), asio::detached));
+  io.run_for(20ms);
+  cancel.emit(asio::cancellation_type::terminal);
+  io.run_for(20ms);
+  BOOST_TEST(aborted);
+  BOOST_TEST(!other_woke);
+  ec.notify_one();  // the cancelled waiter is gone: this one is for the other
+  io.run_for(20ms);
+  BOOST_TEST(other_woke);
 }
 
 // The task service's lock: two threads that each add under it lose no increment, and a thread
