@@ -14,13 +14,11 @@
 // abort reaches the loop's own cancellation state, which the loop then makes anew.
 #pragma once
 
+#include "lifecycle/own_cancellation.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -53,18 +51,9 @@ class abort_scope : public std::enable_shared_from_this<abort_scope> {
   // (forwarded as the caller receives it, and recorded: caller_cancelled()) and from aborts.
   template <typename T>
   boost::asio::awaitable<T> run(boost::asio::awaitable<T> loop) {
-    namespace asio = boost::asio;
-    asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
-    auto caller = state.slot();
-    if (caller.is_connected())
-      caller.assign([this](asio::cancellation_type type) {
-        caller_cancelled_ = true;
-        signal_.emit(type);
-      });
-    detach_on_exit guard{caller, signal_};
-    co_return co_await asio::co_spawn(
-        executor_, std::move(loop),
-        asio::bind_cancellation_slot(signal_.slot(), asio::use_awaitable));
+    return run_with_own_cancellation(
+        executor_, signal_, std::move(loop),
+        [this](boost::asio::cancellation_type) { caller_cancelled_ = true; });
   }
 
   // In the loop, on the executor: the next operation starts. Its ticket may be aborted before
@@ -80,14 +69,6 @@ class abort_scope : public std::enable_shared_from_this<abort_scope> {
   bool caller_cancelled() const { return caller_cancelled_; }
 
  private:
-  struct detach_on_exit {
-    boost::asio::cancellation_slot caller;
-    boost::asio::cancellation_signal& signal;
-    ~detach_on_exit() {
-      if (caller.is_connected()) caller.clear();
-      signal.slot().clear();
-    }
-  };
   void abort(std::uint64_t id);
 
   boost::asio::any_io_executor executor_;

@@ -7,13 +7,11 @@
 // For a loop of operations (a worker's tasks), abort_scope spawns one coroutine for them all.
 #pragma once
 
+#include "lifecycle/own_cancellation.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <atomic>
@@ -35,30 +33,12 @@ class abort_source : public std::enable_shared_from_this<abort_source> {
   // its own, so afterwards the two are told apart. Throws operation_aborted if already aborted.
   template <typename T>
   boost::asio::awaitable<T> run(boost::asio::awaitable<T> op) {
-    namespace asio = boost::asio;
-    if (abort_requested()) throw boost::system::system_error(asio::error::operation_aborted);
-    asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
-    auto caller = state.slot();
-    // `op` listens on our signal, so the caller's slot is free for the forwarding handler.
-    if (caller.is_connected())
-      caller.assign([this](asio::cancellation_type type) { signal_.emit(type); });
-    detach_on_exit guard{caller, signal_};
-    co_return co_await asio::co_spawn(
-        executor_, std::move(op),
-        asio::bind_cancellation_slot(signal_.slot(), asio::use_awaitable));
+    if (abort_requested()) throw boost::system::system_error(boost::asio::error::operation_aborted);
+    return run_with_own_cancellation(executor_, signal_, std::move(op),
+                                     [](boost::asio::cancellation_type) {});
   }
 
  private:
-  // Neither slot may keep a handler that points at an operation that has ended.
-  struct detach_on_exit {
-    boost::asio::cancellation_slot caller;
-    boost::asio::cancellation_signal& signal;
-    ~detach_on_exit() {
-      if (caller.is_connected()) caller.clear();
-      signal.slot().clear();
-    }
-  };
-
   boost::asio::any_io_executor executor_;
   boost::asio::cancellation_signal signal_;  // touched on executor_ only
   std::atomic<bool> requested_{false};
