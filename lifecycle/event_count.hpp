@@ -3,7 +3,9 @@
 // Whoever changes what ready() reads calls notify_all() after the change. The predicate runs on
 // the waiter's executor, so what it reads must be safe there (under a lock, or on that strand).
 // A waiter must run on a strand (or a one-thread io_context): notify_all() resumes it by posting
-// there, and its cancellation handler runs there too.
+// there, and its cancellation handler runs there too. Until then the event_count holds the
+// waiting coroutine: destroying it with waiters destroys them, so it must go before their
+// io_context does (the server's parts all do).
 #pragma once
 
 #include "lifecycle/adaptive_mutex.hpp"
