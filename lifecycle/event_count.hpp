@@ -38,7 +38,7 @@ class event_count {
   }
 
   // The two halves of wait_until, for a waiter that acts on what it finds: a notify between
-  // prepare_wait() and wait() is never lost (wait() then returns at once).
+  // prepare_wait() and wait() is never lost (wait() then completes without waiting).
   std::uint64_t prepare_wait() const;
   // Suspends until notify_all() is called after `key` was taken. Honours the caller's
   // cancellation: throws boost::system::system_error(operation_aborted) when cancelled while it
