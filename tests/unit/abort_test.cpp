@@ -78,7 +78,6 @@ struct scoped_loop {
   std::shared_ptr<abort_scope> scope;
   std::vector<abort_scope::ticket> tickets;  // one per wait started
   std::vector<bool> cancelled;               // one per wait ended
-  bool caller_cancelled = false;
   bool done = false;
 };
 void spawn_loop(asio::io_context& io, task_group& group, scoped_loop& l) {
