@@ -3,9 +3,10 @@
 // Whoever changes what ready() reads calls notify_all() after the change. The predicate runs on
 // the waiter's executor, so what it reads must be safe there (under a lock, or on that strand).
 // A waiter must run on a strand (or a one-thread io_context): notify_all() resumes it by posting
-// there, and its cancellation handler runs there too. Until then the event_count holds the
-// waiting coroutine: destroying it with waiters destroys them, so it must go before their
-// io_context does (the server's parts all do).
+// there, and its cancellation handler runs there too. A suspended waiter is held by the
+// event_count and listed with its io_context: the context's shutdown destroys it unrun, as it
+// destroys its own pending operations, so a coroutine that holds the event_count it waits on is
+// not leaked, and a later notify finds nothing to resume.
 #pragma once
 
 #include "lifecycle/adaptive_mutex.hpp"
@@ -52,13 +53,21 @@ class event_count {
 
  private:
   // A suspended wait: its completion handler, resumed on its own executor by whoever takes it
-  // out of waiters_ (a notify, or its cancellation). A timer per wait did the same at the cost
-  // of a timer object, the reactor's timer queue and one more trip through the event loop.
-  struct waiter {
+  // out of waiters_ (a notify, or its cancellation), or destroyed unrun by its context's
+  // shutdown. A timer per wait did the same at the cost of a timer object, the reactor's timer
+  // queue and one more trip through the event loop.
+  struct parking;
+  class parking_service;
+  struct waiter : std::enable_shared_from_this<waiter> {
     boost::asio::any_io_executor executor;
-    boost::asio::cancellation_slot slot;  // cleared on executor before the handler runs
-    virtual ~waiter() = default;
+    boost::asio::cancellation_slot slot;  // cleared before the handler runs or goes
+    std::shared_ptr<parking> parked_at;   // its context's list of suspended waiters
+    waiter* prev = nullptr;               // in that list, under its mutex
+    waiter* next = nullptr;
+    bool parked = false;
+    virtual ~waiter();
     virtual void complete(boost::system::error_code ec) = 0;  // on executor
+    virtual void abandon() = 0;  // destroys the handler unrun: its context is shutting down
   };
   template <typename Handler>
   struct waiter_for;

@@ -2,12 +2,10 @@
 #include "lifecycle/adaptive_mutex.hpp"
 #include "lifecycle/cancellation_tree.hpp"
 #include "lifecycle/coordinator.hpp"
-#include "lifecycle/event_count.hpp"
 #include "lifecycle/log.hpp"
 #include "lifecycle/task_group.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -178,85 +176,6 @@ BOOST_AUTO_TEST_CASE(a_child_destroyed_unrun_after_its_group_is_gone_leaves_safe
     group.reset();
   }
   BOOST_TEST(ended.empty());  // destroyed, never resumed
-}
-
-BOOST_AUTO_TEST_CASE(event_count_never_loses_a_notify_between_prepare_and_wait) {
-  asio::io_context io;
-  event_count ec;
-  bool woke = false;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        auto key = ec.prepare_wait();
-        ec.notify_all();  // lands before the wait starts
-        co_await ec.wait(key);
-        woke = true;
-      },
-      asio::detached);
-  io.run_for(50ms);
-  BOOST_TEST(woke);
-}
-
-// One notify_one() for one change: one of two waiters wakes, the other waits on until the next.
-BOOST_AUTO_TEST_CASE(event_count_notify_one_wakes_one_waiter) {
-  asio::io_context io;
-  event_count ec;
-  int woke = 0;
-  for (int i = 0; i < 2; ++i)
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-          co_await ec.wait(ec.prepare_wait());
-          ++woke;
-        },
-        asio::detached);
-  io.run_for(20ms);
-  BOOST_TEST(woke == 0);
-  ec.notify_one();
-  io.run_for(20ms);
-  BOOST_TEST(woke == 1);
-  ec.notify_one();
-  io.run_for(20ms);
-  BOOST_TEST(woke == 2);
-  ec.notify_one();  // nobody waits: nothing happens, and nothing is kept for later
-  io.run_for(20ms);
-  BOOST_TEST(woke == 2);
-}
-
-// A waiter cancelled while it waits ends at once with operation_aborted, and is no longer
-// counted: the next notify_one() wakes the waiter that is left.
-BOOST_AUTO_TEST_CASE(event_count_cancelled_waiter_throws_and_is_forgotten) {
-  asio::io_context io;
-  event_count ec;
-  asio::cancellation_signal cancel;
-  bool aborted = false, other_woke = false;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        co_await ec.wait(ec.prepare_wait());
-        other_woke = true;
-      },
-      asio::detached);
-  io.run_for(20ms);
-  // The latest waiter, the one notify_one() would pick, is the one cancelled.
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        try {
-          co_await ec.wait_until([] { return false; });
-        } catch (const boost::system::system_error& e) {
-          aborted = e.code() == asio::error::operation_aborted;
-        }
-      },
-      asio::bind_cancellation_slot(cancel.slot(), asio::detached));
-  io.run_for(20ms);
-  cancel.emit(asio::cancellation_type::terminal);
-  io.run_for(20ms);
-  BOOST_TEST(aborted);
-  BOOST_TEST(!other_woke);
-  ec.notify_one();  // the cancelled waiter is gone: this one is for the other
-  io.run_for(20ms);
-  BOOST_TEST(other_woke);
 }
 
 // The task service's lock: two threads that each add under it lose no increment, and a thread
