@@ -139,10 +139,11 @@ std::shared_ptr<event_count::waiter> event_count::take(const waiter* w) {
   return mine;
 }
 
-void event_count::resume(std::shared_ptr<waiter> w, boost::system::error_code ec) {
-  if (!w->parked_at->unpark(*w)) return;  // its context shut down and destroyed it
+bool event_count::resume(std::shared_ptr<waiter> w, boost::system::error_code ec) {
+  if (!w->parked_at->unpark(*w)) return false;  // its context shut down and destroyed it
   auto executor = w->executor;
   asio::post(executor, [w = std::move(w), ec] { w->complete(ec); });
+  return true;
 }
 
 void event_count::notify_all() {
@@ -156,15 +157,18 @@ void event_count::notify_all() {
 }
 
 void event_count::notify_one() {
-  std::shared_ptr<waiter> woken;
-  {
-    std::lock_guard lock(mutex_);
-    ++epoch_;
-    if (waiters_.empty()) return;
-    woken = std::move(waiters_.back());
-    waiters_.pop_back();
+  // One waiter that is resumed: one whose context has gone does not count.
+  for (bool first = true;; first = false) {
+    std::shared_ptr<waiter> woken;
+    {
+      std::lock_guard lock(mutex_);
+      if (first) ++epoch_;
+      if (waiters_.empty()) return;
+      woken = std::move(waiters_.back());
+      waiters_.pop_back();
+    }
+    if (resume(std::move(woken), {})) return;
   }
-  resume(std::move(woken), {});
 }
 
 }  // namespace quiesce::lifecycle

@@ -74,7 +74,8 @@ class event_count {
   template <typename Handler>
   void start_wait(std::uint64_t key, Handler handler);
   std::shared_ptr<waiter> take(const waiter* w);  // null if a notify or a cancel took it first
-  static void resume(std::shared_ptr<waiter> w, boost::system::error_code ec);
+  // False (and nothing posted) if its context has shut down.
+  static bool resume(std::shared_ptr<waiter> w, boost::system::error_code ec);
 
   mutable adaptive_mutex mutex_;
   std::uint64_t epoch_ = 0;

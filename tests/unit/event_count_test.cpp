@@ -141,3 +141,29 @@ BOOST_AUTO_TEST_CASE(event_count_notify_after_the_waiters_io_context_is_gone_doe
   ec.notify_all();  // a post to the dead context here is a use after free (the asan preset)
   ec.notify_one();
 }
+
+// notify_one() wakes a waiter that can run: one whose io_context has gone is skipped, though it
+// was the latest to wait.
+BOOST_AUTO_TEST_CASE(event_count_notify_one_skips_a_waiter_whose_io_context_is_gone) {
+  event_count ec;
+  asio::io_context live;
+  bool woke = false;
+  asio::co_spawn(
+      live,
+      [&]() -> asio::awaitable<void> {
+        co_await ec.wait(ec.prepare_wait());
+        woke = true;
+      },
+      asio::detached);
+  live.run_for(20ms);
+  {
+    asio::io_context gone;
+    asio::co_spawn(
+        gone, [&]() -> asio::awaitable<void> { co_await ec.wait(ec.prepare_wait()); },
+        asio::detached);
+    gone.run_for(20ms);
+  }
+  ec.notify_one();
+  live.run_for(20ms);
+  BOOST_TEST(woke);
+}
