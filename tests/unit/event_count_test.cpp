@@ -18,6 +18,19 @@ namespace asio = boost::asio;
 using quiesce::lifecycle::event_count;
 using namespace std::chrono_literals;
 
+namespace {
+// A coroutine on `io` that waits once on `ec`, then sets `woke`.
+void wait_once(asio::io_context& io, event_count& ec, bool& woke) {
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await ec.wait(ec.prepare_wait());
+        woke = true;
+      },
+      asio::detached);
+}
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(event_count_never_loses_a_notify_between_prepare_and_wait) {
   asio::io_context io;
   event_count ec;
@@ -68,13 +81,7 @@ BOOST_AUTO_TEST_CASE(event_count_cancelled_waiter_throws_and_is_forgotten) {
   event_count ec;
   asio::cancellation_signal cancel;
   bool aborted = false, other_woke = false;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        co_await ec.wait(ec.prepare_wait());
-        other_woke = true;
-      },
-      asio::detached);
+  wait_once(io, ec, other_woke);
   io.run_for(20ms);
   // The latest waiter, the one notify_one() would pick, is the one cancelled.
   asio::co_spawn(
@@ -148,13 +155,7 @@ BOOST_AUTO_TEST_CASE(event_count_notify_one_skips_a_waiter_whose_io_context_is_g
   event_count ec;
   asio::io_context live;
   bool woke = false;
-  asio::co_spawn(
-      live,
-      [&]() -> asio::awaitable<void> {
-        co_await ec.wait(ec.prepare_wait());
-        woke = true;
-      },
-      asio::detached);
+  wait_once(live, ec, woke);
   live.run_for(20ms);
   {
     asio::io_context gone;
