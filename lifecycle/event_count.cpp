@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/intrusive/list.hpp>
 
 #include <algorithm>
 #include <mutex>
@@ -20,26 +21,22 @@ namespace asio = boost::asio;
 // that outlives the context (its event_count does) can still ask whether it is listed.
 struct event_count::parking {
   std::mutex mutex;
-  waiter* first = nullptr;
+  boost::intrusive::list<waiter,
+                         boost::intrusive::member_hook<waiter, waiter::hook, &waiter::listed>>
+      list;
   bool closed = false;  // the context shut down: nothing is listed, or resumed, any more
 
   bool park(waiter& w) {
     std::lock_guard lock(mutex);
     if (closed) return false;
-    w.next = first;
-    if (first != nullptr) first->prev = &w;
-    first = &w;
-    w.parked = true;
+    list.push_back(w);
     return true;
   }
   // False if it was not listed: its context has shut down (or it was never parked).
   bool unpark(waiter& w) {
     std::lock_guard lock(mutex);
-    if (!w.parked) return false;
-    (w.prev != nullptr ? w.prev->next : first) = w.next;
-    if (w.next != nullptr) w.next->prev = w.prev;
-    w.prev = w.next = nullptr;
-    w.parked = false;
+    if (!w.listed.is_linked()) return false;
+    list.erase(list.iterator_to(w));
     return true;
   }
   // The context's shutdown: every waiter still suspended is destroyed unrun. Each is kept alive
@@ -49,14 +46,10 @@ struct event_count::parking {
     {
       std::lock_guard lock(mutex);
       closed = true;
-      for (auto* w = first; w != nullptr;) {
-        auto* next = w->next;
-        w->prev = w->next = nullptr;
-        w->parked = false;
-        if (auto alive = w->weak_from_this().lock()) abandoned.push_back(std::move(alive));
-        w = next;  // one whose last owner is dropping it now unlinks nothing: it is not parked
-      }
-      first = nullptr;
+      // One whose last owner is dropping it now is unlinked too, and its unpark finds nothing.
+      for (auto& w : list)
+        if (auto alive = w.weak_from_this().lock()) abandoned.push_back(std::move(alive));
+      list.clear();
     }
     for (auto& w : abandoned) w->abandon();
   }

@@ -15,6 +15,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/intrusive/list_hook.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <cstdint>
@@ -62,9 +63,9 @@ class event_count {
     boost::asio::any_io_executor executor;
     boost::asio::cancellation_slot slot;  // cleared before the handler runs or goes
     std::shared_ptr<parking> parked_at;   // its context's list of suspended waiters
-    waiter* prev = nullptr;               // in that list, under its mutex
-    waiter* next = nullptr;
-    bool parked = false;
+    using hook = boost::intrusive::list_member_hook<
+        boost::intrusive::link_mode<boost::intrusive::safe_link>>;
+    hook listed;  // in that list, under its mutex
     virtual ~waiter();
     virtual void complete(boost::system::error_code ec) = 0;  // on executor
     virtual void abandon() = 0;  // destroys the handler unrun: its context is shutting down
