@@ -1,13 +1,11 @@
 #include "net/ws_wire.hpp"
 
-#include "net/tcp_cork.hpp"
 #include "net/ws_frame.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
 #include <array>
@@ -33,7 +31,9 @@ std::array<asio::const_buffer, 2> text_frame(const std::string& text, ws::header
 // Asio hands at most this many buffers to one writev.
 constexpr std::size_t buffers_per_call = 64;
 
-// What a send holds back for the next one (or for the FIN), as TCP_CORK does, on Linux.
+// A send that more of the batch follows (or our FIN) asks the kernel to hold a partial segment
+// for it: full segments instead of one per system call with TCP_NODELAY on (on loopback the
+// receiver's work for each segment is charged to the sender's CPU). Linux; elsewhere 0.
 #ifdef MSG_MORE
 constexpr int more_follows = MSG_MORE;
 #else
@@ -141,9 +141,12 @@ class wire {
   // kept.
   after_read take_readable(websocket::close_reason& answer);
 
-  // Write: everything the outbox holds, at once, as far as the kernel takes it; the rest by an
-  // async write, after which the outbox is looked at again.
+  // Write: everything the outbox holds, at once, as far as the kernel takes it; the rest once
+  // the socket is writable again, after which the outbox is looked at again.
   void write_more();
+  // Sends what the kernel takes of the batch from `first_` on; false if the rest waits for
+  // room (a write wait is pending) or the stream ended.
+  bool send_batch();
   // After a batch is wholly out; false when it was the close.
   bool written();
 
@@ -192,12 +195,12 @@ class wire {
   outbox::batch batch_;  // what is being written
   std::vector<ws::header> headers_;
   std::vector<asio::const_buffer> buffers_;
+  std::size_t first_ = 0;  // buffers_ before it have gone whole
   std::string close_frame_;
-  tcp_cork cork_{socket_};
 
   int pending_ = 0;
   bool ended_ = false;
-  bool writing_ = false;     // an async write is in progress
+  bool writing_ = false;     // the batch's rest waits for room
   bool heard_ = false;       // bytes came since the keepalive last looked
   bool pinged_ = false;      // our ping is unanswered
   bool closing_ = false;     // the timer bounds the close handshake now
@@ -274,46 +277,48 @@ void wire::write_more() {
                          : ws::close_frame(code, {b.close->reason.data(), b.close->reason.size()});
       buffers_.emplace_back(asio::buffer(close_frame_));
     }
-    // More than one system call's worth of buffers: full segments until the last one.
-    cork_.hold(buffers_.size() > buffers_per_call);
-    // A close is held back until written() sends our FIN, so that goes in its segment.
-    const int flags = b.close ? more_follows : 0;
-    // As much as the kernel takes now, one writev at a time; `first` is what is left.
-    std::size_t first = 0;
-    boost::system::error_code ec;
-    while (first < buffers_.size()) {
-      std::span<const asio::const_buffer> chunk(
-          buffers_.data() + first, std::min(buffers_per_call, buffers_.size() - first));
-      std::size_t offered = asio::buffer_size(chunk);
-      std::size_t n = socket_.send(chunk, flags, ec);
-      if (ec) break;
-      std::size_t left = n;  // past every buffer that went whole (empty ones too)
-      while (first < buffers_.size() && left >= buffers_[first].size())
-        left -= buffers_[first++].size();
-      if (left > 0) buffers_[first] += left;  // the start of this one went
-      if (n < offered) break;                 // the kernel's buffer is full
-    }
-    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return end();
-    if (first < buffers_.size()) {
-      writing_ = true;
-      ++pending_;
-      std::span<const asio::const_buffer> rest(buffers_.data() + first, buffers_.size() - first);
-      asio::async_write(socket_, rest, [this](boost::system::error_code ec, std::size_t) {
-        writing_ = false;
-        if (ec)
-          end();
-        else if (!ended_)
-          guarded([this] {
-            cork_.hold(false);
-            if (written()) write_more();
-          });
-        release();
-      });
-      return;
-    }
-    cork_.hold(false);
-    if (!written()) return;
+    first_ = 0;
+    if (!send_batch() || !written()) return;
   }
+}
+
+bool wire::send_batch() {
+  boost::system::error_code ec;
+  while (first_ < buffers_.size()) {
+    std::span<const asio::const_buffer> chunk(buffers_.data() + first_,
+                                              std::min(buffers_per_call, buffers_.size() - first_));
+    // Held back while more of the batch follows; a close is held until written() sends our
+    // FIN, so that goes in its segment.
+    const bool last = first_ + chunk.size() == buffers_.size();
+    const int flags = last && !batch_.close ? 0 : more_follows;
+    std::size_t offered = asio::buffer_size(chunk);
+    std::size_t n = socket_.send(chunk, flags, ec);
+    if (ec) break;
+    std::size_t left = n;  // past every buffer that went whole (empty ones too)
+    while (first_ < buffers_.size() && left >= buffers_[first_].size())
+      left -= buffers_[first_++].size();
+    if (left > 0) buffers_[first_] += left;  // the start of this one went
+    if (n < offered) break;                  // the kernel's buffer is full
+  }
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+    end();
+    return false;
+  }
+  if (first_ == buffers_.size()) return true;
+  // The rest when there is room: a wait, not a write the kernel would refuse again now.
+  writing_ = true;
+  ++pending_;
+  socket_.async_wait(tcp::socket::wait_write, [this](boost::system::error_code ec) {
+    writing_ = false;
+    if (ec)
+      end();
+    else if (!ended_)
+      guarded([this] {
+        if (send_batch() && written()) write_more();
+      });
+    release();
+  });
+  return false;
 }
 
 bool wire::written() {

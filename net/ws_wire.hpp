@@ -2,7 +2,7 @@
 // Beast accepts the upgrade; from then on this owns the socket, so that whatever waits for a
 // client goes out in one gather write (a pong or ping, every queued frame, the close), the
 // frames' bytes shared by all clients and only a header per write. A write is tried at once,
-// from the strand that queued it; only what the kernel does not take waits for an async write.
+// from the strand that queued it; only what the kernel does not take waits for room.
 // While idle it holds no read buffer: it waits for readability first. It answers pings, pings
 // a silent peer and drops one that stays silent, and ends the close handshake as soon as the
 // peer answers.

@@ -6,7 +6,6 @@
 #include "net/outbox.hpp"
 #include "net/stream_fanout.hpp"
 #include "net/stream_hub.hpp"
-#include "net/tcp_cork.hpp"
 #include "outbox_probe.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -24,12 +23,6 @@
 #include <optional>
 #include <sstream>
 #include <thread>
-
-#ifdef __linux__
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#endif
 
 namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
@@ -243,30 +236,3 @@ BOOST_AUTO_TEST_CASE(a_fanout_that_holds_gives_what_came_meanwhile_as_one_burst)
     f->remove(*c);
   }
 }
-
-#ifdef __linux__
-// A burst is held while corked and goes out together once the cork is lifted.
-BOOST_AUTO_TEST_CASE(a_corked_socket_sends_what_it_held_once_uncorked) {
-  asio::io_context io;
-  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
-  asio::ip::tcp::socket sender(io), receiver(io);
-  sender.connect(acceptor.local_endpoint());
-  acceptor.accept(receiver);
-  sender.set_option(asio::ip::tcp::no_delay(true));
-  auto corked = [&sender] {
-    int v = 0;
-    socklen_t n = sizeof v;
-    ::getsockopt(sender.native_handle(), IPPROTO_TCP, TCP_CORK, &v, &n);
-    return v != 0;
-  };
-  net::tcp_cork cork(sender);
-  cork.hold(true);
-  BOOST_TEST(corked());
-  for (const char* s : {"one ", "two ", "three"}) asio::write(sender, asio::buffer(std::string(s)));
-  cork.hold(false);
-  BOOST_TEST(!corked());
-  std::string got(13, '\0');
-  asio::read(receiver, asio::buffer(got));
-  BOOST_TEST(got == "one two three");
-}
-#endif

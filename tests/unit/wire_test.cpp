@@ -255,8 +255,9 @@ BOOST_AUTO_TEST_CASE(a_peer_that_reads_answers_pings_and_stays_one_that_does_not
   BOOST_TEST(s.ends_within(5s));
 }
 
-// A burst far larger than the kernel takes at once: what the first write leaves goes out by the
-// async write, from the middle of a frame on, and the client reads every frame whole, in order.
+// A burst far larger than the kernel takes at once: what the first write leaves goes out once the
+// socket has room again, from the middle of a frame on, and the client reads every frame whole,
+// in order.
 BOOST_AUTO_TEST_CASE(a_burst_larger_than_the_kernel_takes_arrives_whole_and_in_order) {
   server s(normal, 4096);
   client c(s);
@@ -278,8 +279,8 @@ BOOST_AUTO_TEST_CASE(a_burst_larger_than_the_kernel_takes_arrives_whole_and_in_o
   BOOST_TEST(s.sent.load() == static_cast<std::size_t>(frames));  // counted once all went
 }
 
-// A burst of more buffers than one writev takes still leaves in full segments (the wire corks the
-// socket until the last writev). Small frames here, so one segment holds them all.
+// A burst of more buffers than one writev takes still leaves in full segments (every writev but
+// the last says MSG_MORE). Small frames here, so one segment holds them all.
 BOOST_AUTO_TEST_CASE(a_burst_of_many_writes_leaves_in_full_segments) {
   server s(normal);
   client c(s);
