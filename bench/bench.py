@@ -260,13 +260,18 @@ def flood_group():
     return bench_flood, print_flood
 
 
+def bursts_group():
+    from bursts import bench_bursts, print_bursts
+    return bench_bursts, print_bursts
+
+
 def peers_group():
     from peers import bench_peers, print_peers
     return bench_peers, print_peers
 
 
 # One group, its table and its own results file (results-<group>.json).
-groups = {"peers": peers_group, "flood": flood_group, "stream": lambda: (bench_stream, print_stream),
+groups = {"peers": peers_group, "flood": flood_group, "bursts": bursts_group, "stream": lambda: (bench_stream, print_stream),
           "shared": lambda: (bench_shared, print_shared),
           "durability": lambda: (bench_durability, print_durability)}
 if opts.only in groups:

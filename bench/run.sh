@@ -2,7 +2,8 @@
 # Every benchmark in one command: prints a Markdown table (targets met / not met) and writes
 # bench/results.json. Not part of CI's pass/fail.
 #   bench/run.sh [--quick]
-#   bench/run.sh --only durability | flood | shared | stream | peers [--baseline BUILD_DIR] | metrics --baseline BUILD_DIR
+#   bench/run.sh --only durability | flood | shared | stream | peers [--baseline BUILD_DIR]
+#                | bursts [--baseline BUILD_DIR] | metrics --baseline BUILD_DIR
 # Needs wrk and nginx-light (Debian): installed when run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
