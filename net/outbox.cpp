@@ -15,8 +15,8 @@ frame make_frame(const boost::json::object& o) {
 outbox::outbox(std::shared_ptr<const send_limit> limit) : limit_(std::move(limit)) {}
 
 void outbox::begin_with(std::vector<frame> first) {
-  frames_ = std::move(first);
-  first_ = frames_.size();
+  frames_.assign(std::make_move_iterator(first.begin()), std::make_move_iterator(first.end()));
+  first_ = waiting_ = frames_.size();
   wake();
 }
 
@@ -24,19 +24,40 @@ bool outbox::push(frame f) {
   if (close_) return true;  // closing: nothing more goes out, and that is not an overflow
   if (waiting() - first_ >= limit_->frames() || bytes_ >= limit_->bytes()) {
     frames_.clear();
-    first_ = 0;
+    waiting_ = first_ = 0;
     bytes_ = 0;
     close_ = websocket::close_reason(websocket::close_code::try_again_later, "send queue full");
     wake();
     return false;
   }
   bytes_ += f->size();
-  frames_.push_back(std::move(f));
+  frames_.emplace_back(std::move(f));
+  ++waiting_;
   if (in_burst_)
     burst_pushed_ = true;
   else
     wake();
   return true;
+}
+
+// Room for every frame of the run, by the test push() makes before each (a frame is refused
+// once the queue holds the limit): frames through the last, bytes through the one before it.
+// Stricter on bytes by the last text, which only sends that run frame by frame.
+bool outbox::has_room_for(const framed_run& run) const {
+  if (close_) return true;
+  return waiting() - first_ + run.frames <= limit_->frames() &&
+         bytes_ + run.text_bytes < limit_->bytes();
+}
+
+void outbox::push(const std::shared_ptr<const framed_run>& run) {
+  if (close_) return;
+  bytes_ += run->text_bytes;
+  waiting_ += run->frames;
+  frames_.emplace_back(run);
+  if (in_burst_)
+    burst_pushed_ = true;
+  else
+    wake();
 }
 
 void outbox::end_burst() {
@@ -46,7 +67,10 @@ void outbox::end_burst() {
 
 void outbox::close(websocket::close_reason reason, frame last) {
   if (close_) return;
-  if (last) frames_.push_back(std::move(last));
+  if (last) {
+    frames_.emplace_back(std::move(last));
+    ++waiting_;
+  }
   close_ = std::move(reason);
   wake();
 }
@@ -75,7 +99,7 @@ void outbox::take(batch& b) {
   b.control.swap(pong_);
   if (std::exchange(ping_, false)) b.control += ws::control_frame(ws::opcode::ping, {});
   b.frames.swap(frames_);
-  first_ = 0;
+  waiting_ = first_ = 0;
   bytes_ = 0;
   if (close_) {
     b.close = close_;

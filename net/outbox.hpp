@@ -19,6 +19,24 @@ namespace quiesce::net {
 using frame = std::shared_ptr<const std::string>;
 frame make_frame(const boost::json::object& o);  // one text frame: the object serialised
 
+// Messages framed once for every stream that sends all of them (stream_fanout's batch): server
+// frames are unmasked and no extension is offered, so their bytes are the same for each client.
+struct framed_run {
+  std::string bytes;           // whole text frames, headers included
+  std::size_t frames = 0;      // how many
+  std::size_t text_bytes = 0;  // of their texts alone: what the send limit counts
+};
+
+// One entry of a stream's queue: a message's text, which the wire frames, or a framed run.
+struct queued {
+  queued(frame text) : bytes(std::move(text)) {}  // NOLINT(google-explicit-constructor)
+  explicit queued(const std::shared_ptr<const framed_run>& run)
+      : bytes(run, &run->bytes), frames(run->frames), framed(true) {}
+  frame bytes;
+  std::size_t frames = 1;
+  bool framed = false;  // `bytes` are whole frames
+};
+
 // How far one stream may fall behind, shared by every stream of a server: so many frames or so
 // many bytes of them waiting, whichever comes first. Bytes decide for event frames; the frame
 // count bounds the queue itself when frames are tiny. A client that falls this far behind is
@@ -48,7 +66,7 @@ class outbox {
   // Everything there was to send when the writer took it, in the order it goes out.
   struct batch {
     std::string control;  // a pong and a ping, whole frames (ws_frame.hpp)
-    std::vector<frame> frames;
+    std::vector<queued> frames;
     std::optional<boost::beast::websocket::close_reason> close;  // last; nothing follows it
   };
 
@@ -64,6 +82,11 @@ class outbox {
   void begin_with(std::vector<frame> first);
   // Queues a frame; false when the queue overflowed (the stream is then closed 1013).
   bool push(frame f);
+  // Whether `run` can be queued whole without reaching the limit; if not, push its texts one by
+  // one, and the limit decides as it would have for them.
+  bool has_room_for(const framed_run& run) const;
+  // Queues a run that has_room_for() accepted.
+  void push(const std::shared_ptr<const framed_run>& run);
   // Frames pushed between these two are one burst (the events a client's strand took at once):
   // the writer is told at its end, so the whole burst goes out in one write.
   void begin_burst() { in_burst_ = true; }
@@ -75,8 +98,8 @@ class outbox {
   // ours. Neither counts against the limit.
   void pong(std::string_view payload);
   void ping();
-  std::size_t waiting() const { return frames_.size(); }  // frames; the close not counted
-  std::size_t waiting_bytes() const { return bytes_; }    // of the frames push() queued
+  std::size_t waiting() const { return waiting_; }      // frames; the close not counted
+  std::size_t waiting_bytes() const { return bytes_; }  // of the frames push() queued
   // There is something to take; never again once the close was taken.
   bool ready() const {
     return !close_taken_ && (!frames_.empty() || close_ || !pong_.empty() || ping_);
@@ -89,9 +112,10 @@ class outbox {
   void wake();
 
   std::shared_ptr<const send_limit> limit_;
-  std::vector<frame> frames_;  // unlike std::deque, an empty vector allocates nothing
-  std::size_t first_ = 0;      // how many of them begin_with() gave, not counted by the limit
-  std::size_t bytes_ = 0;      // of the frames after those
+  std::vector<queued> frames_;  // unlike std::deque, an empty vector allocates nothing
+  std::size_t waiting_ = 0;     // frames in them
+  std::size_t first_ = 0;       // how many of them begin_with() gave, not counted by the limit
+  std::size_t bytes_ = 0;       // of the frames after those
   std::optional<boost::beast::websocket::close_reason> close_;
   bool close_taken_ = false;  // the writer has it: nothing more is ever taken
   std::string pong_;          // a whole pong frame, or empty

@@ -1,6 +1,7 @@
 #include "net/stream_client.hpp"
 
 #include "net/stream_fanout.hpp"
+#include "net/ws_frame.hpp"
 
 namespace quiesce::net {
 
@@ -12,12 +13,36 @@ void stream_client::request_close(boost::beast::websocket::close_reason reason, 
   fanout_->request_close(shared_from_this(), std::move(reason), std::move(last));
 }
 
-void stream_client::take(const std::vector<tasks::event_ptr>& batch) {
+const std::shared_ptr<const framed_run>& taken_batch::run() {
+  if (run_) return run_;
+  auto run = std::make_shared<framed_run>();
+  std::size_t size = 0;
+  for (const auto& e : events_) size += e->text.size() + 10;  // 10: the longest header
+  run->bytes.reserve(size);
+  for (const auto& e : events_) {
+    auto h = ws::frame_header(ws::opcode::text, e->text.size());
+    run->bytes.append(reinterpret_cast<const char*>(h.bytes.data()), h.size);
+    run->bytes.append(e->text);
+    run->text_bytes += e->text.size();
+  }
+  run->frames = events_.size();
+  run_ = std::move(run);
+  return run_;
+}
+
+void stream_client::take(taken_batch& batch) {
+  const auto& events = batch.events();
   out_.begin_burst();
-  for (const auto& e : batch) {
-    if (!wants(*e)) continue;
-    // Share the bus's text: an aliasing pointer, no copy per client.
-    if (!out_.push(frame(e, &e->text)) && on_overflow) on_overflow();
+  // The events are in seq order, so the first says whether this client wants them all.
+  if (follow_all_ && !events.empty() && events.front()->seq > seen_ &&
+      out_.has_room_for(*batch.run())) {
+    out_.push(batch.run());
+  } else {
+    for (const auto& e : events) {
+      if (!wants(*e)) continue;
+      // Share the bus's text: an aliasing pointer, no copy per client.
+      if (!out_.push(frame(e, &e->text)) && on_overflow) on_overflow();
+    }
   }
   out_.end_burst();
 }

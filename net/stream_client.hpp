@@ -20,6 +20,19 @@ namespace quiesce::net {
 
 class stream_fanout;
 
+// A fanout's batch as its clients take it: the events, oldest first, and their frames, made on
+// first use and shared by every client that wants all of them.
+class taken_batch {
+ public:
+  explicit taken_batch(const std::vector<tasks::event_ptr>& events) : events_(events) {}
+  const std::vector<tasks::event_ptr>& events() const { return events_; }
+  const std::shared_ptr<const framed_run>& run();
+
+ private:
+  const std::vector<tasks::event_ptr>& events_;
+  std::shared_ptr<const framed_run> run_;
+};
+
 class stream_client final : public std::enable_shared_from_this<stream_client> {
  public:
   stream_client(std::shared_ptr<stream_fanout> fanout, std::string id,
@@ -31,8 +44,9 @@ class stream_client final : public std::enable_shared_from_this<stream_client> {
 
   // The client's thread only:
   outbox& out() { return out_; }
-  // Queues the events of `batch` this client wants, as one burst (one write).
-  void take(const std::vector<tasks::event_ptr>& batch);
+  // Queues the events of `batch` this client wants, as one burst (one write): the batch's
+  // shared frames if it wants them all and they fit, else each event's text.
+  void take(taken_batch& batch);
   void follow_all() {
     follow_all_ = true;
     follows_.clear();

@@ -44,7 +44,8 @@ void stream_fanout::take() {
   }
   if (!taking_.empty()) {
     taking_now_ = true;
-    for (auto& c : clients_) c->take(taking_);
+    taken_batch batch(taking_);
+    for (auto& c : clients_) c->take(batch);
     taking_now_ = false;
   }
   // The texts are not held past their take: each client's outbox holds what it still sends.

@@ -268,8 +268,13 @@ void wire::write_more() {
     buffers_.reserve(1 + 2 * b.frames.size() + 1);
     if (!b.control.empty()) buffers_.emplace_back(asio::buffer(b.control));
     headers_.resize(b.frames.size());
-    for (std::size_t k = 0; k < b.frames.size(); ++k)
-      for (auto part : text_frame(*b.frames[k], headers_[k])) buffers_.push_back(part);
+    for (std::size_t k = 0; k < b.frames.size(); ++k) {
+      const auto& q = b.frames[k];
+      if (q.framed)
+        buffers_.emplace_back(asio::buffer(*q.bytes));
+      else
+        for (auto part : text_frame(*q.bytes, headers_[k])) buffers_.push_back(part);
+    }
     if (b.close) {
       auto code = static_cast<std::uint16_t>(b.close->code);
       close_frame_ = code == 0
@@ -323,7 +328,11 @@ bool wire::send_batch() {
 
 bool wire::written() {
   auto& b = batch_;
-  if (!b.frames.empty()) on_.sent(b.frames.size());
+  if (!b.frames.empty()) {
+    std::size_t frames = 0;
+    for (const auto& q : b.frames) frames += q.frames;
+    on_.sent(frames);
+  }
   if (b.close) {
     close_sent_ = true;
     // Nothing follows our close, so our FIN goes now, in the close frame's segment (held back by

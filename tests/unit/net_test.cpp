@@ -1,6 +1,6 @@
 // A stream's send side past its outbox (outbox_test.cpp): the response head, the client's inbox,
-// which gathers deliveries from any thread for its strand, the fanout, and the cork around a
-// burst.
+// which gathers deliveries from any thread for its strand, the fanout, and a batch framed once for
+// the clients that take all of it.
 #define BOOST_TEST_MODULE net
 #include "net/http.hpp"
 #include "net/outbox.hpp"
@@ -233,6 +233,75 @@ BOOST_AUTO_TEST_CASE(a_fanout_that_holds_gives_what_came_meanwhile_as_one_burst)
                boost::test_tools::per_element());
     BOOST_TEST(bursts == (hold.count() == 0 ? 3 : 1), "hold " << hold.count() << " us");
     c->out().on_ready(nullptr);
+    f->remove(*c);
+  }
+}
+
+// The outbox entries one take of `batch` leaves with each client: a framed run shared by the
+// clients that want every event, each event's text for the others.
+BOOST_AUTO_TEST_CASE(a_batch_is_framed_once_for_the_clients_that_want_all_of_it) {
+  asio::io_context io(1);
+  auto f = std::make_shared<net::stream_fanout>(io.get_executor());
+  auto limit = std::make_shared<net::send_limit>(100);
+  auto one = std::make_shared<net::stream_client>(f, "one", limit);
+  auto two = std::make_shared<net::stream_client>(f, "two", limit);
+  auto named = std::make_shared<net::stream_client>(f, "named", limit);
+  auto replayed = std::make_shared<net::stream_client>(f, "replayed", limit);
+  named->follow({"a"});
+  replayed->seen_through(2);  // its replay reached into the batch
+  asio::post(io, [&] {
+    for (auto& c : {one, two, named, replayed}) f->add(c);
+  });
+  io.run();
+  io.restart();
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) f->deliver(event(seq, seq == 2 ? "b" : "a"));
+  io.run();
+  io.restart();
+  std::vector<net::outbox::batch> took(4);
+  for (std::size_t i = 0; auto& c : {one, two, named, replayed}) c->out().take(took[i++]);
+  for (auto& b : {took[0], took[1]}) {
+    BOOST_TEST_REQUIRE(b.frames.size() == 1u);
+    BOOST_TEST(b.frames[0].framed);
+    BOOST_TEST(b.frames[0].frames == 3u);
+    BOOST_TEST(texts_of(*b.frames[0].bytes) == (std::vector<std::string>{"1", "2", "3"}),
+               boost::test_tools::per_element());
+  }
+  BOOST_TEST(took[0].frames[0].bytes.get() == took[1].frames[0].bytes.get(), "framed once");
+  BOOST_TEST_REQUIRE(took[2].frames.size() == 2u);  // 1 and 3, each its text
+  BOOST_TEST_REQUIRE(took[3].frames.size() == 1u);  // 3 only
+  for (auto& b : {took[2], took[3]})
+    for (const auto& q : b.frames) BOOST_TEST(!q.framed);
+  BOOST_TEST(*took[2].frames[1].bytes == "3");
+  BOOST_TEST(*took[3].frames[0].bytes == "3");
+  for (auto& c : {one, two, named, replayed}) f->remove(*c);
+}
+
+// A framed batch counts against the send limit as its frames and texts would: one that reaches
+// the limit is pushed frame by frame instead, and the client is closed 1013 exactly when it was
+// before (a frame is refused once the queue holds the limit, in frames or in bytes).
+BOOST_AUTO_TEST_CASE(a_framed_batch_is_held_to_the_send_limit_frame_by_frame) {
+  struct limits {
+    std::size_t frames, bytes;
+    bool overflows;
+  };
+  const auto any = net::send_limit::no_byte_limit;
+  for (auto l :
+       {limits{3, any, false}, limits{2, any, true}, limits{100, 3, false}, limits{100, 2, true}}) {
+    asio::io_context io(1);
+    auto f = std::make_shared<net::stream_fanout>(io.get_executor());
+    auto c = std::make_shared<net::stream_client>(
+        f, "c", std::make_shared<net::send_limit>(l.frames, l.bytes));
+    int overflows = 0;
+    c->on_overflow = [&overflows] { ++overflows; };
+    asio::post(io, [&] { f->add(c); });
+    io.run();
+    io.restart();
+    for (std::uint64_t seq = 1; seq <= 3; ++seq) f->deliver(event(seq, "a"));  // 1 byte each
+    io.run();
+    io.restart();
+    BOOST_TEST(overflows == (l.overflows ? 1 : 0), l.frames << " frames, " << l.bytes << " bytes");
+    BOOST_TEST(c->out().waiting() == (l.overflows ? 0u : 3u));
+    BOOST_TEST(c->out().closing() == l.overflows);
     f->remove(*c);
   }
 }

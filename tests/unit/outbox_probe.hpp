@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,12 +28,41 @@ struct taken {
   std::optional<std::uint16_t> close;
 };
 
-// Takes everything `out` has, as the wire does each time it is told.
+// The texts of whole unmasked text frames, one after another (a framed run).
+inline std::vector<std::string> texts_of(std::string_view frames) {
+  std::vector<std::string> out;
+  while (!frames.empty()) {
+    BOOST_TEST_REQUIRE(static_cast<unsigned char>(frames[0]) == 0x81u);  // FIN, text
+    std::size_t size = static_cast<unsigned char>(frames[1]);
+    std::size_t at = 2;
+    if (size >= 126) {
+      const std::size_t bytes = size == 126 ? 2 : 8;
+      size = 0;
+      for (std::size_t i = 0; i < bytes; ++i)
+        size = (size << 8) | static_cast<unsigned char>(frames[at + i]);
+      at += bytes;
+    }
+    out.emplace_back(frames.substr(at, size));
+    frames.remove_prefix(at + size);
+  }
+  return out;
+}
+
+// Takes everything `out` has, as the wire does each time it is told; a framed run becomes the
+// texts it holds.
 inline void take_all(net::outbox& out, taken& t) {
   net::outbox::batch b;
   while (out.ready()) {
     out.take(b);
-    for (const auto& f : b.frames) t.frames.push_back(*f);
+    for (const auto& q : b.frames) {
+      if (!q.framed) {
+        t.frames.push_back(*q.bytes);
+        continue;
+      }
+      auto texts = texts_of(*q.bytes);
+      BOOST_TEST(texts.size() == q.frames);
+      t.frames.insert(t.frames.end(), texts.begin(), texts.end());
+    }
     if (b.close) t.close = static_cast<std::uint16_t>(b.close->code);
   }
 }

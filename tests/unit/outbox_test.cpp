@@ -104,7 +104,7 @@ BOOST_AUTO_TEST_CASE(an_outbox_that_never_runs_dry_keeps_its_order) {
   while (pushed < 2000) {
     for (int k = 0; k < 2; ++k) out.push(text(std::to_string(pushed++)));
     out.take(b);
-    for (const auto& f : b.frames) sent.push_back(*f);
+    for (const auto& q : b.frames) sent.push_back(*q.bytes);
   }
   BOOST_TEST_REQUIRE(sent.size() == 2000u);
   for (int i = 0; i < 2000; ++i) BOOST_TEST_REQUIRE(sent[i] == std::to_string(i));

@@ -3,6 +3,7 @@
 // (fragments, pings, binary, a close) must be understood; rule breaks close with RFC 6455's code.
 #define BOOST_TEST_MODULE wire
 #include "net/outbox.hpp"
+#include "net/stream_client.hpp"
 #include "net/ws_wire.hpp"
 #include "tcp_segments.hpp"
 
@@ -165,6 +166,33 @@ BOOST_AUTO_TEST_CASE(beast_reads_every_frame_size_in_order_then_the_close) {
              "server restarting");
   // The answer ends it: the server does not wait out its 10 s close timeout for the client's FIN
   // (a Beast client waits for the server to hang up first).
+  BOOST_TEST(s.ends_within(5s));
+  BOOST_TEST(s.sent.load() == sizes.size() + 2);
+}
+
+// A fanout's batch framed once (every header length in one run), between single texts: Beast
+// reads each of its frames as a message of its own, in order, and `sent` counts each.
+BOOST_AUTO_TEST_CASE(beast_reads_a_framed_batch_as_its_messages) {
+  server s(normal);
+  client c(s);
+  const std::vector<std::string> sizes{"", "short", std::string(200, 'm'),
+                                       std::string(70000, 'L')};  // 7-, 16- and 64-bit lengths
+  std::vector<tasks::event_ptr> events;
+  events.reserve(sizes.size());
+  for (std::uint64_t seq = 1; const auto& t : sizes)
+    events.push_back(
+        std::make_shared<const tasks::stream_event>(tasks::stream_event{seq++, "a", t}));
+  s.post([events](net::outbox& out) {
+    out.push(text("before"));
+    net::taken_batch batch(events);  // far below the 10,000-frame limit: room for it
+    out.push(batch.run());
+    out.push(text("after"));
+  });
+  BOOST_TEST(c.read() == "before");
+  for (const auto& t : sizes) BOOST_TEST(c.read() == t);
+  BOOST_TEST(c.read() == "after");
+  beast::error_code ec;
+  c.ws.close(websocket::close_code::normal, ec);
   BOOST_TEST(s.ends_within(5s));
   BOOST_TEST(s.sent.load() == sizes.size() + 2);
 }
