@@ -19,6 +19,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <functional>
 #include <future>
 #include <optional>
 #include <sstream>
@@ -237,28 +238,39 @@ BOOST_AUTO_TEST_CASE(a_fanout_that_holds_gives_what_came_meanwhile_as_one_burst)
   }
 }
 
+// Clients of `f` (a fanout on `io`), each added on the fanout's thread, as a stream's start does.
+std::vector<std::shared_ptr<net::stream_client>> joined(
+    asio::io_context& io, const std::shared_ptr<net::stream_fanout>& f,
+    const std::shared_ptr<const net::send_limit>& limit, std::vector<std::string> ids,
+    const std::function<void(net::stream_client&)>& before = {}) {
+  std::vector<std::shared_ptr<net::stream_client>> out;
+  for (auto& id : ids) {
+    out.push_back(std::make_shared<net::stream_client>(f, std::move(id), limit));
+    if (before) before(*out.back());
+  }
+  asio::post(io, [&] {
+    for (auto& c : out) f->add(c);
+  });
+  io.run();
+  io.restart();
+  return out;
+}
+
 // The outbox entries one take of `batch` leaves with each client: a framed run shared by the
 // clients that want every event, each event's text for the others.
 BOOST_AUTO_TEST_CASE(a_batch_is_framed_once_for_the_clients_that_want_all_of_it) {
   asio::io_context io(1);
   auto f = std::make_shared<net::stream_fanout>(io.get_executor());
-  auto limit = std::make_shared<net::send_limit>(100);
-  auto one = std::make_shared<net::stream_client>(f, "one", limit);
-  auto two = std::make_shared<net::stream_client>(f, "two", limit);
-  auto named = std::make_shared<net::stream_client>(f, "named", limit);
-  auto replayed = std::make_shared<net::stream_client>(f, "replayed", limit);
-  named->follow({"a"});
-  replayed->seen_through(2);  // its replay reached into the batch
-  asio::post(io, [&] {
-    for (auto& c : {one, two, named, replayed}) f->add(c);
-  });
-  io.run();
-  io.restart();
+  auto clients = joined(io, f, std::make_shared<net::send_limit>(100),
+                        {"one", "two", "named", "replayed"}, [](net::stream_client& c) {
+                          if (c.id() == "named") c.follow({"a"});
+                          if (c.id() == "replayed") c.seen_through(2);  // into the batch
+                        });
   for (std::uint64_t seq = 1; seq <= 3; ++seq) f->deliver(event(seq, seq == 2 ? "b" : "a"));
   io.run();
   io.restart();
   std::vector<net::outbox::batch> took(4);
-  for (std::size_t i = 0; auto& c : {one, two, named, replayed}) c->out().take(took[i++]);
+  for (std::size_t i = 0; i < clients.size(); ++i) clients[i]->out().take(took[i]);
   for (auto& b : {took[0], took[1]}) {
     BOOST_TEST_REQUIRE(b.frames.size() == 1u);
     BOOST_TEST(b.frames[0].framed);
@@ -273,7 +285,7 @@ BOOST_AUTO_TEST_CASE(a_batch_is_framed_once_for_the_clients_that_want_all_of_it)
     for (const auto& q : b.frames) BOOST_TEST(!q.framed);
   BOOST_TEST(*took[2].frames[1].bytes == "3");
   BOOST_TEST(*took[3].frames[0].bytes == "3");
-  for (auto& c : {one, two, named, replayed}) f->remove(*c);
+  for (auto& c : clients) f->remove(*c);
 }
 
 // A framed batch counts against the send limit as its frames and texts would: one that reaches
@@ -289,13 +301,10 @@ BOOST_AUTO_TEST_CASE(a_framed_batch_is_held_to_the_send_limit_frame_by_frame) {
        {limits{3, any, false}, limits{2, any, true}, limits{100, 3, false}, limits{100, 2, true}}) {
     asio::io_context io(1);
     auto f = std::make_shared<net::stream_fanout>(io.get_executor());
-    auto c = std::make_shared<net::stream_client>(
-        f, "c", std::make_shared<net::send_limit>(l.frames, l.bytes));
     int overflows = 0;
-    c->on_overflow = [&overflows] { ++overflows; };
-    asio::post(io, [&] { f->add(c); });
-    io.run();
-    io.restart();
+    auto c = joined(
+        io, f, std::make_shared<net::send_limit>(l.frames, l.bytes), {"c"},
+        [&overflows](net::stream_client& c) { c.on_overflow = [&overflows] { ++overflows; }; })[0];
     for (std::uint64_t seq = 1; seq <= 3; ++seq) f->deliver(event(seq, "a"));  // 1 byte each
     io.run();
     io.restart();
