@@ -3,6 +3,8 @@
 #include "net/stream_fanout.hpp"
 #include "net/ws_frame.hpp"
 
+#include <algorithm>
+
 namespace quiesce::net {
 
 stream_client::stream_client(std::shared_ptr<stream_fanout> fanout, std::string id,
@@ -11,6 +13,12 @@ stream_client::stream_client(std::shared_ptr<stream_fanout> fanout, std::string 
 
 void stream_client::request_close(boost::beast::websocket::close_reason reason, frame last) {
   fanout_->request_close(shared_from_this(), std::move(reason), std::move(last));
+}
+
+taken_batch::taken_batch(const std::vector<tasks::event_ptr>& events) : events_(events) {
+  if (events_.empty()) return;
+  lowest_seq_ = events_.front()->seq;
+  for (const auto& e : events_) lowest_seq_ = std::min(lowest_seq_, e->seq);
 }
 
 const std::shared_ptr<const framed_run>& taken_batch::run() {
@@ -33,8 +41,7 @@ const std::shared_ptr<const framed_run>& taken_batch::run() {
 void stream_client::take(taken_batch& batch) {
   const auto& events = batch.events();
   out_.begin_burst();
-  // The events are in seq order, so the first says whether this client wants them all.
-  if (follow_all_ && !events.empty() && events.front()->seq > seen_ &&
+  if (follow_all_ && !events.empty() && batch.lowest_seq() > seen_ &&
       out_.has_room_for(*batch.run())) {
     out_.push(batch.run());
   } else {

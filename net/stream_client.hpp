@@ -24,12 +24,16 @@ class stream_fanout;
 // first use and shared by every client that wants all of them.
 class taken_batch {
  public:
-  explicit taken_batch(const std::vector<tasks::event_ptr>& events) : events_(events) {}
+  explicit taken_batch(const std::vector<tasks::event_ptr>& events);
   const std::vector<tasks::event_ptr>& events() const { return events_; }
+  // The lowest seq of the batch: a client that has seen less wants every event of it (in seq
+  // order, as the bus hands them over, this is the first; not relied on).
+  std::uint64_t lowest_seq() const { return lowest_seq_; }
   const std::shared_ptr<const framed_run>& run();
 
  private:
   const std::vector<tasks::event_ptr>& events_;
+  std::uint64_t lowest_seq_ = 0;
   std::shared_ptr<const framed_run> run_;
 };
 

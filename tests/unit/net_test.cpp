@@ -314,3 +314,25 @@ BOOST_AUTO_TEST_CASE(a_framed_batch_is_held_to_the_send_limit_frame_by_frame) {
     f->remove(*c);
   }
 }
+
+// Whether a client wants all of a batch is decided by the batch's lowest seq, not its first: a
+// client whose replay went up to 2 takes none of 1 and 2, whatever their order.
+BOOST_AUTO_TEST_CASE(a_framed_batch_goes_only_to_clients_that_saw_none_of_it) {
+  asio::io_context io(1);
+  auto f = std::make_shared<net::stream_fanout>(io.get_executor());
+  auto clients = joined(io, f, std::make_shared<net::send_limit>(100), {"fresh", "replayed"},
+                        [](net::stream_client& c) {
+                          if (c.id() == "replayed") c.seen_through(2);
+                        });
+  for (std::uint64_t seq : {3u, 1u, 2u}) f->deliver(event(seq, "a"));
+  io.run();
+  io.restart();
+  std::vector<net::outbox::batch> took(2);
+  for (std::size_t i = 0; i < clients.size(); ++i) clients[i]->out().take(took[i]);
+  BOOST_TEST_REQUIRE(took[0].frames.size() == 1u);
+  BOOST_TEST(took[0].frames[0].framed);
+  BOOST_TEST_REQUIRE(took[1].frames.size() == 1u);
+  BOOST_TEST(!took[1].frames[0].framed);
+  BOOST_TEST(*took[1].frames[0].bytes == "3");
+  for (auto& c : clients) f->remove(*c);
+}
