@@ -14,8 +14,8 @@ frame make_frame(const boost::json::object& o) {
 
 outbox::outbox(std::shared_ptr<const send_limit> limit) : limit_(std::move(limit)) {}
 
-void outbox::begin_with(std::vector<frame> first) {
-  frames_.assign(std::make_move_iterator(first.begin()), std::make_move_iterator(first.end()));
+void outbox::begin_with(std::vector<queued> first) {
+  frames_ = std::move(first);  // one text each
   first_ = waiting_ = frames_.size();
   wake();
 }

@@ -79,7 +79,7 @@ class outbox {
   // The stream's first frames (hello, gap, replay), before anything is pushed. The replay is
   // bounded by the retention window, not by the limit: that is for live events a client falls
   // behind on.
-  void begin_with(std::vector<frame> first);
+  void begin_with(std::vector<queued> first);
   // Queues a frame; false when the queue overflowed (the stream is then closed 1013).
   bool push(frame f);
   // Whether `run` can be queued whole without reaching the limit; if not, push its texts one by

@@ -39,16 +39,16 @@ std::shared_ptr<stream_client> open_stream(const asio::any_io_executor& strand,
   // With one stream across replicas a client may come from a replica that had read further.
   client->seen_through(same_epoch && what.since ? std::max(*what.since, replay.last_seq)
                                                 : replay.last_seq);
-  std::vector<frame> first;
+  std::vector<queued> first;
   first.reserve(replay.events.size() + 2);
-  first.push_back(make_frame({{"type", "hello"},
-                              {"client_id", what.client_id},
-                              {"pod", s.pod},
-                              {"namespace", s.pod_namespace},
-                              {"epoch", bus.epoch()},
-                              {"seq", replay.last_seq}}));
-  if (replay.gap) first.push_back(make_frame(tasks::gap_message(bus.epoch())));
-  for (auto& e : replay.events) first.emplace_back(e, &e->text);
+  first.emplace_back(make_frame({{"type", "hello"},
+                                 {"client_id", what.client_id},
+                                 {"pod", s.pod},
+                                 {"namespace", s.pod_namespace},
+                                 {"epoch", bus.epoch()},
+                                 {"seq", replay.last_seq}}));
+  if (replay.gap) first.emplace_back(make_frame(tasks::gap_message(bus.epoch())));
+  for (auto& e : replay.events) first.emplace_back(frame(e, &e->text));
   client->out().begin_with(std::move(first));
   if (!admitted)  // the drain already closed the others: this one goes the same way
     client->out().close(
