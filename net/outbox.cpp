@@ -33,10 +33,7 @@ bool outbox::push(frame f) {
   bytes_ += f->size();
   frames_.emplace_back(std::move(f));
   ++waiting_;
-  if (in_burst_)
-    burst_pushed_ = true;
-  else
-    wake();
+  pushed();
   return true;
 }
 
@@ -54,10 +51,7 @@ void outbox::push(const std::shared_ptr<const framed_run>& run) {
   bytes_ += run->text_bytes;
   waiting_ += run->frames;
   frames_.emplace_back(run);
-  if (in_burst_)
-    burst_pushed_ = true;
-  else
-    wake();
+  pushed();
 }
 
 void outbox::end_burst() {
@@ -84,6 +78,14 @@ void outbox::pong(std::string_view payload) {
 void outbox::ping() {
   ping_ = true;
   wake();
+}
+
+// After a push: the writer is told now, or at the end of the burst.
+void outbox::pushed() {
+  if (in_burst_)
+    burst_pushed_ = true;
+  else
+    wake();
 }
 
 // Last in every change above: the writer may take everything before this returns.

@@ -109,6 +109,7 @@ class outbox {
   void take(batch& b);
 
  private:
+  void pushed();
   void wake();
 
   std::shared_ptr<const send_limit> limit_;
