@@ -271,7 +271,8 @@ def peers_group():
 
 
 # One group, its table and its own results file (results-<group>.json).
-groups = {"peers": peers_group, "flood": flood_group, "bursts": bursts_group, "stream": lambda: (bench_stream, print_stream),
+groups = {"peers": peers_group, "flood": flood_group, "bursts": bursts_group,
+          "stream": lambda: (bench_stream, print_stream),
           "shared": lambda: (bench_shared, print_shared),
           "durability": lambda: (bench_durability, print_durability)}
 if opts.only in groups:
