@@ -215,6 +215,41 @@ class Deadline(unittest.IsolatedAsyncioTestCase):
             data.cleanup()
 
 
+class UnknownKind(unittest.TestCase):
+    """A task kept from an earlier binary whose kind this one does not have (removed by an
+    upgrade): it ends failed with an error naming the kind, and the server goes on serving."""
+
+    def test_a_recovered_task_of_a_kind_this_binary_lacks_ends_failed(self):
+        data = tempfile.TemporaryDirectory(prefix="quiesce-kind-")
+        try:
+            s = Server("--workers", "1", data_dir=data.name)
+            try:
+                tid = s.request("POST", "/v1/tasks", {"kind": "sleep", "seconds": 0}).json["task_id"]
+                s.wait_status(tid, "succeeded")
+                s.signal(signal.SIGTERM)
+                self.assertEqual(s.wait(scaled(5)), 0)
+            finally:
+                s.close()
+            # As the older binary left it: queued, of a kind this one no longer has.
+            with contextlib.closing(sqlite3.connect(f"{data.name}/quiesce.db")) as db:
+                db.execute("UPDATE tasks SET kind = 'retired', status = 'queued', progress = 0, "
+                           "started_ms = NULL, finished_ms = NULL, finished_seq = NULL, "
+                           "result = 'null' WHERE id = ?", (tid,))
+                db.commit()
+            s = Server("--workers", "1", data_dir=data.name)
+            try:
+                t = s.wait_status(tid, "failed", timeout=10).json
+                self.assertIn("does not know the kind 'retired'", t["error"])
+                after = s.request("POST", "/v1/tasks", {"kind": "sleep", "seconds": 0}).json["task_id"]
+                s.wait_status(after, "succeeded", timeout=10)
+                s.signal(signal.SIGTERM)
+                self.assertEqual(s.wait(scaled(5)), 0)
+            finally:
+                s.close()
+        finally:
+            data.cleanup()
+
+
 class BadStorage(unittest.TestCase):
     """Each refuses to start with exit 74 and one error line naming the file and the cause, and
     leaves the data as it was; or, while running, answers 503 and stores nothing it did not say."""
