@@ -20,8 +20,10 @@
 #include "tasks/event_bus.hpp"
 #include "tasks/service.hpp"
 #include "tasks/task_kind.hpp"
+#include "tasks/task_engine.hpp"
 #include "tasks/task_observer.hpp"
 #include "tasks/task_store.hpp"
+#include "tasks/worker_pool.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -43,7 +45,7 @@ struct service_settings {
   bool requeue_on_shutdown{};
 };
 
-class task_service final : public service {
+class task_service final : public service, private task_engine {
  public:
   task_service(service_settings settings, kind_registry kinds, task_store& store, event_bus& bus,
                boost::asio::thread_pool& cpu);
@@ -85,20 +87,18 @@ class task_service final : public service {
   boost::asio::awaitable<void> interrupt_queued() override;
 
  private:
-  struct next_task {
-    std::optional<task_record> task;
-    lifecycle::abort_scope::ticket abort;  // its DELETE
-    bool finished = false;                 // admission closed and queue empty: the worker may stop
-  };
-
-  // worker_pool.cpp
-  boost::asio::awaitable<void> worker();
-  boost::asio::awaitable<void> work(lifecycle::abort_scope& scope);  // the worker's loop
-  boost::asio::awaitable<void> run_one(task_record t, lifecycle::abort_scope::ticket abort,
-                                       lifecycle::abort_scope& scope);
-  next_task take_next(lifecycle::abort_scope& scope);
-  void finish(task_record& t, task_status status);
-  void requeue(task_record& t);  // stopped from above with a durable store
+  // The engine the workers run through (task_engine.hpp); worker_pool.cpp's other half.
+  boost::asio::awaitable<std::optional<task_record>> claim(
+      lifecycle::abort_scope::ticket abort) override;
+  void report(const std::string& task_id, double progress) override;
+  boost::asio::awaitable<void> finish(task_record t, task_status status) override;
+  // Under the lock, unlike finish(): see local_engine.cpp.
+  boost::asio::awaitable<void> put_back(task_record t) override;
+  bool keeps_stopped_work() const override { return settings_.requeue_on_shutdown; }
+  // The next queued task, now running here with `abort` as its stop; none: `finished` says
+  // whether one can still come.
+  std::optional<task_record> take_next(const lifecycle::abort_scope::ticket& abort,
+                                       bool& finished);
 
   // A status change: the observer hears of it, then the bus. Progress goes to the bus only.
   void publish(const task_record& t, std::function<void(bool)> on_stored = {});
@@ -129,6 +129,7 @@ class task_service final : public service {
   bool accepting_ = true;
   lifecycle::event_count work_available_;  // the queue grew, or admission closed
   lifecycle::event_count task_ended_;      // a task reached a final status
+  worker_pool pool_{settings_.workers, kinds_, *this, cpu_};
 };
 
 }  // namespace quiesce::tasks

@@ -1,0 +1,95 @@
+// task_service as the workers' engine (task_engine.hpp): the local queue's claims, progress and
+// ends. The workers themselves are in worker_pool.cpp, shared with every store.
+#include "lifecycle/log.hpp"
+#include "tasks/task_json.hpp"
+#include "tasks/task_service.hpp"
+
+namespace quiesce::tasks {
+namespace asio = boost::asio;
+
+void task_service::start(lifecycle::strand_source strands, lifecycle::task_group& group) {
+  pool_.start(strands, group);
+}
+
+asio::awaitable<std::optional<task_record>> task_service::claim(
+    lifecycle::abort_scope::ticket abort) {
+  std::optional<task_record> t;
+  bool finished = false;
+  co_await work_available_.wait_until([&] {
+    t = take_next(abort, finished);  // takes the task it finds
+    return t || finished;
+  });
+  co_return t;
+}
+
+std::optional<task_record> task_service::take_next(const lifecycle::abort_scope::ticket& abort,
+                                                   bool& finished) {
+  std::unique_lock lock(mutex_);
+  if (queue_.empty()) {
+    finished = !accepting_ && storing_.empty();
+    return std::nullopt;
+  }
+  auto id = std::move(queue_.front());
+  queue_.pop_front();
+  // The node's key outlives the lock: only this worker erases it, at the task's end.
+  const std::string& taken = running_.emplace(std::move(id), abort).first->first;
+  // The record changes after the lock: the task is in running_ until its end is published, so
+  // a drain waits for it, and only this worker changes or announces it until then. (A DELETE
+  // meanwhile finds it in running_ and aborts it before it starts.)
+  lock.unlock();
+  auto t = store_.get(taken);
+  t->move_to(task_status::running);
+  store_.update(*t);
+  publish(*t);
+  return t;
+}
+
+void task_service::report(const std::string& task_id, double progress) {
+  auto r = store_.get(task_id);
+  r->progress = progress;
+  store_.update(*r);
+  publish_progress(*r);
+}
+
+asio::awaitable<void> task_service::put_back(task_record t) {
+  t.requeue("stopped by the shutdown deadline or a second signal; it runs again after a restart");
+  // Under the lock, unlike finish(): `queued` is not final, so a DELETE that found the task in
+  // running_ with that status would wait for an end that never comes.
+  {
+    std::lock_guard lock(mutex_);
+    running_.erase(t.id);
+    store_.update(t);
+    publish_requeued(t);
+  }
+  log::info("task requeued", {{"task_id", t.id}, {"attempt", t.attempt}});
+  task_ended_.notify_all();
+  co_return;
+}
+
+asio::awaitable<void> task_service::finish(task_record t, task_status status) {
+  // Progress reports changed the stored copy; keep them (success sets 1.0), then move to the
+  // final status.
+  if (status != task_status::succeeded)
+    if (auto stored = store_.get(t.id)) t.progress = stored->progress;
+  t.move_to(status);
+  // Stored and announced before the task leaves running_, so a drain that finds running_
+  // empty finds its end published; the lock, which every admission takes, is held for the
+  // erase alone.
+  store_.update(t);
+  publish(t, open_event_text(t), {});
+  {
+    std::lock_guard lock(mutex_);
+    running_.erase(t.id);
+  }
+  // Every end at debug (the rollout test's ground truth); the unhappy ones at info.
+  auto lvl = status == task_status::succeeded ? log::level::debug : log::level::info;
+  if (log::enabled(lvl))
+    log::write(lvl, "task ended",
+               {{"task_id", t.id},
+                {"status", to_string(status)},
+                {"error", t.error ? boost::json::value(*t.error) : nullptr}});
+  task_ended_.notify_all();
+  co_return;
+}
+
+}  // namespace quiesce::tasks
