@@ -9,9 +9,9 @@
 //   if (scope->end(ticket))                                // it was: clear the loop's state
 //     co_await asio::this_coro::reset_cancellation_state();
 //
-// abort_source does this for a single operation by spawning a coroutine for it. That spawn was
-// about 4.5k of a POST's 69k instructions (callgrind), so a loop is spawned once instead, and an
-// abort reaches the loop's own cancellation state, which the loop then makes anew.
+// A coroutine spawned per operation would do the same at a spawn per task (bench/HISTORY.md:
+// "one coroutine per worker"), so a loop is spawned once instead, and an abort reaches the
+// loop's own cancellation state, which the loop then makes anew.
 #pragma once
 
 #include "lifecycle/own_cancellation.hpp"
@@ -57,7 +57,7 @@ class abort_scope : public std::enable_shared_from_this<abort_scope> {
   }
 
   // In the loop, on the executor: the next operation starts. Its ticket may be aborted before
-  // the operation is awaited: check abort_requested() first, as abort_source::run() does.
+  // the operation is awaited: check abort_requested() first.
   ticket begin();
   // In the loop, on the executor, after the operation: later aborts of it do nothing. True when
   // it was aborted and the caller was not cancelled: the loop must then make its cancellation

@@ -1,4 +1,4 @@
-// What abort_source and abort_scope share: an operation run as its own coroutine whose
+// What abort_scope runs its loop with: an operation run as its own coroutine whose
 // cancellation comes from a signal of the owner's, into which the caller's is forwarded.
 #pragma once
 

@@ -8,7 +8,7 @@ namespace quiesce::tasks {
 namespace asio = boost::asio;
 
 void task_service::start(lifecycle::strand_source strands, lifecycle::task_group& group) {
-  pool_.start(strands, group);
+  workers_.start(strands, group);
 }
 
 asio::awaitable<std::optional<task_record>> task_service::claim(

@@ -129,7 +129,7 @@ class task_service final : public service, private task_engine {
   bool accepting_ = true;
   lifecycle::event_count work_available_;  // the queue grew, or admission closed
   lifecycle::event_count task_ended_;      // a task reached a final status
-  worker_pool pool_{settings_.workers, kinds_, *this, cpu_};
+  worker_pool workers_{settings_.workers, kinds_, *this, cpu_};
 };
 
 }  // namespace quiesce::tasks

@@ -23,6 +23,11 @@ event_ptr read_event(const result& r, int row, int first) {
   return std::make_shared<const stream_event>(stream_event{seq, std::move(t.id), std::move(body)});
 }
 
+bool ends_its_task(const result& r, int row, int first) {
+  auto status = r.get(row, first + 5);  // seq, requeued, id, kind, params, status
+  return status != to_string(task_status::queued) && status != to_string(task_status::running);
+}
+
 event_ptr gap_event(std::uint64_t last_missing, const std::string& epoch) {
   return std::make_shared<const stream_event>(
       stream_event{last_missing, {}, lifecycle::json_text(gap_message(epoch))});

@@ -25,6 +25,8 @@ std::string event_columns();
 // The frame of the event at `row`, its columns starting at `first`: a task event, the same text
 // on every replica.
 event_ptr read_event(const result& r, int row, int first = 0);
+// Whether the event at `row` (columns from `first`) is its task's end: a final status.
+bool ends_its_task(const result& r, int row, int first = 0);
 // Stands for the events up to `last_missing` that left the database before this replica read
 // them: every stream is told `gap` (re-read task state over HTTP), in its place in the order.
 event_ptr gap_event(std::uint64_t last_missing, const std::string& epoch);

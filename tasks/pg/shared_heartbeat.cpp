@@ -84,7 +84,7 @@ RETURNING )sql" + task_columns("t.");
       auto it = held.find(id);
       if (it == held.end() || it->second.first != h->record.attempt)
         stop_run(id, true);
-      else if (it->second.second && !h->abort->abort_requested())
+      else if (it->second.second && !h->abort.abort_requested())
         stop_run(id, false);
     }
     auto rescued = co_await pool_.exec(rescue, micros(std::chrono::system_clock::now()));

@@ -72,7 +72,11 @@ asio::awaitable<void> shared_service::follow_events() {
         auto r = co_await pool_.exec(newer, std::to_string(after));
         std::vector<event_ptr> got;
         got.reserve(static_cast<std::size_t>(r.rows()));
-        for (int i = 0; i < r.rows(); ++i) got.push_back(read_event(r, i));
+        for (int i = 0; i < r.rows(); ++i) {
+          got.push_back(read_event(r, i));
+          if (!awaited_ends_.empty() && ends_its_task(r, i))
+            ended(got.back()->task_id);
+        }
         if (!got.empty() && got.front()->seq != after + 1) {
           log::warn(
               "events left the database before this replica read them: its streams are told gap",

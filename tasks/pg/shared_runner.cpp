@@ -1,6 +1,6 @@
-// Running the shared queue's tasks: the claimer takes queued tasks for this replica's free
-// workers, each task runs on a network strand with its writes fenced by (owner, attempt), and the
-// drain waits for them. The heartbeat is in shared_heartbeat.cpp, the listener and the event
+// The shared queue as the workers' engine (task_engine.hpp): the claimer takes queued tasks for
+// this replica's idle workers (worker_pool.cpp runs them), each attempt's writes are fenced by
+// (owner, attempt), and the drain waits for them. The heartbeat is in shared_heartbeat.cpp, the listener and the event
 // follower in shared_listener.cpp.
 #include "lifecycle/cancelled.hpp"
 #include "lifecycle/log.hpp"
@@ -25,11 +25,10 @@ namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
 void shared_service::start(lifecycle::strand_source strands, lifecycle::task_group& group) {
-  net_strands_ = std::move(strands);
-  workers_ = &group;
   group.spawn(db_.get_executor(), claimer(), [](std::exception_ptr e) {
     if (e) log::error("the claimer stopped", {{"error", log::describe(e)}});
   });
+  workers_.start(strands, group);
 }
 
 void shared_service::start_background(lifecycle::task_group& background) {
@@ -92,7 +91,7 @@ RETURNING )sql" + task_columns("t.") +
   retry_backoff backoff;
   try {
     for (;;) {
-      std::size_t free = settings_.workers - std::min(settings_.workers, running_.size());
+      std::size_t free = idle_workers_.size();
       if (claiming_done()) break;
       if (!claim_wanted_ || free == 0 || (!accepting_ && !peers_known_)) {
         co_await nap(claimer_wake_, std::nullopt);
@@ -117,7 +116,8 @@ RETURNING )sql" + task_columns("t.") +
       queue_seen_empty_ = got.size() < free;
       if (got.size() == free) claim_wanted_ = true;  // there may be more
       std::sort(got.begin(), got.end(), [](auto& a, auto& b) { return a.first < b.first; });
-      for (auto& [order, t] : got) run(std::move(t));
+      for (auto& [order, t] : got) hand_out(std::move(t));
+      claims_answered_.notify_all();
     }
   } catch (const boost::system::system_error&) {
     // Cancelled: the deadline or a second signal.
@@ -125,65 +125,76 @@ RETURNING )sql" + task_columns("t.") +
     log::error("the claimer stopped", {{"error", e.what()}});
   }
   claiming_ended_ = true;
+  end_claims();
   changed_.notify_all();
   log::info("claiming stopped", {{"live_peers", live_peers_}, {"running", running_.size()}});
 }
 
-// On db_: the task was claimed; it runs on a strand of the network threads.
-void shared_service::run(task_record t) {
-  auto strand = net_strands_();
+asio::awaitable<std::optional<task_record>> shared_service::claim(
+    lifecycle::abort_scope::ticket abort) {
+  co_return co_await on_db(claim_here(std::move(abort)));
+}
+
+asio::awaitable<std::optional<task_record>> shared_service::claim_here(
+    lifecycle::abort_scope::ticket abort) {
+  if (claiming_ended_) co_return std::nullopt;
+  auto w = std::make_shared<idle_worker>();
+  w->abort = std::move(abort);
+  idle_workers_.push_back(w);
+  wake_claimer();  // one more free worker
+  try {
+    co_await claims_answered_.wait_until([&] { return w->answered; });
+  } catch (const boost::system::system_error&) {
+    // Cancelled (the deadline): a task handed to it in the same moment goes back to the queue.
+    std::erase(idle_workers_, w);
+    if (w->task) give_back(std::move(*w->task));
+    throw;
+  }
+  co_return std::move(w->task);
+}
+
+// On db_: the task was claimed for the worker that waited longest; its attempt runs on that
+// worker's strand.
+void shared_service::hand_out(task_record t) {
+  if (idle_workers_.empty()) return give_back(std::move(t));  // its worker was cancelled
+  auto w = std::move(idle_workers_.front());
+  idle_workers_.pop_front();
   auto h = std::make_shared<run_handle>(db_.get_executor());
   h->record = t;
-  h->abort = std::make_shared<lifecycle::abort_source>(strand);
+  h->abort = w->abort;
   running_.emplace(t.id, h);
   observed(t);
-  workers_->spawn(strand, run_one(std::move(t), h), [](std::exception_ptr e) {
-    if (e) log::error("a task's runner failed", {{"error", log::describe(e)}});
-  });
+  w->task = std::move(t);
+  w->answered = true;
 }
 
-asio::awaitable<void> shared_service::run_one(task_record t, std::shared_ptr<run_handle> h) {
-  task_context ctx;
-  ctx.task_id = t.id;
-  ctx.params = t.params;
-  ctx.cpu = &cpu_;
-  ctx.report = [this, id = t.id](double p) { asio::post(db_, [this, id, p] { report(id, p); }); };
-  const task_kind* kind = kinds_.find(t.kind);
-  std::exception_ptr failure;
-  task_status status = task_status::succeeded;
-  if (!kind) {
-    status = task_status::failed;
-    t.error = "this replica does not know the kind '" + t.kind + "'";
-  } else {
-    try {
-      auto ended = co_await h->abort->run(run_kind(*kind, std::move(ctx)));
-      if (ended.failure)
-        failure = ended.failure;
-      else
-        t.result = std::move(ended.result);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (failure && h->abort->abort_requested()) {  // a DELETE, or the lease was lost
-      status = task_status::cancelled;
-      failure = nullptr;
-    }
-  }
-  auto cs = co_await asio::this_coro::cancellation_state;
-  bool requeue = failure && lifecycle::cancelled(cs);
-  if (failure && !requeue) {
-    status = task_status::failed;
-    t.error = log::describe(failure);
-  }
-  if (!requeue && !h->lease_lost) t.move_to(status);
-  // Cancelled by the deadline, the end is still written (a requeue): a fresh state, so that the
-  // write is not refused at once, and a later terminal signal (the end of the process) stops it.
-  co_await asio::this_coro::reset_cancellation_state(asio::enable_terminal_cancellation());
-  // The end is stored from the store's thread; this coroutine (a worker) waits for it.
-  co_await asio::co_spawn(db_, write_end(std::move(t), h, requeue), asio::use_awaitable);
+void shared_service::end_claims() {
+  for (auto& w : idle_workers_) w->answered = true;
+  idle_workers_.clear();
+  claims_answered_.notify_all();
 }
 
-void shared_service::report(const std::string& id, double progress) {
+void shared_service::give_back(task_record t) {
+  running_.emplace(t.id, std::make_shared<run_handle>(db_.get_executor()));
+  running_[t.id]->record = t;
+  asio::co_spawn(db_, write_end(std::move(t), std::nullopt),
+                 lifecycle::log_escaped{"a claimed task's return"});
+}
+
+void shared_service::report(const std::string& task_id, double progress) {
+  asio::post(db_, [this, task_id, progress] { note_progress(task_id, progress); });
+}
+
+// The end is stored from the store's thread; the worker waits for it.
+asio::awaitable<void> shared_service::finish(task_record t, task_status status) {
+  co_await asio::co_spawn(db_, write_end(std::move(t), status), asio::use_awaitable);
+}
+
+asio::awaitable<void> shared_service::put_back(task_record t) {
+  co_await asio::co_spawn(db_, write_end(std::move(t), std::nullopt), asio::use_awaitable);
+}
+
+void shared_service::note_progress(const std::string& id, double progress) {
   auto it = running_.find(id);
   if (it == running_.end() || it->second->ended) return;
   it->second->progress = progress;
@@ -217,8 +228,7 @@ asio::awaitable<void> shared_service::write_progress(std::string id) {
 
 // Stores the end of a run (or, stopped by the deadline, puts it back in the queue), fenced: a
 // replica that lost the lease finds out here and leaves the rescuer's record alone.
-asio::awaitable<void> shared_service::write_end(task_record t, std::shared_ptr<run_handle> h,
-                                                bool requeue) {
+asio::awaitable<void> shared_service::write_end(task_record t, std::optional<task_status> status) {
   static const std::string end_sql =
       "UPDATE quiesce_tasks SET status = $4, progress = $5, message = $6, finished_us = $7, "
       "result = $8, error = $9, owner = NULL, lease_until = NULL "
@@ -228,13 +238,18 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::shared_ptr<r
       "started_us = NULL, progress = 0, message = $4 "
       "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running' RETURNING id) "
       "SELECT pg_notify('quiesce_work', '') FROM back";
+  auto h = running_.at(t.id);
+  const bool requeue = !status;
   h->ended = true;
   while (h->writing) {
     boost::system::error_code ec;
     co_await h->idle.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     h->idle.expires_at(asio::steady_timer::time_point::max());
   }
-  if (!requeue && !h->lease_lost) t.progress = std::max(t.progress, h->record.progress);
+  if (!requeue && !h->lease_lost) {
+    t.move_to(*status);
+    t.progress = std::max(t.progress, h->record.progress);
+  }
   std::vector<param> args;
   args.emplace_back(t.id);
   args.emplace_back(replica_);
@@ -305,7 +320,7 @@ void shared_service::stop_run(const std::string& id, bool lost) {
   if (it == running_.end()) return;
   auto h = it->second;
   if (lost) h->lease_lost = true;
-  h->abort->request_abort();
+  h->abort.request_abort();
 }
 
 asio::awaitable<void> shared_service::wait_idle() {

@@ -6,6 +6,7 @@
 #include "tasks/task_json.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -14,6 +15,7 @@
 namespace quiesce::tasks::pg {
 namespace asio = boost::asio;
 namespace json = boost::json;
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
 // Admissions stored in one statement at most: a burst is a few statements, not one huge one.
@@ -219,7 +221,8 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_se
 }
 
 // A queued task is cancelled by one statement. A running one is flagged and its owner told
-// through a notification (or its next heartbeat); the answer waits, bounded, for its end.
+// through a notification (or its next heartbeat); the answer waits for the task's end to come
+// back through the event stream (follow_events), bounded for an owner that died.
 asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_service::cancel_here(
     std::string id) {
   static const std::string cancel_queued =
@@ -229,7 +232,6 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_se
   static const std::string flag_running =
       "UPDATE quiesce_tasks SET cancel_requested = true WHERE id = $1 AND status = 'running' "
       "RETURNING pg_notify('quiesce_cancel', id)";
-  static const std::string read = "SELECT " + task_columns() + " FROM quiesce_tasks WHERE id = $1";
   try {
     auto q = co_await pool_.exec(cancel_queued, id, now_us());
     if (q.rows() == 1) {
@@ -237,28 +239,51 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_se
       observed(t);
       co_return std::pair{cancel_outcome::cancelled, std::optional(std::move(t))};
     }
+    // Awaited before the flag: an end read from the stream after it is seen.
+    ++awaited_ends_[id].waiting;
+    struct forget {
+      std::unordered_map<std::string, awaited_end>& ends;
+      const std::string& id;
+      ~forget() {
+        if (--ends[id].waiting == 0) ends.erase(id);
+      }
+    } guard{awaited_ends_, id};
     auto f = co_await pool_.exec(flag_running, id);
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10) + settings_.lease;
-    asio::steady_timer pause(db_);
-    for (;;) {
-      auto r = co_await pool_.exec(read, id);
-      if (r.rows() == 0) co_return std::pair{cancel_outcome::not_found, std::nullopt};
-      auto t = read_task(r, 0);
-      if (is_final(t.status))
-        co_return std::pair{f.rows() == 1 && t.status == task_status::cancelled
-                                ? cancel_outcome::cancelled
-                                : cancel_outcome::already_finished,
-                            std::optional(std::move(t))};
-      // Its owner died and the lease is being waited out: answer with what is known.
-      if (std::chrono::steady_clock::now() > until)
-        co_return std::pair{cancel_outcome::cancelled, std::optional(std::move(t))};
-      pause.expires_after(std::chrono::milliseconds(50));
-      co_await pause.async_wait(asio::use_awaitable);
+    auto t = co_await read_now(id);
+    if (t && !is_final(t->status)) {
+      // Its owner died and the lease is being waited out: answer with what is known then.
+      asio::steady_timer bound(db_, std::chrono::seconds(10) + settings_.lease);
+      boost::system::error_code ec;
+      co_await (ends_seen_.wait_until([&] { return awaited_ends_[id].seen; }) ||
+                bound.async_wait(asio::redirect_error(asio::use_awaitable, ec)));
+      t = co_await read_now(id);
     }
+    if (!t) co_return std::pair{cancel_outcome::not_found, std::nullopt};
+    if (!is_final(t->status)) co_return std::pair{cancel_outcome::cancelled, std::move(t)};
+    co_return std::pair{f.rows() == 1 && t->status == task_status::cancelled
+                            ? cancel_outcome::cancelled
+                            : cancel_outcome::already_finished,
+                        std::move(t)};
   } catch (const db_error& e) {
     if (!e.lost) throw;
     throw store_unavailable(e.what());
   }
+}
+
+// On db_: the task as stored now.
+asio::awaitable<std::optional<task_record>> shared_service::read_now(const std::string& id) {
+  static const std::string read = "SELECT " + task_columns() + " FROM quiesce_tasks WHERE id = $1";
+  auto r = co_await pool_.exec(read, id);
+  if (r.rows() == 0) co_return std::nullopt;
+  co_return read_task(r, 0);
+}
+
+// On db_, from the follower: a task reached a final status; a DELETE may be waiting for it.
+void shared_service::ended(const std::string& id) {
+  auto it = awaited_ends_.find(id);
+  if (it == awaited_ends_.end()) return;
+  it->second.seen = true;
+  ends_seen_.notify_all();
 }
 
 asio::awaitable<task_counts> shared_service::count() {

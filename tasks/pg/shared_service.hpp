@@ -9,11 +9,13 @@
 // admin port reads without waiting.
 #pragma once
 
-#include "lifecycle/abort_source.hpp"
+#include "lifecycle/abort_scope.hpp"
 #include "lifecycle/event_count.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/pg/pool.hpp"
 #include "tasks/service.hpp"
+#include "tasks/task_engine.hpp"
+#include "tasks/worker_pool.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -42,7 +44,7 @@ struct shared_settings {
   std::string pod;  // shown in quiesce_replicas
 };
 
-class shared_service final : public service {
+class shared_service final : public service, private task_engine {
  public:
   shared_service(shared_settings s, kind_registry kinds, event_bus& bus,
                  boost::asio::thread_pool& cpu);
@@ -67,7 +69,7 @@ class shared_service final : public service {
   bool accepting() const override { return accepting_; }
   bool store_healthy() const override { return healthy_seen_; }
 
-  // Spawns the claimer into `group` and the heartbeat and the listener into `background`, which
+  // Spawns the claimer and the workers into `group` and the heartbeat and the listener into `background`, which
   // must stay until the end (leases are renewed while anything runs).
   void start(lifecycle::strand_source strands, lifecycle::task_group& group) override;
   void start_background(lifecycle::task_group& background);
@@ -80,7 +82,7 @@ class shared_service final : public service {
   struct run_handle {
     task_record record;  // as last stored
     std::chrono::steady_clock::time_point claimed = std::chrono::steady_clock::now();
-    std::shared_ptr<lifecycle::abort_source> abort;  // the run's own cancellation: DELETE or lost
+    lifecycle::abort_scope::ticket abort;  // its worker's: a DELETE, or the lease was lost
     std::atomic<bool> lease_lost = false;
     std::optional<double> progress;  // reported, not yet written
     bool writing = false;            // a progress write is in flight
@@ -88,6 +90,17 @@ class shared_service final : public service {
     boost::asio::steady_timer idle;  // cancelled when a progress write ends
     explicit run_handle(const boost::asio::any_io_executor& db)
         : idle(db, boost::asio::steady_timer::time_point::max()) {}
+  };
+  // A worker waiting for a claim (claim_here), answered by the claimer.
+  struct idle_worker {
+    lifecycle::abort_scope::ticket abort;
+    std::optional<task_record> task;  // none once answered: claiming has ended
+    bool answered = false;
+  };
+  // DELETEs waiting for a running task's end to come back through the event stream.
+  struct awaited_end {
+    std::size_t waiting = 0;
+    bool seen = false;
   };
   struct pending_admission {
     task_record task;
@@ -102,21 +115,33 @@ class shared_service final : public service {
   boost::asio::awaitable<void> write_admissions();
   boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel_here(
       std::string id);
+  boost::asio::awaitable<std::optional<task_record>> read_now(const std::string& id);
+  void ended(const std::string& id);
   // Runs `op` on the store's thread and resumes the caller on its own executor.
   template <typename T>
   boost::asio::awaitable<T> on_db(boost::asio::awaitable<T> op) {
     co_return co_await boost::asio::co_spawn(db_, std::move(op), boost::asio::use_awaitable);
   }
 
-  // shared_runner.cpp: claiming, running, leases, notifications.
+  // shared_runner.cpp: the workers' engine (task_engine.hpp), leases, notifications.
+  boost::asio::awaitable<std::optional<task_record>> claim(
+      lifecycle::abort_scope::ticket abort) override;
+  void report(const std::string& task_id, double progress) override;
+  boost::asio::awaitable<void> finish(task_record t, task_status status) override;
+  boost::asio::awaitable<void> put_back(task_record t) override;
+  // What a replica stopped by its deadline leaves, another replica runs.
+  bool keeps_stopped_work() const override { return true; }
+  boost::asio::awaitable<std::optional<task_record>> claim_here(
+      lifecycle::abort_scope::ticket abort);
   boost::asio::awaitable<void> claimer();
   bool claiming_done() const;
-  void run(task_record t);
-  boost::asio::awaitable<void> run_one(task_record t, std::shared_ptr<run_handle> h);
-  void report(const std::string& id, double progress);  // on db_
+  void hand_out(task_record t);  // on db_: to the longest idle worker
+  void end_claims();             // on db_: every idle worker is told no task will come
+  void give_back(task_record t);  // on db_: claimed, but no worker is left to run it
+  void note_progress(const std::string& id, double progress);  // on db_
   boost::asio::awaitable<void> write_progress(std::string id);
-  boost::asio::awaitable<void> write_end(task_record t, std::shared_ptr<run_handle> h,
-                                         bool requeue);
+  // Stores the end (`status`) or, with none, puts the task back in the queue.
+  boost::asio::awaitable<void> write_end(task_record t, std::optional<task_status> status);
   boost::asio::awaitable<void> heartbeat();
   boost::asio::awaitable<void> beat();
   boost::asio::awaitable<void> listener();
@@ -136,8 +161,6 @@ class shared_service final : public service {
   event_bus& bus_;
   boost::asio::thread_pool& cpu_;
   task_observer* observer_ = nullptr;
-  lifecycle::strand_source net_strands_;
-  lifecycle::task_group* workers_ = nullptr;
 
   std::atomic<bool> accepting_ = true;
   std::atomic<bool> healthy_seen_ = true;
@@ -151,6 +174,10 @@ class shared_service final : public service {
   bool writing_admissions_ = false;
   std::size_t admitting_ = 0;  // admissions not yet answered
   std::unordered_map<std::string, std::shared_ptr<run_handle>> running_;
+  std::deque<std::shared_ptr<idle_worker>> idle_workers_;
+  lifecycle::event_count claims_answered_;
+  std::unordered_map<std::string, awaited_end> awaited_ends_;
+  lifecycle::event_count ends_seen_;
   bool claim_wanted_ = true;  // a notification, a free worker or a rescue since the last claim
   bool queue_seen_empty_ = false;
   bool peers_known_ = false;  // a heartbeat since admission closed told how many peers live
@@ -162,6 +189,8 @@ class shared_service final : public service {
   bool events_wanted_ = true;  // a notification or a reconnect since the last read
   boost::asio::steady_timer follower_wake_{db_, boost::asio::steady_timer::time_point::max()};
   lifecycle::event_count changed_;  // running_, admitting_ or claiming_ended_ changed
+
+  worker_pool workers_{settings_.workers, kinds_, *this, cpu_};
 
   mutable std::mutex counts_mutex_;
   task_counts counts_;  // the service's, as of the last heartbeat

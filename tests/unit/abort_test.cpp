@@ -1,7 +1,6 @@
-// One operation's own cancellation beside its caller's: abort_source (one operation, its own
-// coroutine) and abort_scope (a loop of operations, one coroutine for all of them).
+// One operation's own cancellation beside its caller's: abort_scope (a loop of operations, one
+// coroutine for all of them), the one abort every worker uses.
 #include "lifecycle/abort_scope.hpp"
-#include "lifecycle/abort_source.hpp"
 #include "lifecycle/task_group.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -18,58 +17,6 @@
 namespace asio = boost::asio;
 using namespace quiesce::lifecycle;
 using namespace std::chrono_literals;
-
-namespace {
-// Runs an hour-long wait under its own abort_source (returned), as a child of `group`, both on
-// one strand; records how it ended.
-struct aborted_run {
-  bool op_cancelled = false;      // the operation saw cancellation
-  bool caller_cancelled = false;  // the caller's own state says it was cancelled
-  bool done = false;
-};
-std::shared_ptr<abort_source> spawn_run(asio::io_context& io, task_group& group, aborted_run& r) {
-  auto strand = asio::make_strand(io);
-  auto abort = std::make_shared<abort_source>(strand);
-  auto op = [](aborted_run& r) -> asio::awaitable<void> {
-    asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-    auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-    r.op_cancelled = ec == asio::error::operation_aborted;
-  };
-  group.spawn(strand, [&r, abort, op]() -> asio::awaitable<void> {
-    co_await abort->run(op(r));
-    auto cs = co_await asio::this_coro::cancellation_state;
-    r.caller_cancelled = cs.cancelled() != asio::cancellation_type::none;
-    r.done = true;
-  });
-  return abort;
-}
-}  // namespace
-
-// A DELETE ends one task and not its worker; the deadline ends the task through its worker.
-BOOST_AUTO_TEST_CASE(an_abort_source_ends_its_operation_and_forwards_the_callers_cancellation) {
-  asio::io_context io;
-  task_group group("workers");
-  aborted_run a;
-  auto deleted = spawn_run(io, group, a);
-  io.run_for(20ms);
-  deleted->request_abort();
-  io.run_for(50ms);
-  BOOST_TEST(a.done);
-  BOOST_TEST(a.op_cancelled);
-  BOOST_TEST(!a.caller_cancelled);
-
-  io.restart();
-  aborted_run b;
-  auto untouched = spawn_run(io, group, b);
-  io.run_for(20ms);
-  BOOST_TEST(!b.done);
-  group.emit(asio::cancellation_type::terminal);
-  io.run_for(50ms);
-  BOOST_TEST(b.op_cancelled);
-  BOOST_TEST(b.caller_cancelled);
-  BOOST_TEST(!untouched->abort_requested());
-  BOOST_TEST(group.size() == 0u);
-}
 
 namespace {
 // A worker's shape: a loop under one abort_scope that runs hour-long waits one after another,
