@@ -2,8 +2,6 @@
 
 #include "app/settings.hpp"
 #include "lifecycle/log.hpp"
-#include "tasks/pg/connection.hpp"
-#include "tasks/pg/shared_events.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/strand.hpp>
@@ -79,10 +77,9 @@ server::server(const config& cfg)
       io_(cfg.threads),
       control_(1),
       cpu_(cfg.cpu_threads),
-      opened_(open_store()),
-      store_(cfg.task_retention),
-      bus_(opened_.epoch, cfg.event_retention, opened_.last_seq, std::move(opened_.events)),
-      service_(make_service()),
+      store_(open_store()),
+      service_(store_->tasks()),
+      bus_(store_->events()),
       meter_(service_.kinds().names()),
       hub_(stream_settings_of(cfg), bus_),
       coord_(control_.get_executor(), drain_settings_of(cfg), hooks()),
@@ -106,66 +103,13 @@ server::~server() {
   control_.shutdown();
 }
 
-// The first thing that can refuse a start. sqlite: the journal makes every change durable
-// before it is delivered; postgres: the database numbers the service's events, so the bus
-// starts where the service's stream is; memory: a new epoch, nothing survives this process.
-tasks::stored_state server::open_store() {
-  tasks::stored_state stored;
-  if (cfg_.store == "sqlite") {
-    try {
-      journal_.emplace(journal_settings_of(cfg_, tasks::new_task_id()));
-      return journal_->load();
-    } catch (const tasks::storage_error& e) {
-      log::error("cannot open the task store", {{"file", e.file}, {"error", e.what()}});
-      throw start_failure{exit_storage};
-    }
+std::unique_ptr<tasks::store> server::open_store() {
+  try {
+    return tasks::open_store(store_settings_of(cfg_), tasks::builtin_kinds(kind_settings_of(cfg_)),
+                             cpu_);
+  } catch (const tasks::store_unusable&) {
+    throw start_failure{exit_storage};  // logged with its reason
   }
-  if (cfg_.store == "postgres") {
-    if (auto bad = tasks::pg::conninfo_error(cfg_.database_url)) {
-      log::error("cannot open the task store", {{"database_url", "invalid"}, {"error", *bad}});
-      throw start_failure{exit_storage};
-    }
-    try {
-      auto head = tasks::pg::open_database(cfg_.database_url, to_ms(cfg_.database_timeout),
-                                           cfg_.event_retention);
-      stored.epoch = std::move(head.epoch);
-      stored.last_seq = head.last_seq;
-      stored.events = std::move(head.events);
-      return stored;
-    } catch (const std::exception& e) {
-      log::error("cannot open the task store", {{"store", "postgres"}, {"error", e.what()}});
-      throw start_failure{exit_storage};
-    }
-  }
-  stored.epoch = tasks::new_task_id();
-  return stored;
-}
-
-// The shared service for postgres; otherwise the local one, which first takes back what an
-// earlier process left unfinished.
-tasks::service& server::make_service() {
-  auto kinds = tasks::builtin_kinds(kind_settings_of(cfg_));
-  if (cfg_.store == "postgres") {
-    shared_.emplace(shared_settings_of(cfg_), std::move(kinds), bus_, cpu_);
-    shared_->open();
-    return *shared_;
-  }
-  std::vector<tasks::task_record> unfinished;
-  for (auto& t : opened_.tasks) {
-    store_.insert(t);
-    if (!tasks::is_final(t.status)) unfinished.push_back(std::move(t));
-  }
-  opened_.tasks.clear();
-  if (journal_) {
-    journal_->start([this](const std::vector<tasks::event_ptr>& events, std::uint64_t settled) {
-      bus_.deliver(events, settled);
-    });
-    bus_.attach(*journal_);
-  }
-  local_.emplace(service_settings_of(cfg_), std::move(kinds), store_, bus_, cpu_);
-  if (journal_) local_->watch_store([&j = *journal_] { return j.healthy(); });
-  local_->recover(unfinished);
-  return *local_;
 }
 
 lifecycle::drain_hooks server::hooks() {
@@ -212,8 +156,7 @@ int server::run() {
   // The kubelet notices a dead admin listener by itself: its probes fail.
   listen(lifecycle::executor_of(control_), std::move(admin_acceptor_), "admin", tree.admin,
          tree.admin, admin_ctx_, admin_connections_, [] {});
-  service_.start(io_.strands(), tree.workers);
-  if (shared_) shared_->start_background(tree.store);
+  store_->start(io_.strands(), tree.workers, tree.store);
 
   for (auto& w : timing_warnings(cfg_)) log::warn("timings do not fit", {{"detail", w}});
   log::always("listening", {{"port", port},
@@ -222,7 +165,7 @@ int server::run() {
                             {"threads", cfg_.threads},
                             {"workers", cfg_.workers},
                             {"epoch", bus_.epoch()},
-                            {"store", journal_ ? journal_->file().string() : cfg_.store},
+                            {"store", store_->name()},
                             {"pod", hub_.settings().pod}});
 
   int exit_code = 1;

@@ -11,11 +11,7 @@
 #include "net/http_session.hpp"
 #include "net/listener.hpp"
 #include "net/stream_hub.hpp"
-#include "tasks/event_bus.hpp"
-#include "tasks/memory_task_store.hpp"
-#include "tasks/pg/shared_service.hpp"
-#include "tasks/sqlite_journal.hpp"
-#include "tasks/task_service.hpp"
+#include "tasks/store.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 
@@ -44,31 +40,17 @@ class server {
   int run();
 
  private:
-  tasks::stored_state open_store();
-  tasks::service& make_service();
+  std::unique_ptr<tasks::store> open_store();
   lifecycle::drain_hooks hooks();
   void open_listeners();
-
-  // The writer stores what is left and stops before the bus it delivers to goes.
-  struct journal_stop {
-    std::optional<tasks::sqlite_journal>& journal;
-    ~journal_stop() {
-      if (journal) journal->stop();
-    }
-  };
 
   const config cfg_;
   network_threads io_;     // public sessions and workers
   owned_context control_;  // its own thread: signals, the coordinator, listeners, admin sessions
-  boost::asio::thread_pool cpu_;                  // CPU-bound task kinds
-  std::optional<tasks::sqlite_journal> journal_;  // --store sqlite
-  tasks::stored_state opened_;  // what the store held at start, handed to the parts below
-  tasks::memory_task_store store_;
-  tasks::event_bus bus_;
-  journal_stop journal_stop_{journal_};
-  std::optional<tasks::task_service> local_;         // --store sqlite or memory
-  std::optional<tasks::pg::shared_service> shared_;  // --store postgres
+  boost::asio::thread_pool cpu_;         // CPU-bound task kinds
+  std::unique_ptr<tasks::store> store_;  // the first thing that can refuse a start
   tasks::service& service_;
+  tasks::event_bus& bus_;
   metrics meter_;
   net::stream_hub hub_;
   lifecycle::coordinator coord_;

@@ -53,6 +53,19 @@ tasks::journal_settings journal_settings_of(const config& c, std::string owner) 
           std::move(owner)};
 }
 
+tasks::store_settings store_settings_of(const config& c) {
+  tasks::store_settings s;
+  s.kind = c.store == "postgres" ? tasks::store_kind::postgres
+           : c.store == "memory" ? tasks::store_kind::memory
+                                 : tasks::store_kind::sqlite;
+  s.local = service_settings_of(c);
+  s.journal = journal_settings_of(c, tasks::new_task_id());
+  s.shared = shared_settings_of(c);
+  s.task_retention = c.task_retention;
+  s.event_retention = c.event_retention;
+  return s;
+}
+
 tasks::pg::shared_settings shared_settings_of(const config& c) {
   return {c.database_url,    c.database_pool,        to_ms(c.database_timeout),
           c.workers,         c.queue_capacity,       c.task_retention,

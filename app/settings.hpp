@@ -6,10 +6,8 @@
 #include "lifecycle/coordinator.hpp"
 #include "net/http.hpp"
 #include "net/stream_hub.hpp"
-#include "tasks/pg/shared_service.hpp"
-#include "tasks/sqlite_journal.hpp"
+#include "tasks/store.hpp"
 #include "tasks/task_kind.hpp"
-#include "tasks/task_service.hpp"
 
 namespace quiesce::app {
 
@@ -21,6 +19,8 @@ tasks::kind_settings kind_settings_of(const config& c);
 tasks::service_settings service_settings_of(const config& c);
 tasks::journal_settings journal_settings_of(const config& c, std::string owner);
 tasks::pg::shared_settings shared_settings_of(const config& c);
+// Which store, and the settings of each.
+tasks::store_settings store_settings_of(const config& c);
 
 // The pod's name from KUBE_POD_NAME (the downward API), or `fallback` outside Kubernetes.
 std::string pod_name(const char* fallback);

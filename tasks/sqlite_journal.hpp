@@ -97,4 +97,22 @@ class sqlite_journal final : public task_journal {
   std::thread writer_;
 };
 
+// The journal's writer for as long as this lives: started when it is made, stopped (what was
+// appended stored) when it goes. Declared after what `deliver` uses, it stops before that goes.
+class journal_writer {
+ public:
+  // No journal (the memory store): nothing to run.
+  journal_writer(sqlite_journal* journal, sqlite_journal::deliver_fn deliver) : journal_(journal) {
+    if (journal_) journal_->start(std::move(deliver));
+  }
+  ~journal_writer() {
+    if (journal_) journal_->stop();
+  }
+  journal_writer(const journal_writer&) = delete;
+  journal_writer& operator=(const journal_writer&) = delete;
+
+ private:
+  sqlite_journal* journal_;
+};
+
 }  // namespace quiesce::tasks
