@@ -159,7 +159,7 @@ void shared_service::hand_out(task_record t) {
   if (idle_workers_.empty()) return give_back(std::move(t));  // its worker was cancelled
   auto w = std::move(idle_workers_.front());
   idle_workers_.pop_front();
-  auto h = std::make_shared<run_handle>(db_.get_executor());
+  auto h = std::make_shared<run_handle>();
   h->record = t;
   h->abort = w->abort;
   running_.emplace(t.id, h);
@@ -175,8 +175,9 @@ void shared_service::end_claims() {
 }
 
 void shared_service::give_back(task_record t) {
-  running_.emplace(t.id, std::make_shared<run_handle>(db_.get_executor()));
-  running_[t.id]->record = t;
+  auto h = std::make_shared<run_handle>();
+  h->record = t;
+  running_.emplace(t.id, std::move(h));
   asio::co_spawn(db_, write_end(std::move(t), std::nullopt),
                  lifecycle::log_escaped{"a claimed task's return"});
 }
@@ -223,74 +224,22 @@ asio::awaitable<void> shared_service::write_progress(std::string id) {
     }
   }
   h->writing = false;
-  h->idle.cancel();
+  h->progress_written.notify_all();
 }
 
 // Stores the end of a run (or, stopped by the deadline, puts it back in the queue), fenced: a
 // replica that lost the lease finds out here and leaves the rescuer's record alone.
 asio::awaitable<void> shared_service::write_end(task_record t, std::optional<task_status> status) {
-  static const std::string end_sql =
-      "UPDATE quiesce_tasks SET status = $4, progress = $5, message = $6, finished_us = $7, "
-      "result = $8, error = $9, owner = NULL, lease_until = NULL "
-      "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running'";
-  static const std::string requeue_sql =
-      "WITH back AS (UPDATE quiesce_tasks SET status = 'queued', owner = NULL, lease_until = NULL, "
-      "started_us = NULL, progress = 0, message = $4 "
-      "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running' RETURNING id) "
-      "SELECT pg_notify('quiesce_work', '') FROM back";
   auto h = running_.at(t.id);
-  const bool requeue = !status;
   h->ended = true;
-  while (h->writing) {
-    boost::system::error_code ec;
-    co_await h->idle.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    h->idle.expires_at(asio::steady_timer::time_point::max());
-  }
-  if (!requeue && !h->lease_lost) {
+  co_await h->progress_written.wait_until([&] { return !h->writing; });  // its last step first
+  if (!status) {
+    t.requeue("stopped by its replica's shutdown deadline; another replica runs it");
+  } else if (!h->lease_lost) {
     t.move_to(*status);
     t.progress = std::max(t.progress, h->record.progress);
   }
-  std::vector<param> args;
-  args.emplace_back(t.id);
-  args.emplace_back(replica_);
-  args.emplace_back(std::to_string(t.attempt));
-  if (requeue) {
-    t.requeue("stopped by its replica's shutdown deadline; another replica runs it");
-    args.emplace_back(t.message);
-  } else {
-    args.emplace_back(std::string(to_string(t.status)));
-    args.emplace_back(number(t.progress));
-    args.emplace_back(t.message);
-    args.push_back(micros(t.finished_at));
-    args.push_back(t.result.is_null() ? param() : param(boost::json::serialize(t.result)));
-    args.push_back(t.error);
-  }
-  retry_backoff backoff;
-  asio::steady_timer pause(db_);
-  bool stored = false;
-  // Until stored, the lease is lost, or this replica must stop (the lease then runs out and a
-  // peer reruns the task: at least once).
-  while (!h->lease_lost) {
-    try {
-      auto r = co_await pool_.exec_with(requeue ? requeue_sql : end_sql, args);
-      stored = requeue ? r.rows() == 1 : r.affected() == 1;
-      if (!stored) h->lease_lost = true;
-      break;
-    } catch (const boost::system::system_error&) {
-      break;  // cancelled while storing: this replica must stop now
-    } catch (const db_error& e) {
-      if (!e.lost) {
-        log::error("a task's end was refused by the database",
-                   {{"task_id", t.id}, {"error", e.what()}});
-        break;
-      }
-    }
-    pause.expires_after(backoff.failed());
-    boost::system::error_code ec;
-    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    auto cs = co_await asio::this_coro::cancellation_state;
-    if (lifecycle::cancelled(cs)) break;
-  }
+  bool stored = co_await store_end(t, !status, *h);
   running_.erase(t.id);
   changed_.notify_all();
   wake_claimer();
@@ -307,11 +256,64 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::optional<tas
   observed(t);
   auto lvl = t.status == task_status::succeeded ? log::level::debug : log::level::info;
   if (log::enabled(lvl))
-    log::write(lvl, requeue ? "task requeued" : "task ended",
+    log::write(lvl, status ? "task ended" : "task requeued",
                {{"task_id", t.id},
                 {"status", to_string(t.status)},
                 {"attempt", t.attempt},
                 {"error", t.error ? boost::json::value(*t.error) : nullptr}});
+}
+
+// The fenced write of write_end(), retried until stored, the lease is lost, or this replica must
+// stop (the lease then runs out and a peer reruns the task: at least once). Whether it stored.
+asio::awaitable<bool> shared_service::store_end(const task_record& t, bool requeue,
+                                                run_handle& h) {
+  static const std::string end_sql =
+      "UPDATE quiesce_tasks SET status = $4, progress = $5, message = $6, finished_us = $7, "
+      "result = $8, error = $9, owner = NULL, lease_until = NULL "
+      "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running'";
+  static const std::string requeue_sql =
+      "WITH back AS (UPDATE quiesce_tasks SET status = 'queued', owner = NULL, lease_until = NULL, "
+      "started_us = NULL, progress = 0, message = $4 "
+      "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running' RETURNING id) "
+      "SELECT pg_notify('quiesce_work', '') FROM back";
+  std::vector<param> args;
+  args.emplace_back(t.id);
+  args.emplace_back(replica_);
+  args.emplace_back(std::to_string(t.attempt));
+  if (requeue) {
+    args.emplace_back(t.message);
+  } else {
+    args.emplace_back(std::string(to_string(t.status)));
+    args.emplace_back(number(t.progress));
+    args.emplace_back(t.message);
+    args.push_back(micros(t.finished_at));
+    args.push_back(t.result.is_null() ? param() : param(boost::json::serialize(t.result)));
+    args.push_back(t.error);
+  }
+  retry_backoff backoff;
+  asio::steady_timer pause(db_);
+  while (!h.lease_lost) {
+    try {
+      auto r = co_await pool_.exec_with(requeue ? requeue_sql : end_sql, args);
+      bool stored = requeue ? r.rows() == 1 : r.affected() == 1;
+      if (!stored) h.lease_lost = true;
+      co_return stored;
+    } catch (const boost::system::system_error&) {
+      co_return false;  // cancelled while storing: this replica must stop now
+    } catch (const db_error& e) {
+      if (!e.lost) {
+        log::error("a task's end was refused by the database",
+                   {{"task_id", t.id}, {"error", e.what()}});
+        co_return false;
+      }
+    }
+    pause.expires_after(backoff.failed());
+    boost::system::error_code ec;
+    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (lifecycle::cancelled(cs)) co_return false;
+  }
+  co_return false;
 }
 
 // On db_: a DELETE from any replica, or a lease found lost.

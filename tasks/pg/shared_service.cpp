@@ -72,8 +72,7 @@ asio::awaitable<admission> shared_service::admit(std::string kind, json::object 
                                                  std::optional<std::string> idempotency_key) {
   const task_kind* k = kinds_.find(kind);
   if (!k) throw bad_parameter("kind", "unknown kind '" + kind + "'");
-  auto p = std::make_shared<pending_admission>(pending_admission{
-      {}, std::nullopt, {}, false, asio::steady_timer(db_, asio::steady_timer::time_point::max())});
+  auto p = std::make_shared<pending_admission>();
   p->task = queued_task(k->name, k->validate(params), std::move(idempotency_key));
   auto a = co_await on_db(admit_here(std::move(p)));
   // Back on the caller's thread: the one database strand serves every admission.
@@ -84,17 +83,19 @@ asio::awaitable<admission> shared_service::admit(std::string kind, json::object 
 asio::awaitable<admission> shared_service::admit_here(std::shared_ptr<pending_admission> p) {
   if (!accepting_) co_return admission{admit_outcome::closed, std::nullopt};
   ++admitting_;
+  struct answered {  // also when the caller is cancelled while it waits: the drain counts it
+    shared_service& s;
+    ~answered() {
+      --s.admitting_;
+      s.changed_.notify_all();
+    }
+  } guard{*this};
   admissions_.push_back(p);
   if (!std::exchange(writing_admissions_, true))
     asio::co_spawn(db_, write_admissions(), lifecycle::log_escaped{"admission writer"});
-  // The writer may have run inline and finished already (a statement can complete without
-  // suspending when the answer is on the socket at once): wait only if it has not.
-  if (!p->settled) {
-    boost::system::error_code ec;
-    co_await p->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  --admitting_;
-  changed_.notify_all();
+  // The writer may have run inline and settled it already (a statement can complete without
+  // suspending when the answer is on the socket at once).
+  co_await admissions_settled_.wait_until([&] { return p->settled; });
   if (!p->answer) throw store_unavailable(p->failure);
   co_return std::move(*p->answer);
 }
@@ -192,8 +193,8 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
     for (auto& p : batch) {
       if (p->answer && p->answer->outcome == admit_outcome::created) observed(p->task);
       p->settled = true;
-      p->done.cancel();
     }
+    admissions_settled_.notify_all();
     // Our own workers need not wait for the notification to come back.
     wake_claimer();
   }
@@ -201,18 +202,7 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
 }
 
 asio::awaitable<std::optional<task_record>> shared_service::find(std::string id) {
-  auto read = [this](std::string id) -> asio::awaitable<std::optional<task_record>> {
-    try {
-      auto r = co_await pool_.exec("SELECT " + task_columns() + " FROM quiesce_tasks WHERE id = $1",
-                                   std::move(id));
-      if (r.rows() == 0) co_return std::nullopt;
-      co_return read_task(r, 0);
-    } catch (const db_error& e) {
-      if (!e.lost) throw;
-      throw store_unavailable(e.what());
-    }
-  };
-  co_return co_await on_db(read(std::move(id)));
+  co_return co_await on_db(read_now(std::move(id)));
 }
 
 asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_service::cancel(
@@ -232,46 +222,41 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_se
   static const std::string flag_running =
       "UPDATE quiesce_tasks SET cancel_requested = true WHERE id = $1 AND status = 'running' "
       "RETURNING pg_notify('quiesce_cancel', id)";
-  try {
-    auto q = co_await pool_.exec(cancel_queued, id, now_us());
-    if (q.rows() == 1) {
-      auto t = read_task(q, 0);
-      observed(t);
-      co_return std::pair{cancel_outcome::cancelled, std::optional(std::move(t))};
-    }
-    // Awaited before the flag: an end read from the stream after it is seen.
-    ++awaited_ends_[id].waiting;
-    struct forget {
-      std::unordered_map<std::string, awaited_end>& ends;
-      const std::string& id;
-      ~forget() {
-        if (--ends[id].waiting == 0) ends.erase(id);
-      }
-    } guard{awaited_ends_, id};
-    auto f = co_await pool_.exec(flag_running, id);
-    auto t = co_await read_now(id);
-    if (t && !is_final(t->status)) {
-      // Its owner died and the lease is being waited out: answer with what is known then.
-      asio::steady_timer bound(db_, std::chrono::seconds(10) + settings_.lease);
-      boost::system::error_code ec;
-      co_await (ends_seen_.wait_until([&] { return awaited_ends_[id].seen; }) ||
-                bound.async_wait(asio::redirect_error(asio::use_awaitable, ec)));
-      t = co_await read_now(id);
-    }
-    if (!t) co_return std::pair{cancel_outcome::not_found, std::nullopt};
-    if (!is_final(t->status)) co_return std::pair{cancel_outcome::cancelled, std::move(t)};
-    co_return std::pair{f.rows() == 1 && t->status == task_status::cancelled
-                            ? cancel_outcome::cancelled
-                            : cancel_outcome::already_finished,
-                        std::move(t)};
-  } catch (const db_error& e) {
-    if (!e.lost) throw;
-    throw store_unavailable(e.what());
+  auto q = co_await pool_.exec(cancel_queued, id, now_us());
+  if (q.rows() == 1) {
+    auto t = read_task(q, 0);
+    observed(t);
+    co_return std::pair{cancel_outcome::cancelled, std::optional(std::move(t))};
   }
+  // Awaited before the flag: an end read from the stream after it is seen.
+  ++awaited_ends_[id].waiting;
+  struct forget {
+    std::unordered_map<std::string, awaited_end>& ends;
+    const std::string& id;
+    ~forget() {
+      if (--ends[id].waiting == 0) ends.erase(id);
+    }
+  } guard{awaited_ends_, id};
+  auto f = co_await pool_.exec(flag_running, id);
+  auto t = co_await read_now(id);
+  if (t && !is_final(t->status)) {
+    // Its owner died and the lease is being waited out: answer with what is known then.
+    asio::steady_timer bound(db_, std::chrono::seconds(10) + settings_.lease);
+    boost::system::error_code ec;
+    co_await (ends_seen_.wait_until([&] { return awaited_ends_[id].seen; }) ||
+              bound.async_wait(asio::redirect_error(asio::use_awaitable, ec)));
+    t = co_await read_now(id);
+  }
+  if (!t) co_return std::pair{cancel_outcome::not_found, std::nullopt};
+  if (!is_final(t->status)) co_return std::pair{cancel_outcome::cancelled, std::move(t)};
+  co_return std::pair{f.rows() == 1 && t->status == task_status::cancelled
+                          ? cancel_outcome::cancelled
+                          : cancel_outcome::already_finished,
+                      std::move(t)};
 }
 
 // On db_: the task as stored now.
-asio::awaitable<std::optional<task_record>> shared_service::read_now(const std::string& id) {
+asio::awaitable<std::optional<task_record>> shared_service::read_now(std::string id) {
   static const std::string read = "SELECT " + task_columns() + " FROM quiesce_tasks WHERE id = $1";
   auto r = co_await pool_.exec(read, id);
   if (r.rows() == 0) co_return std::nullopt;
@@ -288,19 +273,14 @@ void shared_service::ended(const std::string& id) {
 
 asio::awaitable<task_counts> shared_service::count() {
   auto read = [this]() -> asio::awaitable<task_counts> {
-    try {
-      auto r = co_await pool_.exec(
-          "SELECT count(*) FILTER (WHERE status = 'queued'), "
-          "count(*) FILTER (WHERE status = 'running') FROM quiesce_tasks "
-          "WHERE status IN ('queued', 'running')");
-      auto c = counts();
-      c.queued = static_cast<std::size_t>(r.integer(0, 0));
-      c.running = static_cast<std::size_t>(r.integer(0, 1));
-      co_return c;
-    } catch (const db_error& e) {
-      if (!e.lost) throw;
-      throw store_unavailable(e.what());
-    }
+    auto r = co_await pool_.exec(
+        "SELECT count(*) FILTER (WHERE status = 'queued'), "
+        "count(*) FILTER (WHERE status = 'running') FROM quiesce_tasks "
+        "WHERE status IN ('queued', 'running')");
+    auto c = counts();
+    c.queued = static_cast<std::size_t>(r.integer(0, 0));
+    c.running = static_cast<std::size_t>(r.integer(0, 1));
+    co_return c;
   };
   co_return co_await on_db(read());
 }

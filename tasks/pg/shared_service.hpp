@@ -85,11 +85,9 @@ class shared_service final : public service, private task_engine {
     lifecycle::abort_scope::ticket abort;  // its worker's: a DELETE, or the lease was lost
     std::atomic<bool> lease_lost = false;
     std::optional<double> progress;  // reported, not yet written
-    bool writing = false;            // a progress write is in flight
-    bool ended = false;              // the final write began: no progress event after it
-    boost::asio::steady_timer idle;  // cancelled when a progress write ends
-    explicit run_handle(const boost::asio::any_io_executor& db)
-        : idle(db, boost::asio::steady_timer::time_point::max()) {}
+    bool writing = false;                  // a progress write is in flight
+    bool ended = false;                    // the final write began: no progress event after it
+    lifecycle::event_count progress_written;  // `writing` became false
   };
   // A worker waiting for a claim (claim_here), answered by the claimer.
   struct idle_worker {
@@ -106,8 +104,7 @@ class shared_service final : public service, private task_engine {
     task_record task;
     std::optional<admission> answer;  // none after the wake-up: the store was unreachable
     std::string failure;
-    bool settled = false;  // answer or failure set; `done` cancelled
-    boost::asio::steady_timer done;
+    bool settled = false;  // answer or failure set
   };
 
   // shared_service.cpp: admission, reads, cancel.
@@ -115,12 +112,18 @@ class shared_service final : public service, private task_engine {
   boost::asio::awaitable<void> write_admissions();
   boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel_here(
       std::string id);
-  boost::asio::awaitable<std::optional<task_record>> read_now(const std::string& id);
+  boost::asio::awaitable<std::optional<task_record>> read_now(std::string id);
   void ended(const std::string& id);
-  // Runs `op` on the store's thread and resumes the caller on its own executor.
+  // Runs `op` on the store's thread and resumes the caller on its own executor. A lost
+  // connection is store_unavailable: the route answers 503, not 500.
   template <typename T>
   boost::asio::awaitable<T> on_db(boost::asio::awaitable<T> op) {
-    co_return co_await boost::asio::co_spawn(db_, std::move(op), boost::asio::use_awaitable);
+    try {
+      co_return co_await boost::asio::co_spawn(db_, std::move(op), boost::asio::use_awaitable);
+    } catch (const db_error& e) {
+      if (!e.lost) throw;
+      throw store_unavailable(e.what());
+    }
   }
 
   // shared_runner.cpp: the workers' engine (task_engine.hpp), leases, notifications.
@@ -142,8 +145,15 @@ class shared_service final : public service, private task_engine {
   boost::asio::awaitable<void> write_progress(std::string id);
   // Stores the end (`status`) or, with none, puts the task back in the queue.
   boost::asio::awaitable<void> write_end(task_record t, std::optional<task_status> status);
+  boost::asio::awaitable<bool> store_end(const task_record& t, bool requeue, run_handle& h);
   boost::asio::awaitable<void> heartbeat();
-  boost::asio::awaitable<void> beat();
+  boost::asio::awaitable<void> beat();  // shared_heartbeat.cpp, one statement each:
+  boost::asio::awaitable<void> say_alive(bool draining);
+  boost::asio::awaitable<void> renew_leases();
+  boost::asio::awaitable<void> rescue_expired();
+  boost::asio::awaitable<void> count_peers(bool draining);
+  boost::asio::awaitable<void> count_tasks();
+  boost::asio::awaitable<void> prune();
   boost::asio::awaitable<void> listener();
   boost::asio::awaitable<void> follow_events();
   void stop_run(const std::string& id, bool lost);  // on db_
@@ -172,6 +182,7 @@ class shared_service final : public service, private task_engine {
   pool::clock::time_point health_changed_{};
   std::deque<std::shared_ptr<pending_admission>> admissions_;
   bool writing_admissions_ = false;
+  lifecycle::event_count admissions_settled_;
   std::size_t admitting_ = 0;  // admissions not yet answered
   std::unordered_map<std::string, std::shared_ptr<run_handle>> running_;
   std::deque<std::shared_ptr<idle_worker>> idle_workers_;
