@@ -2,7 +2,9 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "lifecycle/event_count.hpp"
+
+#include <boost/asio/awaitable.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -31,9 +33,12 @@ class retry_backoff {
   std::chrono::milliseconds next_ = first;
 };
 
-// Sleeps (none: until woken), or returns early when `wake` is cancelled; throws when the caller
-// is cancelled.
-boost::asio::awaitable<void> nap(boost::asio::steady_timer& wake,
+// Sleeps until `wake` is notified or `d` has passed (none: until notified); throws when the
+// caller is cancelled. The caller and every notify run on one thread (the store's), so a wake
+// that came before the nap was looked at by the caller first and is not waited for.
+boost::asio::awaitable<void> nap(lifecycle::event_count& wake,
                                  std::optional<std::chrono::milliseconds> d);
+// Sleeps for `d`; throws when the caller is cancelled.
+boost::asio::awaitable<void> sleep_for(std::chrono::milliseconds d);
 
 }  // namespace quiesce::tasks::pg

@@ -44,7 +44,7 @@ asio::awaitable<void> shared_service::beat() {
   } catch (const db_error& e) {
     if (!e.lost) log::error("heartbeat refused by the database", {{"error", e.what()}});
   }
-  claimer_wake_.cancel();
+  claimer_wake_.notify_all();
 }
 
 asio::awaitable<void> shared_service::say_alive(bool draining) {

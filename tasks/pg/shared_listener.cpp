@@ -15,7 +15,6 @@ namespace asio = boost::asio;
 // claimer looks at the queue, so a notification sent while we were away is not missed.
 asio::awaitable<void> shared_service::listener() {
   retry_backoff backoff;
-  asio::steady_timer pause(db_);
   try {
     for (;;) {
       const auto began = std::chrono::steady_clock::now();
@@ -44,7 +43,7 @@ asio::awaitable<void> shared_service::listener() {
         // A loss while listening is news now; a failed (re)connect began with the attempt.
         if (e.lost) health(false, listening ? pool::clock::now() : began, e.what());
       }
-      co_await nap(pause, backoff.failed());
+      co_await sleep_for(backoff.failed());
     }
   } catch (const boost::system::system_error&) {
     // The end of the process.

@@ -44,7 +44,7 @@ void shared_service::start_background(lifecycle::task_group& background) {
 
 void shared_service::wake_claimer() {
   claim_wanted_ = true;
-  claimer_wake_.cancel();
+  claimer_wake_.notify_all();
 }
 
 void shared_service::stop_admission() {
@@ -53,18 +53,18 @@ void shared_service::stop_admission() {
   asio::post(db_, [this] {
     peers_known_ = false;
     beat_soon();
-    claimer_wake_.cancel();
+    claimer_wake_.notify_all();
   });
 }
 
 void shared_service::wake_follower() {
   events_wanted_ = true;
-  follower_wake_.cancel();
+  follower_wake_.notify_all();
 }
 
 void shared_service::beat_soon() {
   beat_soon_ = true;
-  beat_wake_.cancel();
+  beat_wake_.notify_all();
 }
 
 bool shared_service::claiming_done() const {

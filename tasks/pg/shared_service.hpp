@@ -194,11 +194,11 @@ class shared_service final : public service, private task_engine {
   bool peers_known_ = false;  // a heartbeat since admission closed told how many peers live
   std::size_t live_peers_ = 0;
   bool claiming_ended_ = false;
-  boost::asio::steady_timer claimer_wake_{db_, boost::asio::steady_timer::time_point::max()};
-  boost::asio::steady_timer beat_wake_{db_, boost::asio::steady_timer::time_point::max()};
+  lifecycle::event_count claimer_wake_;
+  lifecycle::event_count beat_wake_;
   bool beat_soon_ = false;
   bool events_wanted_ = true;  // a notification or a reconnect since the last read
-  boost::asio::steady_timer follower_wake_{db_, boost::asio::steady_timer::time_point::max()};
+  lifecycle::event_count follower_wake_;
   lifecycle::event_count changed_;  // running_, admitting_ or claiming_ended_ changed
 
   worker_pool workers_{settings_.workers, kinds_, *this, cpu_};
