@@ -19,8 +19,8 @@
 #include "lifecycle/task_group.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/service.hpp"
-#include "tasks/task_kind.hpp"
 #include "tasks/task_engine.hpp"
+#include "tasks/task_kind.hpp"
 #include "tasks/task_observer.hpp"
 #include "tasks/task_store.hpp"
 #include "tasks/worker_pool.hpp"
@@ -97,8 +97,7 @@ class task_service final : public service, private task_engine {
   bool keeps_stopped_work() const override { return settings_.requeue_on_shutdown; }
   // The next queued task, now running here with `abort` as its stop; none: `finished` says
   // whether one can still come.
-  std::optional<task_record> take_next(const lifecycle::abort_scope::ticket& abort,
-                                       bool& finished);
+  std::optional<task_record> take_next(const lifecycle::abort_scope::ticket& abort, bool& finished);
 
   // A status change: the observer hears of it, then the bus. Progress goes to the bus only.
   void publish(const task_record& t, std::function<void(bool)> on_stored = {});

@@ -73,8 +73,7 @@ asio::awaitable<void> shared_service::follow_events() {
         got.reserve(static_cast<std::size_t>(r.rows()));
         for (int i = 0; i < r.rows(); ++i) {
           got.push_back(read_event(r, i));
-          if (!awaited_ends_.empty() && ends_its_task(r, i))
-            ended(got.back()->task_id);
+          if (!awaited_ends_.empty() && ends_its_task(r, i)) ended(got.back()->task_id);
         }
         if (!got.empty() && got.front()->seq != after + 1) {
           log::warn(

@@ -1,7 +1,7 @@
 // The shared queue as the workers' engine (task_engine.hpp): the claimer takes queued tasks for
 // this replica's idle workers (worker_pool.cpp runs them), each attempt's writes are fenced by
-// (owner, attempt), and the drain waits for them. The heartbeat is in shared_heartbeat.cpp, the listener and the event
-// follower in shared_listener.cpp.
+// (owner, attempt), and the drain waits for them. The heartbeat is in shared_heartbeat.cpp, the
+// listener and the event follower in shared_listener.cpp.
 #include "lifecycle/cancelled.hpp"
 #include "lifecycle/log.hpp"
 #include "tasks/pg/naps.hpp"
@@ -265,8 +265,7 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::optional<tas
 
 // The fenced write of write_end(), retried until stored, the lease is lost, or this replica must
 // stop (the lease then runs out and a peer reruns the task: at least once). Whether it stored.
-asio::awaitable<bool> shared_service::store_end(const task_record& t, bool requeue,
-                                                run_handle& h) {
+asio::awaitable<bool> shared_service::store_end(const task_record& t, bool requeue, run_handle& h) {
   static const std::string end_sql =
       "UPDATE quiesce_tasks SET status = $4, progress = $5, message = $6, finished_us = $7, "
       "result = $8, error = $9, owner = NULL, lease_until = NULL "

@@ -69,8 +69,8 @@ class shared_service final : public service, private task_engine {
   bool accepting() const override { return accepting_; }
   bool store_healthy() const override { return healthy_seen_; }
 
-  // Spawns the claimer and the workers into `group` and the heartbeat and the listener into `background`, which
-  // must stay until the end (leases are renewed while anything runs).
+  // Spawns the claimer and the workers into `group` and the heartbeat and the listener into
+  // `background`, which must stay until the end (leases are renewed while anything runs).
   void start(lifecycle::strand_source strands, lifecycle::task_group& group) override;
   void start_background(lifecycle::task_group& background);
   void stop_admission() override;
@@ -84,9 +84,9 @@ class shared_service final : public service, private task_engine {
     std::chrono::steady_clock::time_point claimed = std::chrono::steady_clock::now();
     lifecycle::abort_scope::ticket abort;  // its worker's: a DELETE, or the lease was lost
     std::atomic<bool> lease_lost = false;
-    std::optional<double> progress;  // reported, not yet written
-    bool writing = false;                  // a progress write is in flight
-    bool ended = false;                    // the final write began: no progress event after it
+    std::optional<double> progress;           // reported, not yet written
+    bool writing = false;                     // a progress write is in flight
+    bool ended = false;                       // the final write began: no progress event after it
     lifecycle::event_count progress_written;  // `writing` became false
   };
   // A worker waiting for a claim (claim_here), answered by the claimer.
@@ -138,8 +138,8 @@ class shared_service final : public service, private task_engine {
       lifecycle::abort_scope::ticket abort);
   boost::asio::awaitable<void> claimer();
   bool claiming_done() const;
-  void hand_out(task_record t);  // on db_: to the longest idle worker
-  void end_claims();             // on db_: every idle worker is told no task will come
+  void hand_out(task_record t);   // on db_: to the longest idle worker
+  void end_claims();              // on db_: every idle worker is told no task will come
   void give_back(task_record t);  // on db_: claimed, but no worker is left to run it
   void note_progress(const std::string& id, double progress);  // on db_
   boost::asio::awaitable<void> write_progress(std::string id);
