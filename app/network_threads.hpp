@@ -1,7 +1,7 @@
 // The network threads, one io_context each. A connection is accepted onto one of them and stays
 // there, and so does a worker: a request's handlers take no scheduler lock that every thread
-// shares and wake no other thread to run. One io_context run by two threads cost twice the CPU
-// per POST of one thread (73 against 38 us: the scheduler's futex wake-ups and lock).
+// shares and wake no other thread to run. One io_context run by two threads cost about twice the
+// CPU per POST (the scheduler's futex wake-ups and lock; bench/HISTORY.md).
 #pragma once
 
 #include "lifecycle/strand_source.hpp"

@@ -70,8 +70,8 @@ void raise_descriptor_limit(const config& cfg) {
 }  // namespace
 
 // The control plane has its own thread, so a SIGTERM closes the public listener and probes get
-// answers even while the network threads are saturated (a fan-out to 10,000 streams had queued
-// 220 ms of work ahead of the signal).
+// answers even while the network threads are saturated (a fan-out to many streams queues work
+// ahead of the signal: bench/HISTORY.md, the first run).
 server::server(const config& cfg)
     : cfg_(cfg),
       io_(cfg.threads),

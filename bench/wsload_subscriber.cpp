@@ -1,7 +1,7 @@
 // One subscriber of quiesce-wsload, on a plain socket: the upgrade written by hand, server frames
 // parsed in place, a ping or a close answered. Beast's client cost the load client about 37 us of
 // CPU per stream closed in a drain, with its one thread busy for as long as the server was
-// (bench/README.md): a figure that measured the client. This one does what a subscriber must and
+// (bench/HISTORY.md): a figure that measured the client. This one does what a subscriber must and
 // nothing else, for quiesce and its peers alike (no deflate, no fragments sent, frames from a
 // server are unmasked).
 #include "wsload_clients.hpp"

@@ -64,7 +64,7 @@ bool needs_escape(std::uint64_t w) {
 }  // namespace
 
 // Runs of characters that need no escape go in with one append, found eight bytes at a time: a
-// character at a time was 15% of a task's instructions end to end (callgrind).
+// character at a time was a large share of a task's instructions (bench/HISTORY.md).
 void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   const char* p = s.data();

@@ -13,8 +13,8 @@ namespace quiesce::lifecycle {
 
 std::string json_text(const boost::json::value& v);
 void append_json(std::string& out, const boost::json::value& v);
-// The same for an object, which as a `value` argument would be copied first (9% of a task's
-// instructions, callgrind: every event and frame is an object).
+// The same for an object, which as a `value` argument would be copied first (every event and
+// frame is an object).
 std::string json_text(const boost::json::object& o);
 void append_json(std::string& out, const boost::json::object& o);
 // A JSON string: `s` quoted and escaped, for text written by hand (tasks/task_json.cpp).

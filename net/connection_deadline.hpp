@@ -1,6 +1,6 @@
 // How long a connection's current read or write may take, kept by one timer per connection.
-// beast::tcp_stream arms and cancels a timer around every read and write (about a tenth of a
-// POST's instructions, callgrind); here moving the deadline only stores it, and the timer, when
+// beast::tcp_stream arms and cancels a timer around every read and write (bench/HISTORY.md);
+// here moving the deadline only stores it, and the timer, when
 // it fires before the deadline, waits again for the rest. Once the deadline has passed, the
 // socket's pending operations are cancelled: the read or write in progress ends with
 // operation_aborted and the session closes the connection (a slow peer is simply cut off).

@@ -32,7 +32,7 @@ response error_response(http::status status, std::string_view code, std::string_
 // What goes on the wire before the body: the status line, the fields as set and the blank line,
 // the same bytes Beast's serializer writes for a response with a Content-Length (unit.net
 // checks). A session writes it and the body as two buffers: the serializer walked every field
-// through nested buffer views on each write, about a fifth of a POST's instructions (callgrind).
+// through nested buffer views on each write (bench/HISTORY.md).
 std::string response_head(const response& res);
 
 }  // namespace quiesce::net

@@ -1,13 +1,12 @@
 // The bus's one sink for every stream on one network thread. The bus hands an event to each
 // thread once (a lock and, at most, one post per batch), not to each of its streams: the
-// thread then gives the batch to its streams in turn, each as one burst. With 10,000 streams
-// the bus's lock was held for 10,000 locks and posts per event (about 1,100 instructions per
-// frame of a fan-out, callgrind; bench/README.md).
+// thread then gives the batch to its streams in turn, each as one burst. A sink per stream held
+// the bus's lock for a lock and a post per stream per event (bench/HISTORY.md).
 //
 // A take waits `hold` after the first event of a batch, so that what follows close behind it
 // joins the batch: a zero-second task's three events were three writes to each client, as the
-// worker that makes them runs between takes on the same thread (one per event at 10,000 streams,
-// bench/README.md). Nothing is dropped or reordered; the first event is only that much later.
+// worker that makes them runs between takes on the same thread (bench/HISTORY.md). Nothing is
+// dropped or reordered; the first event is only that much later.
 //
 // Closes come through the same inbox, behind the events handed over before them: posts to a
 // network thread's io_context are not ordered between threads (docs/development.md), and a

@@ -43,8 +43,8 @@ class memory_task_store final : public task_store {
 
   mutable lifecycle::adaptive_mutex mutex_;
   // Open addressing: a task is looked up about six times, and std::unordered_map's chained
-  // buckets made each lookup touch a node of some other task first (a cache miss at
-  // --task-retention 10,000; its lookup was 4% of a POST's CPU in perf).
+  // buckets made each lookup touch a node of some other task first (a cache miss once many
+  // tasks are kept; bench/HISTORY.md).
   boost::unordered_flat_map<std::string, task_record, text_hash, std::equal_to<>> tasks_;
   // idempotency key -> task id
   std::unordered_map<std::string, std::string, text_hash, std::equal_to<>> keys_;

@@ -25,7 +25,7 @@ std::string status_message(std::string_view id, task_status s);
 
 // A task's parameters, fixed once it is admitted: every copy of its record shares one object
 // (a record is copied several times per task, by the store, the worker and its events, and each
-// copy of an object was two allocations; callgrind). Reads only, from any thread.
+// copy of an object was two allocations). Reads only, from any thread.
 class task_params {
  public:
   task_params() = default;

@@ -1,6 +1,7 @@
 // A task record as clients read it (docs/api.md, "Routes"): as a Boost.JSON object, and as text
 // written straight from the record. Every POST answers one body and publishes three events, and
-// building an object first and then serialising it was most of a task's instructions (callgrind).
+// building an object first and then serialising it was most of a task's instructions
+// (bench/HISTORY.md).
 #pragma once
 
 #include "tasks/task.hpp"
