@@ -19,10 +19,10 @@ std::int64_t ms(std::optional<std::chrono::steady_clock::duration> d) {
 asio::awaitable<response> status_body(app_state& s) {
   std::optional<tasks::task_counts> fresh;
   try {
-    fresh = co_await s.tasks.count();
+    fresh = co_await s.tasks.read_counts();
   } catch (const tasks::store_unavailable&) {
   }
-  auto c = fresh ? *fresh : s.tasks.counts();
+  auto c = fresh ? *fresh : s.tasks.known_counts();
   auto deadline = s.phase.until_deadline();
   co_return json_response(
       status::ok, {{"phase", lifecycle::to_string(s.phase.current())},

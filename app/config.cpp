@@ -17,7 +17,7 @@
 namespace quiesce::app {
 namespace po = boost::program_options;
 
-std::chrono::milliseconds to_ms(double seconds) {
+std::chrono::milliseconds ms_from_seconds(double seconds) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
 }
 

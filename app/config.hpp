@@ -50,7 +50,7 @@ struct config {
 };
 
 // Seconds with decimals, as the knobs are written.
-std::chrono::milliseconds to_ms(double seconds);
+std::chrono::milliseconds ms_from_seconds(double seconds);
 
 struct help_text {
   std::string text;

@@ -130,7 +130,7 @@ void metrics::http_answered(std::string_view route, unsigned code,
 
 std::string metrics::scrape(const app_state& s) {
   std::lock_guard lock(scrape_mutex_);
-  auto c = s.tasks.counts();
+  auto c = s.tasks.known_counts();
   for (std::size_t i = 0; i < tasks::status_count; ++i)
     tasks_.Add({{"status", std::string(to_string(static_cast<tasks::task_status>(i)))}})
         .Set(static_cast<double>(c.by_status[i]));

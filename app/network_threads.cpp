@@ -10,7 +10,7 @@ network_threads::network_threads(unsigned count) {
     contexts_.push_back(std::make_unique<owned_context>(1));  // each run by one thread
 }
 
-lifecycle::strand_source network_threads::strands() {
+lifecycle::executor_source network_threads::strands() {
   return [this]() -> asio::any_io_executor {
     auto i = next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size();
     // One thread runs each context, so its executor is a strand already: an asio::strand on

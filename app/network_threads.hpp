@@ -4,7 +4,7 @@
 // CPU per POST (the scheduler's futex wake-ups and lock; bench/HISTORY.md).
 #pragma once
 
-#include "lifecycle/strand_source.hpp"
+#include "lifecycle/executor_source.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -29,7 +29,7 @@ class network_threads {
 
   // Where the next connection or worker runs, round robin over the threads: the thread's
   // io_context executor, a strand already since one thread runs it.
-  lifecycle::strand_source strands();
+  lifecycle::executor_source strands();
   // Runs each context on its own thread, the first on the caller's; returns once stop() was
   // called and every thread has returned. Out of work, a thread waits for stop() all the same:
   // the control plane may still post to it (a group's leave, a late session).

@@ -231,7 +231,7 @@ asio::awaitable<response> health(app_state& s, request&, std::string) {
   co_return net::json_text_response(status::ok, R"({"status":"ok"})");  // a probe: constant
 }
 asio::awaitable<response> queue_length(app_state& s, request&, std::string) {
-  auto c = co_await s.tasks.count();
+  auto c = co_await s.tasks.read_counts();
   co_return json_response(status::ok, {{"task_lenth", c.queued + c.running}});
 }
 asio::awaitable<response> get_task(app_state& s, request&, std::string id) {

@@ -32,7 +32,7 @@ void refuse(net::tcp::socket& s, const net::connection_limit& limit) {
 // Starts the accept loop of one listener in `group`; each connection joins `sessions` and is
 // served on its own strand from `strands`, unless `limit` says too many are open. A listener that
 // ends by an error (not by the drain) is logged and `died` is called.
-void listen(lifecycle::strand_source strands, net::tcp::acceptor acceptor, std::string name,
+void listen(lifecycle::executor_source strands, net::tcp::acceptor acceptor, std::string name,
             lifecycle::task_group& group, lifecycle::task_group& sessions,
             std::shared_ptr<const net::session_context> ctx, net::connection_limit& limit,
             std::function<void()> died) {
@@ -122,7 +122,7 @@ lifecycle::drain_hooks server::hooks() {
       .close_streams = [this](std::chrono::milliseconds spread) { return hub_.close_all(spread); },
       .counts =
           [this] {
-            auto c = service_.counts();
+            auto c = service_.known_counts();
             return boost::json::object{
                 {"queued", c.queued}, {"running", c.running}, {"websockets", hub_.open()}};
           },

@@ -19,12 +19,13 @@ std::string env_or(const char* name, const char* fallback) {
 std::string pod_name(const char* fallback) { return env_or("KUBE_POD_NAME", fallback); }
 
 lifecycle::drain_settings drain_settings_of(const config& c) {
-  return {to_ms(c.drain_delay), to_ms(c.close_spread), to_ms(c.close_timeout),
-          to_ms(c.shutdown_timeout)};
+  return {ms_from_seconds(c.drain_delay), ms_from_seconds(c.close_spread),
+          ms_from_seconds(c.close_timeout), ms_from_seconds(c.shutdown_timeout)};
 }
 
 net::http_limits http_limits_of(const config& c) {
-  return {c.header_limit, c.body_limit, to_ms(c.idle_timeout), to_ms(c.header_timeout)};
+  return {c.header_limit, c.body_limit, ms_from_seconds(c.idle_timeout),
+          ms_from_seconds(c.header_timeout)};
 }
 
 net::stream_settings stream_settings_of(const config& c) {
@@ -32,8 +33,8 @@ net::stream_settings stream_settings_of(const config& c) {
           c.ws_send_queue_bytes,
           c.ws_message_limit,
           c.ws_send_buffer,
-          to_ms(c.ws_ping_interval),
-          to_ms(c.close_timeout),
+          ms_from_seconds(c.ws_ping_interval),
+          ms_from_seconds(c.close_timeout),
           std::chrono::microseconds(c.ws_batch_us),
           pod_name(outside_kubernetes),
           env_or("KUBE_POD_NAMESPACE", outside_kubernetes)};
@@ -49,7 +50,7 @@ tasks::service_settings service_settings_of(const config& c) {
 }
 
 tasks::journal_settings journal_settings_of(const config& c, std::string owner) {
-  return {c.data_dir, c.task_retention, c.event_retention, to_ms(c.lease_seconds),
+  return {c.data_dir, c.task_retention, c.event_retention, ms_from_seconds(c.lease_seconds),
           std::move(owner)};
 }
 
@@ -67,9 +68,15 @@ tasks::store_settings store_settings_of(const config& c) {
 }
 
 tasks::pg::shared_settings shared_settings_of(const config& c) {
-  return {c.database_url,    c.database_pool,        to_ms(c.database_timeout),
-          c.workers,         c.queue_capacity,       c.task_retention,
-          c.event_retention, to_ms(c.lease_seconds), pod_name("local")};
+  return {c.database_url,
+          c.database_pool,
+          ms_from_seconds(c.database_timeout),
+          c.workers,
+          c.queue_capacity,
+          c.task_retention,
+          c.event_retention,
+          ms_from_seconds(c.lease_seconds),
+          pod_name("local")};
 }
 
 }  // namespace quiesce::app

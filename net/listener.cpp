@@ -20,7 +20,7 @@ tcp::acceptor open_acceptor(asio::any_io_executor executor, const tcp::endpoint&
   return a;
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor acceptor, lifecycle::strand_source sessions,
+asio::awaitable<void> accept_loop(tcp::acceptor acceptor, lifecycle::executor_source sessions,
                                   std::string name, std::function<void(tcp::socket)> spawn) {
   co_await asio::this_coro::reset_cancellation_state(asio::enable_partial_cancellation());
   for (;;) {

@@ -2,7 +2,7 @@
 // closes the socket at once and new connects are refused by the kernel.
 #pragma once
 
-#include "lifecycle/strand_source.hpp"
+#include "lifecycle/executor_source.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,7 +18,8 @@ using tcp = boost::asio::ip::tcp;
 tcp::acceptor open_acceptor(boost::asio::any_io_executor executor, const tcp::endpoint& endpoint);
 
 // Accepts until cancelled, handing each connection to `spawn` on a new strand from `sessions`.
-boost::asio::awaitable<void> accept_loop(tcp::acceptor acceptor, lifecycle::strand_source sessions,
-                                         std::string name, std::function<void(tcp::socket)> spawn);
+boost::asio::awaitable<void> accept_loop(tcp::acceptor acceptor,
+                                         lifecycle::executor_source sessions, std::string name,
+                                         std::function<void(tcp::socket)> spawn);
 
 }  // namespace quiesce::net

@@ -7,7 +7,7 @@
 namespace quiesce::tasks {
 namespace asio = boost::asio;
 
-void task_service::start(lifecycle::strand_source strands, lifecycle::task_group& group) {
+void task_service::start(lifecycle::executor_source strands, lifecycle::task_group& group) {
   workers_.start(strands, group);
 }
 

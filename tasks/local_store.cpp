@@ -43,7 +43,7 @@ local_store::local_store(const store_settings& s, kind_registry kinds,
   service_.recover(unfinished);
 }
 
-void local_store::start(const lifecycle::strand_source& strands, lifecycle::task_group& workers,
+void local_store::start(const lifecycle::executor_source& strands, lifecycle::task_group& workers,
                         lifecycle::task_group&) {
   service_.start(strands, workers);
 }

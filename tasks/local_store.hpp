@@ -17,7 +17,7 @@ class local_store final : public store {
 
   service& tasks() override { return service_; }
   event_bus& events() override { return bus_; }
-  void start(const lifecycle::strand_source& strands, lifecycle::task_group& workers,
+  void start(const lifecycle::executor_source& strands, lifecycle::task_group& workers,
              lifecycle::task_group& background) override;
   std::string name() const override;
 

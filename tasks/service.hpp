@@ -8,7 +8,7 @@
 #include "tasks/task_observer.hpp"
 
 #include <boost/asio/awaitable.hpp>
-#include "lifecycle/strand_source.hpp"
+#include "lifecycle/executor_source.hpp"
 
 #include <array>
 #include <optional>
@@ -57,9 +57,9 @@ class service {
   virtual boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel(
       std::string id) = 0;
   // The service's counts (every replica's with a shared store); throws store_unavailable.
-  virtual boost::asio::awaitable<task_counts> count() = 0;
+  virtual boost::asio::awaitable<task_counts> read_counts() = 0;
   // Without waiting: this process's view (a shared store's as of its last heartbeat).
-  virtual task_counts counts() const = 0;
+  virtual task_counts known_counts() const = 0;
   virtual bool accepting() const = 0;
   virtual bool store_healthy() const = 0;
 
@@ -67,7 +67,7 @@ class service {
   // admission; wait until no task this process took is left and every event is delivered; at
   // the deadline, tell the subscribers of what never started (interrupted, or left queued for
   // whoever runs it next).
-  virtual void start(lifecycle::strand_source strands, lifecycle::task_group& group) = 0;
+  virtual void start(lifecycle::executor_source strands, lifecycle::task_group& group) = 0;
   virtual void stop_admission() = 0;
   virtual boost::asio::awaitable<void> wait_idle() = 0;
   virtual boost::asio::awaitable<void> interrupt_queued() = 0;

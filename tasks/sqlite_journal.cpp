@@ -16,14 +16,15 @@ using std::chrono::milliseconds;
 using sqlite::statement;
 using sqlite_failure = sqlite::failure;
 
-std::int64_t to_ms(std::chrono::system_clock::time_point t) {
+std::int64_t epoch_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
 }
-std::optional<std::int64_t> to_ms(const std::optional<std::chrono::system_clock::time_point>& t) {
+std::optional<std::int64_t> epoch_ms(
+    const std::optional<std::chrono::system_clock::time_point>& t) {
   if (!t) return std::nullopt;
-  return to_ms(*t);
+  return epoch_ms(*t);
 }
-std::int64_t now_ms() { return to_ms(std::chrono::system_clock::now()); }
+std::int64_t now_ms() { return epoch_ms(std::chrono::system_clock::now()); }
 
 }  // namespace
 
@@ -196,7 +197,7 @@ void sqlite_journal::write_task(const task_record& t, std::int64_t seq,
     s.bind(1, std::string_view(t.id));
     s.bind(2, std::string_view(t.kind));
     s.bind(3, std::string_view(params));
-    s.bind(7, to_ms(t.created_at));
+    s.bind(7, epoch_ms(t.created_at));
     s.bind(12, t.idempotency_key);
   } else {
     s.bind(17, *row);
@@ -205,8 +206,8 @@ void sqlite_journal::write_task(const task_record& t, std::int64_t seq,
   s.bind(4, to_string(t.status));
   s.bind(5, t.progress);
   s.bind(6, std::string_view(t.message));
-  s.bind(8, to_ms(t.started_at));
-  s.bind(9, to_ms(t.finished_at));
+  s.bind(8, epoch_ms(t.started_at));
+  s.bind(9, epoch_ms(t.finished_at));
   s.bind(10, std::string_view(result));
   s.bind(11, t.error);
   s.bind(13, static_cast<std::int64_t>(t.attempt));

@@ -4,7 +4,7 @@
 // the stores apart.
 #pragma once
 
-#include "lifecycle/strand_source.hpp"
+#include "lifecycle/executor_source.hpp"
 #include "lifecycle/task_group.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/pg/shared_service.hpp"
@@ -45,7 +45,7 @@ class store {
   virtual event_bus& events() = 0;
   // Spawns the workers into `workers`, each on a strand from `strands`, and what must run until
   // the process ends (a shared store's heartbeat and listener) into `background`.
-  virtual void start(const lifecycle::strand_source& strands, lifecycle::task_group& workers,
+  virtual void start(const lifecycle::executor_source& strands, lifecycle::task_group& workers,
                      lifecycle::task_group& background) = 0;
   // How the log names it: the database file, or the store's kind.
   virtual std::string name() const = 0;

@@ -62,8 +62,8 @@ void task_service::admitted(const std::string& id, bool stored) {
   waiting->answered.notify_all();
 }
 
-admission task_service::submit(std::string_view kind, const boost::json::object& params,
-                               std::optional<std::string> idempotency_key) {
+admission task_service::enqueue(std::string_view kind, const boost::json::object& params,
+                                std::optional<std::string> idempotency_key) {
   const task_kind* k = kinds_.find(kind);
   if (!k) throw bad_parameter("kind", "unknown kind '" + std::string(kind) + "'");
   auto validated = k->validate(params);
@@ -96,7 +96,7 @@ admission task_service::submit(std::string_view kind, const boost::json::object&
   return {admit_outcome::created, std::move(t), std::move(text)};
 }
 
-asio::awaitable<bool> task_service::stored(std::string id) {
+asio::awaitable<bool> task_service::wait_stored(std::string id) {
   std::shared_ptr<storing> waiting;
   {
     std::lock_guard lock(mutex_);
@@ -128,14 +128,14 @@ void task_service::recover(const std::vector<task_record>& unfinished) {
     log::always("tasks recovered", {{"queued", unfinished.size() - rescued}, {"rescued", rescued}});
 }
 
-std::optional<task_record> task_service::get(std::string_view id) const { return store_.get(id); }
+std::optional<task_record> task_service::peek(std::string_view id) const { return store_.get(id); }
 
 asio::awaitable<admission> task_service::admit(std::string kind, boost::json::object params,
                                                std::optional<std::string> idempotency_key) {
-  auto a = submit(kind, params, std::move(idempotency_key));
+  auto a = enqueue(kind, params, std::move(idempotency_key));
   // A replay too: its key may name a task whose own admission is still being stored.
   if ((a.outcome == admit_outcome::created || a.outcome == admit_outcome::replayed) &&
-      !co_await stored(a.task->id))
+      !co_await wait_stored(a.task->id))
     co_return admission{admit_outcome::unavailable, std::nullopt};
   co_return a;
 }
@@ -148,10 +148,10 @@ asio::awaitable<std::optional<task_record>> task_service::find(std::string id) {
     asio::steady_timer bound(co_await asio::this_coro::executor, std::chrono::seconds(1));
     co_await (bus_.flush() || bound.async_wait(asio::use_awaitable));
   }
-  co_return get(id);
+  co_return peek(id);
 }
 
-asio::awaitable<task_counts> task_service::count() { co_return counts(); }
+asio::awaitable<task_counts> task_service::read_counts() { co_return known_counts(); }
 
 asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> task_service::cancel(
     std::string id) {
@@ -163,7 +163,7 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> task_serv
     if (storing_.contains(id)) {
       // Its `queued` event is out but not yet stored: once it is, the task is queued (or gone).
       lock.unlock();
-      co_await stored(id);
+      co_await wait_stored(id);
       continue;
     }
     if (auto r = running_.find(id); r != running_.end()) {
@@ -191,7 +191,7 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> task_serv
                       std::move(t)};
 }
 
-task_counts task_service::counts() const {
+task_counts task_service::known_counts() const {
   task_counts c;
   {
     std::lock_guard lock(mutex_);

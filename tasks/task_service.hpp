@@ -52,19 +52,19 @@ class task_service final : public service, private task_engine {
 
   // Checks kind and parameters (throws bad_parameter, field "kind" for an unknown kind),
   // then admits the task, unless the queue is full or admission is closed. A created task
-  // joins the queue once its `queued` event is stored: await stored() before answering.
-  admission submit(std::string_view kind, const boost::json::object& params,
-                   std::optional<std::string> idempotency_key);
+  // joins the queue once its `queued` event is stored: await wait_stored() before answering.
+  admission enqueue(std::string_view kind, const boost::json::object& params,
+                    std::optional<std::string> idempotency_key);
   // Whether task `id` (just created) was stored and queued; false: it was not, and is gone.
-  boost::asio::awaitable<bool> stored(std::string id);
+  boost::asio::awaitable<bool> wait_stored(std::string id);
   // At start-up, before start(): what an earlier process left unfinished runs again, in the
   // order it was created; a task that was running is requeued (its process died).
   void recover(const std::vector<task_record>& unfinished);
-  std::optional<task_record> get(std::string_view id) const;
+  std::optional<task_record> peek(std::string_view id) const;
   // Cancels a queued task at once, a running one through its worker; completes when it ended.
   boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel(
       std::string id) override;
-  task_counts counts() const override;
+  task_counts known_counts() const override;
   const kind_registry& kinds() const override { return kinds_; }
   void observe(task_observer& o) override { observer_ = &o; }
   // Whether the journal's last write succeeded (none: always).
@@ -74,13 +74,13 @@ class task_service final : public service, private task_engine {
   boost::asio::awaitable<admission> admit(std::string kind, boost::json::object params,
                                           std::optional<std::string> idempotency_key) override;
   boost::asio::awaitable<std::optional<task_record>> find(std::string id) override;
-  boost::asio::awaitable<task_counts> count() override;
+  boost::asio::awaitable<task_counts> read_counts() override;
   bool store_healthy() const override { return !healthy_ || healthy_(); }
 
   // Lifecycle: spawn the workers into `group`; close admission; wait for an empty queue, no
   // running task and every event delivered; mark what never started `interrupted` (or, with
   // requeue_on_shutdown, tell its subscribers it is requeued) and wait for those events.
-  void start(lifecycle::strand_source strands, lifecycle::task_group& group) override;
+  void start(lifecycle::executor_source strands, lifecycle::task_group& group) override;
   void stop_admission() override;
   bool accepting() const override;
   boost::asio::awaitable<void> wait_idle() override;

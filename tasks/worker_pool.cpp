@@ -15,7 +15,7 @@ worker_pool::worker_pool(std::size_t workers, const kind_registry& kinds, task_e
                          asio::thread_pool& cpu)
     : workers_(workers), kinds_(kinds), engine_(engine), cpu_(cpu) {}
 
-void worker_pool::start(const lifecycle::strand_source& strands, lifecycle::task_group& group) {
+void worker_pool::start(const lifecycle::executor_source& strands, lifecycle::task_group& group) {
   for (std::size_t i = 0; i < workers_; ++i) {
     group.spawn(strands(), worker(), [](std::exception_ptr e) {
       if (e) std::rethrow_exception(e);  // a bug: let it reach main and be seen

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "lifecycle/abort_scope.hpp"
-#include "lifecycle/strand_source.hpp"
+#include "lifecycle/executor_source.hpp"
 #include "lifecycle/task_group.hpp"
 #include "tasks/task_engine.hpp"
 #include "tasks/task_kind.hpp"
@@ -24,7 +24,7 @@ class worker_pool {
               boost::asio::thread_pool& cpu);
 
   // Spawns the workers into `group`, each on a strand from `strands`.
-  void start(const lifecycle::strand_source& strands, lifecycle::task_group& group);
+  void start(const lifecycle::executor_source& strands, lifecycle::task_group& group);
 
  private:
   boost::asio::awaitable<void> worker();

@@ -24,7 +24,7 @@ namespace quiesce::tasks::pg {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-void shared_service::start(lifecycle::strand_source strands, lifecycle::task_group& group) {
+void shared_service::start(lifecycle::executor_source strands, lifecycle::task_group& group) {
   group.spawn(db_.get_executor(), claimer(), [](std::exception_ptr e) {
     if (e) log::error("the claimer stopped", {{"error", log::describe(e)}});
   });

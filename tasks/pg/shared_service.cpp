@@ -271,13 +271,13 @@ void shared_service::ended(const std::string& id) {
   ends_seen_.notify_all();
 }
 
-asio::awaitable<task_counts> shared_service::count() {
+asio::awaitable<task_counts> shared_service::read_counts() {
   auto read = [this]() -> asio::awaitable<task_counts> {
     auto r = co_await pool_.exec(
         "SELECT count(*) FILTER (WHERE status = 'queued'), "
         "count(*) FILTER (WHERE status = 'running') FROM quiesce_tasks "
         "WHERE status IN ('queued', 'running')");
-    auto c = counts();
+    auto c = known_counts();
     c.queued = static_cast<std::size_t>(r.integer(0, 0));
     c.running = static_cast<std::size_t>(r.integer(0, 1));
     co_return c;
@@ -285,7 +285,7 @@ asio::awaitable<task_counts> shared_service::count() {
   co_return co_await on_db(read());
 }
 
-task_counts shared_service::counts() const {
+task_counts shared_service::known_counts() const {
   std::lock_guard lock(counts_mutex_);
   auto c = counts_;
   c.capacity = settings_.queue_capacity;

@@ -64,14 +64,14 @@ class shared_service final : public service, private task_engine {
   boost::asio::awaitable<std::optional<task_record>> find(std::string id) override;
   boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel(
       std::string id) override;
-  boost::asio::awaitable<task_counts> count() override;
-  task_counts counts() const override;
+  boost::asio::awaitable<task_counts> read_counts() override;
+  task_counts known_counts() const override;
   bool accepting() const override { return accepting_; }
   bool store_healthy() const override { return healthy_seen_; }
 
   // Spawns the claimer and the workers into `group` and the heartbeat and the listener into
   // `background`, which must stay until the end (leases are renewed while anything runs).
-  void start(lifecycle::strand_source strands, lifecycle::task_group& group) override;
+  void start(lifecycle::executor_source strands, lifecycle::task_group& group) override;
   void start_background(lifecycle::task_group& background);
   void stop_admission() override;
   boost::asio::awaitable<void> wait_idle() override;

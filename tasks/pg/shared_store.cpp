@@ -9,7 +9,7 @@ shared_store::shared_store(const store_settings& s, kind_registry kinds,
   service_.open();
 }
 
-void shared_store::start(const lifecycle::strand_source& strands, lifecycle::task_group& workers,
+void shared_store::start(const lifecycle::executor_source& strands, lifecycle::task_group& workers,
                          lifecycle::task_group& background) {
   service_.start(strands, workers);
   service_.start_background(background);

@@ -69,7 +69,7 @@ BOOST_AUTO_TEST_CASE(environment_sets_knobs_and_flags_win) {
   BOOST_TEST(c.port == 8200);
   BOOST_TEST(c.drain_delay == 1.5);
   BOOST_TEST(c.shutdown_timeout == 12.0);
-  BOOST_TEST(app::to_ms(1.5).count() == 1500);
+  BOOST_TEST(app::ms_from_seconds(1.5).count() == 1500);
 }
 
 BOOST_AUTO_TEST_CASE(bad_values_name_the_knob) {

@@ -61,36 +61,36 @@ struct service_fixture {
 
 BOOST_FIXTURE_TEST_CASE(queue_admits_up_to_capacity_then_refuses, service_fixture) {
   for (int i = 0; i < 3; ++i)
-    BOOST_TEST((service.submit("sleep", {}, std::nullopt).outcome == admit_outcome::created));
-  BOOST_TEST((service.submit("sleep", {}, std::nullopt).outcome == admit_outcome::queue_full));
-  BOOST_TEST(service.counts().queued == 3u);
+    BOOST_TEST((service.enqueue("sleep", {}, std::nullopt).outcome == admit_outcome::created));
+  BOOST_TEST((service.enqueue("sleep", {}, std::nullopt).outcome == admit_outcome::queue_full));
+  BOOST_TEST(service.known_counts().queued == 3u);
   service.stop_admission();
-  BOOST_TEST((service.submit("sleep", {}, std::nullopt).outcome == admit_outcome::closed));
+  BOOST_TEST((service.enqueue("sleep", {}, std::nullopt).outcome == admit_outcome::closed));
 }
 
 BOOST_FIXTURE_TEST_CASE(same_idempotency_key_returns_the_same_task, service_fixture) {
-  auto a = service.submit("sleep", {}, "key-1");
-  auto b = service.submit("sleep", {}, "key-1");
+  auto a = service.enqueue("sleep", {}, "key-1");
+  auto b = service.enqueue("sleep", {}, "key-1");
   BOOST_TEST((b.outcome == admit_outcome::replayed));
   BOOST_TEST(a.task->id == b.task->id);
-  BOOST_TEST(service.counts().queued == 1u);
+  BOOST_TEST(service.known_counts().queued == 1u);
 }
 
 BOOST_FIXTURE_TEST_CASE(bad_kind_and_parameters_name_the_field, service_fixture) {
   try {
-    service.submit("nope", {}, std::nullopt);
+    service.enqueue("nope", {}, std::nullopt);
     BOOST_FAIL("unknown kind accepted");
   } catch (const bad_parameter& e) {
     BOOST_TEST(e.field == "kind");
   }
   try {
-    service.submit("sleep", {{"seconds", -1}}, std::nullopt);
+    service.enqueue("sleep", {{"seconds", -1}}, std::nullopt);
     BOOST_FAIL("negative seconds accepted");
   } catch (const bad_parameter& e) {
     BOOST_TEST(e.field == "seconds");
   }
-  BOOST_CHECK_THROW(service.submit("cpu", {{"iterations", "many"}}, std::nullopt), bad_parameter);
-  BOOST_CHECK_THROW(service.submit("sleep", {{"secnds", 1}}, std::nullopt), bad_parameter);
+  BOOST_CHECK_THROW(service.enqueue("cpu", {{"iterations", "many"}}, std::nullopt), bad_parameter);
+  BOOST_CHECK_THROW(service.enqueue("sleep", {{"secnds", 1}}, std::nullopt), bad_parameter);
 }
 
 BOOST_AUTO_TEST_CASE(a_task_whose_kind_throws_ends_failed_and_frees_its_worker) {
@@ -106,8 +106,8 @@ BOOST_AUTO_TEST_CASE(a_task_whose_kind_throws_ends_failed_and_frees_its_worker) 
                co_return nullptr;
              }});
   task_service service{{1, 10}, std::move(kinds), store, bus, cpu};
-  auto first = service.submit("boom", {}, std::nullopt).task->id;
-  auto second = service.submit("boom", {}, std::nullopt).task->id;  // the same worker, next
+  auto first = service.enqueue("boom", {}, std::nullopt).task->id;
+  auto second = service.enqueue("boom", {}, std::nullopt).task->id;  // the same worker, next
   service.stop_admission();
   service.start(strands_of(io), workers);
   BOOST_TEST(idle_within(io, service, 3s));
@@ -120,8 +120,8 @@ BOOST_AUTO_TEST_CASE(a_task_whose_kind_throws_ends_failed_and_frees_its_worker) 
 
 BOOST_FIXTURE_TEST_CASE(workers_drain_the_queue_after_admission_closes, service_fixture) {
   std::vector<std::string> ids;
-  for (int i = 0; i < 2; ++i) ids.push_back(service.submit("sleep", {}, std::nullopt).task->id);
-  ids.push_back(service.submit("cpu", {{"iterations", 1000}}, std::nullopt).task->id);
+  for (int i = 0; i < 2; ++i) ids.push_back(service.enqueue("sleep", {}, std::nullopt).task->id);
+  ids.push_back(service.enqueue("cpu", {{"iterations", 1000}}, std::nullopt).task->id);
   service.stop_admission();  // admission closed: what was accepted still runs
   service.start(strands_of(io), workers);
   BOOST_TEST(idle_within(io, service, 3s));
@@ -139,9 +139,9 @@ BOOST_FIXTURE_TEST_CASE(workers_drain_the_queue_after_admission_closes, service_
 }
 
 BOOST_FIXTURE_TEST_CASE(cancel_ends_queued_and_running_tasks, service_fixture) {
-  auto running = service.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
-  auto second = service.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
-  auto queued = service.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto running = service.enqueue("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto second = service.enqueue("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto queued = service.enqueue("sleep", {{"seconds", 5}}, std::nullopt).task->id;
   service.start(strands_of(io), workers);  // two workers: the first two run
   io.run_for(50ms);
   std::vector<cancel_outcome> got;
@@ -164,7 +164,7 @@ BOOST_FIXTURE_TEST_CASE(cancel_ends_queued_and_running_tasks, service_fixture) {
   BOOST_TEST((store.get(running)->status == task_status::cancelled));
   BOOST_TEST((store.get(second)->status == task_status::running));
   // The worker whose task was cancelled goes on: it runs the next task (the other is busy).
-  auto next = service.submit("sleep", {{"seconds", 0.05}}, std::nullopt).task->id;
+  auto next = service.enqueue("sleep", {{"seconds", 0.05}}, std::nullopt).task->id;
   io.run_for(300ms);
   BOOST_TEST((store.get(next)->status == task_status::succeeded));
   workers.emit(asio::cancellation_type::terminal);
@@ -173,7 +173,7 @@ BOOST_FIXTURE_TEST_CASE(cancel_ends_queued_and_running_tasks, service_fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(interrupt_marks_never_started_tasks, service_fixture) {
-  auto id = service.submit("sleep", {}, std::nullopt).task->id;
+  auto id = service.enqueue("sleep", {}, std::nullopt).task->id;
   service.stop_admission();
   asio::co_spawn(io, service.interrupt_queued(), asio::detached);
   io.run();
@@ -194,22 +194,24 @@ BOOST_FIXTURE_TEST_CASE(an_admission_that_was_not_stored_is_refused_and_forgotte
                         service_fixture) {
   held_journal journal;
   bus.attach(journal);
-  auto a = service.submit("sleep", {}, "key-1");
+  auto a = service.enqueue("sleep", {}, "key-1");
   BOOST_TEST((a.outcome == admit_outcome::created));
-  BOOST_TEST(service.counts().queued == 0u);  // not runnable before it is stored
-  BOOST_TEST(sink->got.empty());              // and no client has heard of it
+  BOOST_TEST(service.known_counts().queued == 0u);  // not runnable before it is stored
+  BOOST_TEST(sink->got.empty());                    // and no client has heard of it
   // A retry with the same key while the first is being stored names the same task, and its
   // answer waits for the same commit.
-  auto retry = service.submit("sleep", {}, "key-1");
+  auto retry = service.enqueue("sleep", {}, "key-1");
   BOOST_TEST((retry.outcome == admit_outcome::replayed));
   BOOST_TEST(retry.task->id == a.task->id);
   std::optional<bool> stored, retry_stored;
   asio::co_spawn(
-      io, [&]() -> asio::awaitable<void> { stored = co_await service.stored(a.task->id); },
+      io, [&]() -> asio::awaitable<void> { stored = co_await service.wait_stored(a.task->id); },
       asio::detached);
   asio::co_spawn(
       io,
-      [&]() -> asio::awaitable<void> { retry_stored = co_await service.stored(retry.task->id); },
+      [&]() -> asio::awaitable<void> {
+        retry_stored = co_await service.wait_stored(retry.task->id);
+      },
       asio::detached);
   io.poll();
   BOOST_TEST(!stored.has_value());  // the answer waits for the journal
@@ -223,15 +225,15 @@ BOOST_FIXTURE_TEST_CASE(an_admission_that_was_not_stored_is_refused_and_forgotte
   BOOST_TEST((retry_stored == std::optional<bool>(false)));
   BOOST_TEST(!store.get(a.task->id).has_value());
   BOOST_TEST(!store.find_by_idempotency_key("key-1").has_value());
-  BOOST_TEST(service.counts().queued == 0u);
+  BOOST_TEST(service.known_counts().queued == 0u);
   BOOST_TEST(sink->got.empty());
   // The key is free again: a retry creates the task, and once stored it is queued.
-  auto b = service.submit("sleep", {}, "key-1");
+  auto b = service.enqueue("sleep", {}, "key-1");
   BOOST_TEST((b.outcome == admit_outcome::created));
   BOOST_REQUIRE(journal.held.size() == 2u);
   bus.deliver({journal.held[1].event}, journal.held[1].event->seq);
   journal.held[1].on_stored(true);
-  BOOST_TEST(service.counts().queued == 1u);
+  BOOST_TEST(service.known_counts().queued == 1u);
   BOOST_TEST(sink->got.size() == 1u);
 }
 
@@ -241,7 +243,7 @@ BOOST_FIXTURE_TEST_CASE(a_task_cancelled_while_its_admission_is_stored_ends_canc
                         service_fixture) {
   held_journal journal;
   bus.attach(journal);
-  auto id = service.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto id = service.enqueue("sleep", {{"seconds", 5}}, std::nullopt).task->id;
   std::optional<cancel_outcome> outcome;
   std::exception_ptr failure;
   asio::co_spawn(io, service.cancel(id), [&](std::exception_ptr e, auto r) {
@@ -258,15 +260,15 @@ BOOST_FIXTURE_TEST_CASE(a_task_cancelled_while_its_admission_is_stored_ends_canc
   BOOST_TEST(!failure);
   BOOST_TEST((outcome == std::optional(cancel_outcome::cancelled)));
   BOOST_TEST((store.get(id)->status == task_status::cancelled));
-  BOOST_TEST(service.counts().queued == 0u);
+  BOOST_TEST(service.known_counts().queued == 0u);
 }
 
 // After the deadline a durable store keeps unstarted tasks queued for the next process; this
 // one neither queues nor runs them, and a DELETE of one still cancels it (it threw).
 BOOST_FIXTURE_TEST_CASE(a_task_left_queued_for_a_restart_can_still_be_cancelled, service_fixture) {
   task_service durable{{1, 3, true}, builtin_kinds({0.05, 10}), store, bus, cpu};
-  auto running = durable.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
-  auto queued = durable.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto running = durable.enqueue("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto queued = durable.enqueue("sleep", {{"seconds", 5}}, std::nullopt).task->id;
   durable.start(strands_of(io), workers);
   io.run_for(100ms);
   durable.stop_admission();
@@ -306,7 +308,7 @@ BOOST_FIXTURE_TEST_CASE(recovery_requeues_a_dead_process_running_task_as_a_retry
   store.insert(was_running);
   store.insert(was_queued);
   service.recover({was_running, was_queued});
-  BOOST_TEST(service.counts().queued == 2u);
+  BOOST_TEST(service.known_counts().queued == 2u);
   auto first = boost::json::parse(sink->got.at(0)->text);
   BOOST_TEST(first.at("task_id").as_string() == "r");
   BOOST_TEST(first.at("status").as_string() == "queued");
@@ -324,8 +326,8 @@ BOOST_FIXTURE_TEST_CASE(recovery_requeues_a_dead_process_running_task_as_a_retry
 BOOST_FIXTURE_TEST_CASE(with_a_durable_store_the_deadline_requeues_instead_of_interrupting,
                         service_fixture) {
   task_service durable{{1, 3, true}, builtin_kinds({0.05, 10}), store, bus, cpu};
-  auto running = durable.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
-  auto queued = durable.submit("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto running = durable.enqueue("sleep", {{"seconds", 5}}, std::nullopt).task->id;
+  auto queued = durable.enqueue("sleep", {{"seconds", 5}}, std::nullopt).task->id;
   durable.start(strands_of(io), workers);
   io.run_for(100ms);
   BOOST_TEST((store.get(running)->status == task_status::running));
