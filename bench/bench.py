@@ -187,15 +187,16 @@ def print_durability(r):
 # --- the shared store (PostgreSQL) ------------------------------------------------------------
 
 
-def instructions_per_request(binary, what):
+def instructions_per_request(binary, what, store="memory"):
     """Instructions (valgrind callgrind: repeatable whatever else the machine does) the server
-    spends per request, from the difference between 500 and 2,500 sequential requests."""
+    spends per request, from the difference between 500 and 2,500 sequential requests. With the
+    sqlite store they include its writer thread's."""
     totals = []
     for n in (500, 2500):
         port, admin = free_port(), free_port()
         with tempfile.TemporaryDirectory() as d:
             p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg", binary,
-                                  "--store", "memory", "--threads", "1", "--task-seconds", "0",
+                                  "--store", store, "--data-dir", d, "--threads", "1", "--task-seconds", "0",
                                   "--log-level", "warn", "--bind", "127.0.0.1", "--port", str(port),
                                   "--admin-port", str(admin)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -230,6 +231,9 @@ def bench_metrics(baseline):
         for load in ("post", "health"):
             log(f"metrics: callgrind, {name}, {load}")
             out[f"{name}_{load}_instructions"] = instructions_per_request(binary, load)
+        log(f"metrics: callgrind, {name}, post, sqlite")
+        out[f"{name}_post_sqlite_instructions"] = instructions_per_request(binary, "post", "sqlite")
+    out.update(claims_by_build(builds))
     runs = {(b, load): [] for b in builds for load in ("post", "health")}
     for round_ in range(3):
         for name, binary in builds.items():
@@ -245,6 +249,28 @@ def bench_metrics(baseline):
     return out
 
 
+def claims_by_build(builds):
+    """Claims per second with 3 replicas on one PostgreSQL, each build in turn, three rounds
+    (the median): what the shared store's engine costs. None without PostgreSQL's binaries."""
+    import harness
+    import postgres
+    from replicas import claims_per_second
+    try:
+        pg = postgres.Postgres()
+    except Exception as e:  # no PostgreSQL here: the table says so
+        log(f"metrics: no PostgreSQL for the claims ({e})")
+        return {}
+    runs = {b: [] for b in builds}
+    try:
+        for round_ in range(3):
+            for name, binary in builds.items():
+                harness.BIN = binary
+                runs[name].append(claims_per_second(pg, 3000))
+    finally:
+        pg.close()
+    return {f"{b}_claims_per_s": sorted(v)[1] for b, v in runs.items()}
+
+
 if opts.only == "metrics":
     r = bench_metrics(opts.baseline)
     print("| per request (--threads 1, memory store) | baseline | current | current / baseline |")
@@ -253,6 +279,11 @@ if opts.only == "metrics":
         for unit, key in (("instructions", "instructions"), ("req/s, wrk -t1 -c64", "rps")):
             b, c = r[f"baseline_{load}_{key}"], r[f"current_{load}_{key}"]
             print(f"| {name}: {unit} | {b:,.0f} | {c:,.0f} | {c / b:.3f} |")
+    for key, name in (("post_sqlite_instructions", "POST /v1/tasks, sqlite store: instructions"),
+                      ("claims_per_s", "3 replicas on PostgreSQL: queued tasks run per second")):
+        if f"current_{key}" in r:
+            b, c = r[f"baseline_{key}"], r[f"current_{key}"]
+            print(f"| {name} | {b:,.0f} | {c:,.0f} | {c / b:.3f} |")
     sys.exit(0)
 
 def flood_group():
