@@ -64,7 +64,7 @@ stream_session::stream_session(asio::ip::tcp::socket socket, const stream_reques
                                stream_hub& hub)
     : hub_(hub),
       client_(open_stream(socket.get_executor(), what, hub)),
-      socket_(std::move(socket)) {}
+      wire_(std::move(socket), client_->out(), wire_settings_of(hub.settings()), handlers()) {}
 
 wire_handlers stream_session::handlers() {
   return {[&c = *client_](std::string_view text) { handle_client_message(c, text); },

@@ -26,8 +26,8 @@ inline wire_settings wire_settings_of(const stream_settings& s) {
 }
 
 // One open stream: its client is in the hub and on the bus (it leaves both when destroyed), and
-// its socket is ready for the wire. A plain object, so that what it holds for the stream's whole
-// life is this and the wire, not a coroutine frame (docs/development.md).
+// the wire that owns its socket. A plain object, so that what it holds for the stream's whole
+// life is this, not a coroutine frame (docs/development.md).
 class stream_session {
  public:
   stream_session(boost::asio::ip::tcp::socket socket, const stream_request& what, stream_hub& hub);
@@ -35,11 +35,10 @@ class stream_session {
   stream_session& operator=(const stream_session&) = delete;
   ~stream_session();
 
-  // Serves the stream until it closes (net/ws_wire.hpp). On the connection's strand.
+  // Serves the stream until it closes (net/ws_wire.hpp). On the connection's strand; once.
   template <class Token>
   auto async_run(Token&& token) {
-    return async_run_wire(socket_, client_->out(), wire_settings_of(hub_.settings()), handlers(),
-                          std::forward<Token>(token));
+    return wire_.async_run(std::forward<Token>(token));
   }
 
  private:
@@ -47,7 +46,7 @@ class stream_session {
 
   stream_hub& hub_;
   std::shared_ptr<stream_client> client_;
-  boost::asio::ip::tcp::socket socket_;
+  ws_wire wire_;  // its handlers use client_ and hub_: it goes first
 };
 
 // Accepts the upgrade in `req` and opens the stream; empty when the handshake failed. The caller

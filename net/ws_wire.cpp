@@ -40,182 +40,127 @@ constexpr int more_follows = MSG_MORE;
 constexpr int more_follows = 0;
 #endif
 
-// One stream's wire. It owns itself: every handler it has started is counted in `pending_`, and
-// once it has ended and the last of them has run, it deletes itself (closing the socket) and
-// then completes the caller's operation. Every member function runs on the socket's strand.
-class wire {
- public:
-  wire(tcp::socket& socket, outbox& out, const wire_settings& settings, wire_handlers on,
-       std::unique_ptr<detail::wire_done> done)
-      : socket_(std::move(socket)),
-        out_(out),
-        settings_(settings),
-        on_(std::move(on)),
-        done_(std::move(done)),
-        timer_(socket_.get_executor()),
-        parser_(settings.message_limit) {}
+}  // namespace
 
-  void start(asio::cancellation_slot slot) {
-    boost::system::error_code ec;
-    socket_.non_blocking(true, ec);  // reads and first writes take what is there, never wait
-    if (slot.is_connected()) {
-      slot_ = slot;
-      slot_.assign([this](asio::cancellation_type) { end(); });
-    }
-    out_.on_ready([this] { guarded([this] { write_more(); }); });
-    wait_readable();
-    arm(settings_.ping_interval);
-    // The first frames go out from a handler: an operation never completes inside its start.
-    ++pending_;
-    asio::post(socket_.get_executor(), [this] {
-      guarded([this] { write_more(); });
-      release();
-    });
-    if (ec) end();
+ws_wire::ws_wire(tcp::socket socket, outbox& out, const wire_settings& settings, wire_handlers on)
+    : socket_(std::move(socket)),
+      out_(out),
+      settings_(settings),
+      on_(std::move(on)),
+      timer_(socket_.get_executor()),
+      parser_(settings.message_limit) {}
+
+void ws_wire::start(std::unique_ptr<detail::wire_done> done, asio::cancellation_slot slot) {
+  done_ = std::move(done);
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);  // reads and first writes take what is there, never wait
+  if (slot.is_connected()) {
+    slot_ = slot;
+    slot_.assign([this](asio::cancellation_type) { end(); });
   }
+  out_.on_ready([this] { guarded([this] { write_more(); }); });
+  wait_readable();
+  arm(settings_.ping_interval);
+  // The first frames go out from a handler: an operation never completes inside its start.
+  asio::post(socket_.get_executor(),
+             [this, p = pending(*this)] { guarded([this] { write_more(); }); });
+  if (ec) end();
+}
 
- private:
-  enum class after_read { wait, end, answer };
+// A handler's work; what it throws ends the stream and goes to the caller.
+template <class F>
+void ws_wire::guarded(F&& f) {
+  try {
+    f();
+  } catch (...) {
+    if (!error_) error_ = std::current_exception();
+    end();
+  }
+}
 
-  // A handler's work; what it throws ends the stream and goes to the caller.
-  template <class F>
-  void guarded(F&& f) {
-    try {
-      f();
-    } catch (...) {
-      if (!error_) error_ = std::current_exception();
+// Every handler of ours ends here (its `pending` goes). The last after the end completes the
+// caller's operation, and touches nothing of the wire after that: its owner may destroy it.
+void ws_wire::release() {
+  if (--pending_ > 0 || !ended()) return;
+  out_.on_ready(nullptr);
+  if (slot_.is_connected()) slot_.clear();
+  boost::system::error_code ignored;
+  socket_.close(ignored);  // before the caller goes on
+  auto done = std::move(done_);
+  done->complete(error_);
+}
+
+// Stops everything now; the handlers still to come see the end and do nothing.
+void ws_wire::end() {
+  if (std::exchange(phase_, phase::ended) == phase::ended) return;
+  boost::system::error_code ignored;
+  socket_.close(ignored);  // the read wait and a write in progress complete, cancelled
+  timer_.cancel();
+}
+
+// Read: wait for readability, then take everything there is.
+void ws_wire::wait_readable() {
+  socket_.async_wait(tcp::socket::wait_read,
+                     [this, p = pending(*this)](boost::system::error_code ec) {
+                       if (ec)
+                         end();
+                       else if (!ended())
+                         guarded([this] { on_readable(); });
+                     });
+}
+
+void ws_wire::on_readable() {
+  websocket::close_reason answer;
+  switch (take_readable(answer)) {
+    case after_read::wait:
+      wait_readable();
+      break;
+    case after_read::end:
       end();
-    }
+      break;
+    case after_read::answer:  // the writer answers, then ends the stream; bounded meanwhile
+      phase_ = phase::answering;
+      out_.close(std::move(answer));
+      arm(settings_.close_timeout);
+      break;
   }
+}
 
-  // Every handler of ours ends here.
-  void release() {
-    if (--pending_ > 0 || !ended_) return;
-    out_.on_ready(nullptr);
-    if (slot_.is_connected()) slot_.clear();
-    auto done = std::move(done_);
-    auto error = error_;
-    delete this;  // the socket closes here, before the caller goes on
-    done->complete(error);
-  }
+void ws_wire::arm(std::chrono::milliseconds d) {
+  if (ended()) return;
+  timer_.expires_after(d);  // a wait already pending completes cancelled
+  timer_.async_wait(
+      [this, p = pending(*this), generation = ++timer_generation_](boost::system::error_code ec) {
+        if (!ec && !ended() && generation == timer_generation_) guarded([this] { on_timer(); });
+      });
+}
 
-  // Stops everything now; the handlers still to come see `ended_` and do nothing.
-  void end() {
-    if (std::exchange(ended_, true)) return;
-    boost::system::error_code ignored;
-    socket_.close(ignored);  // the read wait and a write in progress complete, cancelled
-    timer_.cancel();
-  }
-
-  // Read: wait for readability, then take everything there is.
-  void wait_readable() {
-    ++pending_;
-    socket_.async_wait(tcp::socket::wait_read, [this](boost::system::error_code ec) {
-      if (ec)
-        end();
-      else if (!ended_)
-        guarded([this] { on_readable(); });
-      release();
-    });
-  }
-
-  void on_readable() {
-    websocket::close_reason answer;
-    switch (take_readable(answer)) {
-      case after_read::wait:
-        wait_readable();
-        break;
-      case after_read::end:
-        end();
-        break;
-      case after_read::answer:  // the writer answers, then ends the stream; bounded meanwhile
-        no_answer_ = true;
-        out_.close(std::move(answer));
-        if (!ended_) await_close();
-        break;
-    }
-  }
-
-  // Reads everything the socket has and handles each whole frame. It never suspends, so what
-  // it reads can go to the thread's scratch buffer: only the start of an unfinished frame is
-  // kept.
-  after_read take_readable(websocket::close_reason& answer);
-
-  // Write: everything the outbox holds, at once, as far as the kernel takes it; the rest once
-  // the socket is writable again, after which the outbox is looked at again.
-  void write_more();
-  // Sends what the kernel takes of the batch from `first_` on; false if the rest waits for
-  // room (a write wait is pending) or the stream ended.
-  bool send_batch();
-  // After a batch is wholly out; false when it was the close.
-  bool written();
-
-  // The one timer: keepalive while open, then the close handshake's bound.
-  void arm(std::chrono::milliseconds d) {
-    if (ended_) return;
-    timer_.expires_after(d);  // a wait already pending completes cancelled
-    ++pending_;
-    timer_.async_wait([this, generation = ++timer_generation_](boost::system::error_code ec) {
-      if (!ec && !ended_ && generation == timer_generation_) guarded([this] { on_timer(); });
-      release();
-    });
-  }
-  void await_close() {
-    closing_ = true;
-    arm(settings_.close_timeout);
-  }
-  // A peer that sent nothing for an interval is pinged; one silent for another is gone.
-  void on_timer() {
-    if (closing_) return end();  // no answer to the close in time
-    if (std::exchange(heard_, false))
-      pinged_ = false;
-    else if (pinged_)
+// A peer that sent nothing for an interval is pinged; one silent for another is gone. Past the
+// open phase the timer bounds the close handshake.
+void ws_wire::on_timer() {
+  if (phase_ != phase::open) return end();  // no answer to the close in time
+  switch (keepalive_) {
+    case keepalive::heard:
+      keepalive_ = keepalive::quiet;
+      break;
+    case keepalive::pinged:
       return end();
-    else {
-      pinged_ = true;
+    case keepalive::quiet:
+      keepalive_ = keepalive::pinged;
       out_.ping();
-    }
-    arm(settings_.ping_interval);
+      break;
   }
+  arm(settings_.ping_interval);
+}
 
-  tcp::socket socket_;
-  outbox& out_;
-  const wire_settings settings_;
-  wire_handlers on_;
-  std::unique_ptr<detail::wire_done> done_;
-  asio::cancellation_slot slot_;
-  asio::steady_timer timer_;
-  unsigned timer_generation_ = 0;  // a wait that was replaced does nothing when it completes
-  std::exception_ptr error_;
-
-  ws::parser parser_;
-  std::string in_;          // the start of a frame not yet whole; unallocated while quiet
-  std::uint64_t skip_ = 0;  // the rest of a frame refused by its header, still to come
-
-  outbox::batch batch_;  // what is being written
-  std::vector<ws::header> headers_;
-  std::vector<asio::const_buffer> buffers_;
-  std::size_t first_ = 0;  // buffers_ before it have gone whole
-  std::string close_frame_;
-
-  int pending_ = 0;
-  bool ended_ = false;
-  bool writing_ = false;     // the batch's rest waits for room
-  bool heard_ = false;       // bytes came since the keepalive last looked
-  bool pinged_ = false;      // our ping is unanswered
-  bool closing_ = false;     // the timer bounds the close handshake now
-  bool close_sent_ = false;  // ours is out: the peer's close ends the stream
-  bool no_answer_ = false;   // the peer closed first, or broke the protocol: ours is the last word
-};
-
-wire::after_read wire::take_readable(websocket::close_reason& answer) {
+ws_wire::after_read ws_wire::take_readable(websocket::close_reason& answer) {
   thread_local std::array<char, 16384> scratch;
-  while (!ended_) {
+  while (!ended()) {
     boost::system::error_code ec;
     auto n = socket_.read_some(asio::buffer(scratch), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) return after_read::wait;
     if (ec) return after_read::end;  // the peer hung up or reset
-    heard_ = true;
+    keepalive_ = keepalive::heard;
     std::string_view data(scratch.data(), n);
     auto skipped = std::min<std::uint64_t>(skip_, data.size());
     data.remove_prefix(skipped);
@@ -225,7 +170,7 @@ wire::after_read wire::take_readable(websocket::close_reason& answer) {
       data = in_;
     }
     std::size_t used = 0;
-    while (skip_ == 0 && !ended_) {
+    while (skip_ == 0 && !ended()) {
       auto p = parser_.next(data.substr(used));
       if (p.kind == ws::parsed::need_more) break;
       if (p.consumed > data.size() - used) skip_ = p.consumed - (data.size() - used);
@@ -238,7 +183,7 @@ wire::after_read wire::take_readable(websocket::close_reason& answer) {
           out_.pong(p.payload);
           break;
         case ws::parsed::close:
-          if (close_sent_) return after_read::end;  // the answer to ours: no wait for FIN
+          if (phase_ == phase::closing) return after_read::end;  // the answer to ours: no FIN wait
           answer = websocket::close_reason(p.code == 1005 ? 0 : p.code);
           return after_read::answer;
         case ws::parsed::fail:
@@ -260,8 +205,8 @@ wire::after_read wire::take_readable(websocket::close_reason& answer) {
   return after_read::end;
 }
 
-void wire::write_more() {
-  while (!writing_ && !ended_ && out_.ready()) {
+void ws_wire::write_more() {
+  while (!write_waits_ && !ended() && out_.ready()) {
     out_.take(batch_);
     auto& b = batch_;
     buffers_.clear();
@@ -287,7 +232,7 @@ void wire::write_more() {
   }
 }
 
-bool wire::send_batch() {
+bool ws_wire::send_batch() {
   boost::system::error_code ec;
   while (first_ < buffers_.size()) {
     std::span<const asio::const_buffer> chunk(buffers_.data() + first_,
@@ -311,22 +256,21 @@ bool wire::send_batch() {
   }
   if (first_ == buffers_.size()) return true;
   // The rest when there is room: a wait, not a write the kernel would refuse again now.
-  writing_ = true;
-  ++pending_;
-  socket_.async_wait(tcp::socket::wait_write, [this](boost::system::error_code ec) {
-    writing_ = false;
-    if (ec)
-      end();
-    else if (!ended_)
-      guarded([this] {
-        if (send_batch() && written()) write_more();
-      });
-    release();
-  });
+  write_waits_ = true;
+  socket_.async_wait(tcp::socket::wait_write,
+                     [this, p = pending(*this)](boost::system::error_code ec) {
+                       write_waits_ = false;
+                       if (ec)
+                         end();
+                       else if (!ended())
+                         guarded([this] {
+                           if (send_batch() && written()) write_more();
+                         });
+                     });
   return false;
 }
 
-bool wire::written() {
+bool ws_wire::written() {
   auto& b = batch_;
   if (!b.frames.empty()) {
     std::size_t frames = 0;
@@ -334,16 +278,17 @@ bool wire::written() {
     on_.sent(frames);
   }
   if (b.close) {
-    close_sent_ = true;
     // Nothing follows our close, so our FIN goes now, in the close frame's segment (held back by
     // more_follows): the server closes TCP first (RFC 6455, 7.1.1) with no segment of its own for
     // the FIN after the peer's answer. Reading stays open for that answer.
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
-    if (no_answer_)
+    if (phase_ == phase::answering) {
       end();
-    else
-      await_close();  // for the peer's answer, which the reader sees
+    } else {
+      phase_ = phase::closing;  // for the peer's answer, which the reader sees
+      arm(settings_.close_timeout);
+    }
     return false;
   }
   if (b.frames.capacity() > 256) {  // a burst is over: an idle stream keeps little
@@ -355,8 +300,6 @@ bool wire::written() {
   }
   return true;
 }
-
-}  // namespace
 
 asio::awaitable<std::optional<tcp::socket>> accept_upgrade(
     tcp::socket socket, boost::beast::http::request<boost::beast::http::string_body> req,
@@ -371,15 +314,4 @@ asio::awaitable<std::optional<tcp::socket>> accept_upgrade(
   co_return std::move(ws.next_layer());
 }
 
-namespace detail {
-
-void start_wire(tcp::socket& socket, outbox& out, const wire_settings& settings,
-                wire_handlers handlers, std::unique_ptr<wire_done> done,
-                asio::cancellation_slot slot) {
-  // It deletes itself once it has ended and its last handler has run (wire::release).
-  auto* w = new wire(socket, out, settings, std::move(handlers), std::move(done));
-  w->start(slot);
-}
-
-}  // namespace detail
 }  // namespace quiesce::net

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "net/outbox.hpp"
+#include "net/ws_frame.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -20,15 +21,20 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/prepend.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <chrono>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace quiesce::net {
 
@@ -75,30 +81,106 @@ class wire_done_for final : public wire_done {
   boost::asio::any_io_executor fallback_;
 };
 
-void start_wire(boost::asio::ip::tcp::socket& socket, outbox& out, const wire_settings& settings,
-                wire_handlers handlers, std::unique_ptr<wire_done> done,
-                boost::asio::cancellation_slot slot);
-
 }  // namespace detail
 
-// Takes the socket and sends what `out` holds and reads what the peer sends, until the close
-// handshake ends (after the outbox's close, or the peer's), the peer goes away or breaks the
-// protocol, or the operation is cancelled (any type: the stream ends). Completes once every
-// handler of the wire has run and the socket is closed, with the exception a handler threw.
-// `socket` and `out` must outlive the operation; the settings and handlers are its own.
-template <class Token>
-auto async_run_wire(boost::asio::ip::tcp::socket& socket, outbox& out, wire_settings settings,
-                    wire_handlers handlers, Token&& token) {
-  return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
-      [&socket, &out, settings, handlers = std::move(handlers)](auto handler) mutable {
-        auto slot = boost::asio::get_associated_cancellation_slot(handler);
-        auto ex = socket.get_executor();
-        detail::start_wire(
-            socket, out, settings, std::move(handlers),
-            std::make_unique<detail::wire_done_for<decltype(handler)>>(std::move(handler), ex),
-            slot);
-      },
-      token);
-}
+// One stream's wire, owned by whoever runs it (the stream session). Every member function runs
+// on the socket's strand.
+class ws_wire {
+ public:
+  // `out` must outlive the wire; the settings and handlers are its own.
+  ws_wire(boost::asio::ip::tcp::socket socket, outbox& out, const wire_settings& settings,
+          wire_handlers on);
+  ws_wire(const ws_wire&) = delete;
+  ws_wire& operator=(const ws_wire&) = delete;
+
+  // Sends what the outbox holds and reads what the peer sends, until the close handshake ends
+  // (after the outbox's close, or the peer's), the peer goes away or breaks the protocol, or the
+  // operation is cancelled (any type: the stream ends). Completes once every handler of the wire
+  // has run and the socket is closed, with the exception a handler threw: the owner may then
+  // destroy the wire. Once per wire.
+  template <class Token>
+  auto async_run(Token&& token) {
+    return boost::asio::async_initiate<Token, void(std::exception_ptr)>(
+        [this](auto handler) {
+          auto slot = boost::asio::get_associated_cancellation_slot(handler);
+          auto ex = socket_.get_executor();
+          start(std::make_unique<detail::wire_done_for<decltype(handler)>>(std::move(handler), ex),
+                slot);
+        },
+        token);
+  }
+
+ private:
+  // Held by each handler of ours from its start until it has run (or was destroyed unrun): the
+  // last to go after the stream ended closes the socket and completes the caller's operation.
+  class pending {
+   public:
+    explicit pending(ws_wire& w) : wire_(&w) { ++w.pending_; }
+    pending(pending&& o) noexcept : wire_(std::exchange(o.wire_, nullptr)) {}
+    pending& operator=(pending&&) = delete;
+    ~pending() {
+      if (wire_) wire_->release();
+    }
+
+   private:
+    ws_wire* wire_;
+  };
+  // Where the stream is: open (the keepalive runs); answering (the peer closed first or broke
+  // the protocol: our close is the last word); closing (ours is out: the peer's answer ends the
+  // stream); ended (the handlers still to come do nothing).
+  enum class phase { open, answering, closing, ended };
+  // Since the keepalive last looked: nothing came, bytes came, or our ping is unanswered.
+  enum class keepalive { quiet, heard, pinged };
+  enum class after_read { wait, end, answer };
+
+  void start(std::unique_ptr<detail::wire_done> done, boost::asio::cancellation_slot slot);
+  template <class F>
+  void guarded(F&& f);
+  void release();
+  void end();
+  bool ended() const { return phase_ == phase::ended; }
+  void wait_readable();
+  void on_readable();
+  // Reads everything the socket has and handles each whole frame. It never suspends, so what
+  // it reads can go to the thread's scratch buffer: only the start of an unfinished frame is
+  // kept.
+  after_read take_readable(boost::beast::websocket::close_reason& answer);
+  // Write: everything the outbox holds, at once, as far as the kernel takes it; the rest once
+  // the socket is writable again, after which the outbox is looked at again.
+  void write_more();
+  // Sends what the kernel takes of the batch from `first_` on; false if the rest waits for
+  // room (a write wait is pending) or the stream ended.
+  bool send_batch();
+  // After a batch is wholly out; false when it was the close.
+  bool written();
+  // The one timer: keepalive while open, then the close handshake's bound.
+  void arm(std::chrono::milliseconds d);
+  void on_timer();
+
+  boost::asio::ip::tcp::socket socket_;
+  outbox& out_;
+  const wire_settings settings_;
+  wire_handlers on_;
+  std::unique_ptr<detail::wire_done> done_;
+  boost::asio::cancellation_slot slot_;
+  boost::asio::steady_timer timer_;
+  unsigned timer_generation_ = 0;  // a wait that was replaced does nothing when it completes
+  std::exception_ptr error_;
+
+  ws::parser parser_;
+  std::string in_;          // the start of a frame not yet whole; unallocated while quiet
+  std::uint64_t skip_ = 0;  // the rest of a frame refused by its header, still to come
+
+  outbox::batch batch_;  // what is being written
+  std::vector<ws::header> headers_;
+  std::vector<boost::asio::const_buffer> buffers_;
+  std::size_t first_ = 0;  // buffers_ before it have gone whole
+  std::string close_frame_;
+
+  int pending_ = 0;
+  phase phase_ = phase::open;
+  keepalive keepalive_ = keepalive::quiet;
+  bool write_waits_ = false;  // the batch's rest waits for room
+};
 
 }  // namespace quiesce::net

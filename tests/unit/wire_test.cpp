@@ -83,7 +83,8 @@ struct server {
                             if (m == "last") out.push(text("got last"));
                           },
                           [this](std::size_t n) { sent += n; }};
-    co_await net::async_run_wire(*ws, out, settings, std::move(on), asio::use_awaitable);
+    net::ws_wire wire(std::move(*ws), out, settings, std::move(on));
+    co_await wire.async_run(asio::use_awaitable);
   }
   void post(std::function<void(net::outbox&)> f) {
     asio::post(io, [this, f = std::move(f)] { f(out); });
