@@ -91,11 +91,7 @@ asio::awaitable<response> measured(app_state& s, request& req) {
 }  // namespace
 
 net::http_routes admin_routes(app_state& s) {
-  return {[&s](request& req) { return measured(s, req); },
-          [](const request&) -> std::variant<response, net::stream_request> {
-            return net::error_response(status::not_found, "not_found",
-                                       "no streams on the admin port");
-          }};
+  return {[&s](request& req) { return measured(s, req); }, {}};  // no streams here
 }
 
 }  // namespace quiesce::app

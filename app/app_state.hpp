@@ -5,7 +5,7 @@
 #include "app/metrics.hpp"
 #include "lifecycle/phase.hpp"
 #include "net/http_session.hpp"
-#include "net/stream_hub.hpp"
+#include "stream/stream_hub.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/service.hpp"
 
@@ -15,7 +15,7 @@ struct app_state {
   const config& cfg;
   tasks::service& tasks;
   tasks::event_bus& bus;
-  net::stream_hub& streams;
+  stream::stream_hub& streams;
   const lifecycle::phase_state& phase;
   const net::connection_limit& connections;  // the public listener's
   app::metrics& metrics;

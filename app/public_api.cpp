@@ -1,6 +1,7 @@
 // The public routes: the original's five (same paths, codes and keys) and the native task API.
 #include "app/app_state.hpp"
 #include "app/assets.hpp"
+#include "stream/websocket_session.hpp"
 
 #include "tasks/task_json.hpp"
 #include "tasks/task_kind.hpp"
@@ -299,14 +300,14 @@ std::optional<std::uint64_t> parse_seq(std::string_view text) {
   return v;
 }
 
-std::variant<response, net::stream_request> upgrade(app_state& s, const request& req,
-                                                    std::string_view& route) {
+std::variant<response, stream::stream_request> upgrade(app_state& s, const request& req,
+                                                       std::string_view& route) {
   auto url = boost::urls::parse_origin_form(req.target());
   if (!url)
     return error_response(status::bad_request, "bad_request",
                           "the request target is not a valid path");
   std::string path = url->path();
-  net::stream_request what;
+  stream::stream_request what;
   std::optional<std::string> id;
   for (const auto& r : routes) {
     if (!r.stream) continue;
@@ -355,14 +356,15 @@ asio::awaitable<response> measured(app_state& s, request& req) {
 }
 
 // An accepted upgrade counts as 101.
-std::variant<response, net::stream_request> measured_upgrade(app_state& s, const request& req) {
+std::variant<response, net::upgrade_opener> measured_upgrade(app_state& s, const request& req) {
   auto start = std::chrono::steady_clock::now();
   std::string_view route = "other";
   auto what = upgrade(s, req, route);
   auto* refused = std::get_if<response>(&what);
   s.metrics.http_answered(route, refused ? refused->result_int() : 101,
                           std::chrono::steady_clock::now() - start);
-  return what;
+  if (refused) return std::move(*refused);
+  return stream::stream_opener(std::move(std::get<stream::stream_request>(what)), s.streams);
 }
 
 }  // namespace

@@ -86,10 +86,10 @@ server::server(const config& cfg)
       public_connections_(cfg.max_connections),
       admin_connections_(std::numeric_limits<std::size_t>::max()),
       state_{cfg_, service_, bus_, hub_, coord_.state(), public_connections_, meter_},
-      public_ctx_(std::make_shared<const net::session_context>(net::session_context{
-          http_limits_of(cfg), &coord_.state(), public_routes(state_), &hub_})),
+      public_ctx_(std::make_shared<const net::session_context>(
+          net::session_context{http_limits_of(cfg), &coord_.state(), public_routes(state_)})),
       admin_ctx_(std::make_shared<const net::session_context>(
-          net::session_context{http_limits_of(cfg), nullptr, admin_routes(state_), nullptr})),
+          net::session_context{http_limits_of(cfg), nullptr, admin_routes(state_)})),
       public_acceptor_(control_),
       admin_acceptor_(control_) {
   service_.observe(meter_);

@@ -10,7 +10,7 @@
 #include "net/connection_limit.hpp"
 #include "net/http_session.hpp"
 #include "net/listener.hpp"
-#include "net/stream_hub.hpp"
+#include "stream/stream_hub.hpp"
 #include "tasks/store.hpp"
 
 #include <boost/asio/thread_pool.hpp>
@@ -52,7 +52,7 @@ class server {
   tasks::service& service_;
   tasks::event_bus& bus_;
   metrics meter_;
-  net::stream_hub hub_;
+  stream::stream_hub hub_;
   lifecycle::coordinator coord_;
   net::connection_limit public_connections_;
   net::connection_limit admin_connections_;  // the kubelet's probes; not exposed outside the pod

@@ -28,7 +28,7 @@ net::http_limits http_limits_of(const config& c) {
           ms_from_seconds(c.header_timeout)};
 }
 
-net::stream_settings stream_settings_of(const config& c) {
+stream::stream_settings stream_settings_of(const config& c) {
   return {c.ws_send_queue,
           c.ws_send_queue_bytes,
           c.ws_message_limit,

@@ -5,7 +5,7 @@
 #include "app/config.hpp"
 #include "lifecycle/coordinator.hpp"
 #include "net/http.hpp"
-#include "net/stream_hub.hpp"
+#include "stream/stream_hub.hpp"
 #include "tasks/store.hpp"
 #include "tasks/task_kind.hpp"
 
@@ -14,7 +14,7 @@ namespace quiesce::app {
 lifecycle::drain_settings drain_settings_of(const config& c);
 net::http_limits http_limits_of(const config& c);
 // Also names the pod and its namespace from KUBE_POD_NAME / KUBE_POD_NAMESPACE (the hello frame).
-net::stream_settings stream_settings_of(const config& c);
+stream::stream_settings stream_settings_of(const config& c);
 tasks::kind_settings kind_settings_of(const config& c);
 tasks::service_settings service_settings_of(const config& c);
 tasks::journal_settings journal_settings_of(const config& c, std::string owner);

@@ -55,7 +55,7 @@ asio::awaitable<bool> write(connection& c, response& res) {
 
 struct upgrade {
   request req;
-  stream_request what;
+  upgrade_opener open;
 };
 
 // Requests and answers until the connection ends, or until it asks for a stream it may open.
@@ -97,15 +97,15 @@ asio::awaitable<std::optional<upgrade>> exchange(connection& c, const session_co
     request req = parser.release();
 
     if (beast::websocket::is_upgrade(req)) {
-      if (!ctx.streams) {
+      if (!ctx.routes.upgrade) {
         auto res = error_response(http::status::not_found, "not_found", "no streams here");
         res.keep_alive(false);
         co_await write(c, res);
         break;
       }
       auto decision = ctx.routes.upgrade(req);
-      if (auto* what = std::get_if<stream_request>(&decision))
-        co_return upgrade{std::move(req), std::move(*what)};
+      if (auto* open = std::get_if<upgrade_opener>(&decision))
+        co_return upgrade{std::move(req), std::move(*open)};
       auto& refusal = std::get<response>(decision);
       refusal.keep_alive(false);
       co_await write(c, refusal);
@@ -137,10 +137,9 @@ asio::awaitable<void> serve_http(tcp::socket socket, std::shared_ptr<const sessi
   // Gone before a stream starts that may stay open for hours: the exchange's frame (its parser
   // and read buffer) and the deadline's timer.
   if (!up) co_return;
-  auto stream = co_await accept_stream(std::move(socket), std::move(up->req), std::move(up->what),
-                                       *ctx->streams);
+  auto session = co_await up->open(std::move(socket), std::move(up->req));
   up.reset();
-  if (stream) co_await stream->async_run(asio::use_awaitable);
+  if (session) co_await session->wire().async_run(asio::use_awaitable);
 }
 
 }  // namespace quiesce::net

@@ -24,7 +24,7 @@ struct server_parts {
   tasks::memory_task_store store{cfg.task_retention};
   tasks::event_bus bus{"fuzz-epoch", 64};
   tasks::task_service service;
-  net::stream_hub hub;
+  stream::stream_hub hub;
   lifecycle::phase_state phase;
   net::connection_limit connections{16};
   app::metrics meter{service.kinds().names()};

@@ -1,6 +1,6 @@
 // libFuzzer: one text message from a stream's client (`subscribe`, or anything else it may send).
-#include "net/client_message.hpp"
-#include "net/stream_fanout.hpp"
+#include "stream/client_message.hpp"
+#include "stream/stream_fanout.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -8,10 +8,10 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static boost::asio::io_context io;
-  static auto fanout = std::make_shared<quiesce::net::stream_fanout>(io.get_executor());
-  auto client = std::make_shared<quiesce::net::stream_client>(
+  static auto fanout = std::make_shared<quiesce::stream::stream_fanout>(io.get_executor());
+  auto client = std::make_shared<quiesce::stream::stream_client>(
       fanout, "fuzz", std::make_shared<quiesce::net::send_limit>(4));
-  quiesce::net::handle_client_message(*client,
-                                      std::string_view(reinterpret_cast<const char*>(data), size));
+  quiesce::stream::handle_client_message(
+      *client, std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }

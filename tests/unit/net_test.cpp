@@ -4,9 +4,9 @@
 #define BOOST_TEST_MODULE net
 #include "net/http.hpp"
 #include "net/outbox.hpp"
-#include "net/stream_fanout.hpp"
-#include "net/stream_hub.hpp"
 #include "outbox_probe.hpp"
+#include "stream/stream_fanout.hpp"
+#include "stream/stream_hub.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -58,8 +58,8 @@ BOOST_AUTO_TEST_CASE(a_response_head_and_body_are_what_beasts_serializer_writes)
 // that follows named tasks only.
 BOOST_AUTO_TEST_CASE(a_client_that_follows_named_tasks_still_gets_a_gap) {
   asio::io_context io;
-  auto f = std::make_shared<net::stream_fanout>(asio::make_strand(io));
-  auto c = std::make_shared<net::stream_client>(f, "c", std::make_shared<net::send_limit>(10));
+  auto f = std::make_shared<stream::stream_fanout>(asio::make_strand(io));
+  auto c = std::make_shared<stream::stream_client>(f, "c", std::make_shared<net::send_limit>(10));
   asio::post(f->executor(), [f, c] {
     f->add(c);
     c->follow({"wanted"});
@@ -77,12 +77,12 @@ BOOST_AUTO_TEST_CASE(a_client_that_follows_named_tasks_still_gets_a_gap) {
 // also what was handed to the fanout before it joined; a client that left gets nothing more.
 BOOST_AUTO_TEST_CASE(a_fanout_gives_each_client_what_it_wants_once) {
   asio::io_context io(1);
-  auto f = std::make_shared<net::stream_fanout>(io.get_executor());
+  auto f = std::make_shared<stream::stream_fanout>(io.get_executor());
   auto limit = std::make_shared<net::send_limit>(100);
-  auto all = std::make_shared<net::stream_client>(f, "all", limit);
-  auto named = std::make_shared<net::stream_client>(f, "named", limit);
-  auto late = std::make_shared<net::stream_client>(f, "late", limit);
-  auto gone = std::make_shared<net::stream_client>(f, "gone", limit);
+  auto all = std::make_shared<stream::stream_client>(f, "all", limit);
+  auto named = std::make_shared<stream::stream_client>(f, "named", limit);
+  auto late = std::make_shared<stream::stream_client>(f, "late", limit);
+  auto gone = std::make_shared<stream::stream_client>(f, "gone", limit);
   asio::post(io, [&] {
     f->add(all);
     f->add(named);
@@ -107,7 +107,7 @@ BOOST_AUTO_TEST_CASE(a_fanout_gives_each_client_what_it_wants_once) {
     c->request_close(websocket::close_reason(websocket::close_code::service_restart), nullptr);
   io.run();
   io.restart();
-  auto frames = [&io](net::stream_client& c) { return drain(io, c.out()).first; };
+  auto frames = [&io](stream::stream_client& c) { return drain(io, c.out()).first; };
   BOOST_TEST(frames(*all) == (std::vector<std::string>{"1", "2", "3", "4"}),
              boost::test_tools::per_element());
   BOOST_TEST(frames(*named) == (std::vector<std::string>{"2", "4"}),
@@ -126,8 +126,8 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
   asio::thread_pool pool(2);
   auto strand = asio::make_strand(pool.get_executor());
   constexpr std::uint64_t n = 20000;
-  auto f = std::make_shared<net::stream_fanout>(strand);
-  auto c = std::make_shared<net::stream_client>(f, "c", std::make_shared<net::send_limit>(n));
+  auto f = std::make_shared<stream::stream_fanout>(strand);
+  auto c = std::make_shared<stream::stream_client>(f, "c", std::make_shared<net::send_limit>(n));
   // The writer, on the strand as the wire is: it takes whatever it is told of.
   std::promise<std::vector<std::string>> got;
   taken t;
@@ -152,9 +152,9 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
   for (std::uint64_t i = 0; i < n / 2; ++i)
     BOOST_TEST_REQUIRE(sent[i] == std::to_string(2 * i + 1));
 
-  auto slow_fanout = std::make_shared<net::stream_fanout>(strand);
-  auto slow = std::make_shared<net::stream_client>(slow_fanout, "slow",
-                                                   std::make_shared<net::send_limit>(10));
+  auto slow_fanout = std::make_shared<stream::stream_fanout>(strand);
+  auto slow = std::make_shared<stream::stream_client>(slow_fanout, "slow",
+                                                      std::make_shared<net::send_limit>(10));
   std::atomic<int> told{0};
   slow->on_overflow = [&told] { ++told; };
   asio::post(strand, [slow_fanout, slow] { slow_fanout->add(slow); });
@@ -184,8 +184,8 @@ BOOST_AUTO_TEST_CASE(a_client_takes_deliveries_from_another_thread_in_order) {
 // threads posted meanwhile; the close goes through the fanout's inbox, behind the event.
 BOOST_AUTO_TEST_CASE(a_close_requested_elsewhere_goes_out_after_what_was_delivered) {
   asio::io_context io(1);  // one thread, as a network thread's (app/network_threads.cpp)
-  auto f = std::make_shared<net::stream_fanout>(io.get_executor());
-  auto c = std::make_shared<net::stream_client>(f, "c", std::make_shared<net::send_limit>(10));
+  auto f = std::make_shared<stream::stream_fanout>(io.get_executor());
+  auto c = std::make_shared<stream::stream_client>(f, "c", std::make_shared<net::send_limit>(10));
   asio::post(io, [f, c] {
     f->add(c);
     f->deliver(event(1, "t"));  // the task's last event, from a worker on this thread
@@ -209,8 +209,8 @@ BOOST_AUTO_TEST_CASE(a_fanout_that_holds_gives_what_came_meanwhile_as_one_burst)
   using namespace std::chrono_literals;
   for (auto hold : {std::chrono::microseconds(0), std::chrono::microseconds(50ms)}) {
     asio::io_context io(1);
-    auto f = std::make_shared<net::stream_fanout>(io.get_executor(), hold);
-    auto c = std::make_shared<net::stream_client>(f, "c", std::make_shared<net::send_limit>(10));
+    auto f = std::make_shared<stream::stream_fanout>(io.get_executor(), hold);
+    auto c = std::make_shared<stream::stream_client>(f, "c", std::make_shared<net::send_limit>(10));
     int bursts = 0;
     taken t;
     c->out().on_ready([&out = c->out(), &t, &bursts] {
@@ -239,13 +239,13 @@ BOOST_AUTO_TEST_CASE(a_fanout_that_holds_gives_what_came_meanwhile_as_one_burst)
 }
 
 // Clients of `f` (a fanout on `io`), each added on the fanout's thread, as a stream's start does.
-std::vector<std::shared_ptr<net::stream_client>> joined(
-    asio::io_context& io, const std::shared_ptr<net::stream_fanout>& f,
+std::vector<std::shared_ptr<stream::stream_client>> joined(
+    asio::io_context& io, const std::shared_ptr<stream::stream_fanout>& f,
     const std::shared_ptr<const net::send_limit>& limit, std::vector<std::string> ids,
-    const std::function<void(net::stream_client&)>& before = {}) {
-  std::vector<std::shared_ptr<net::stream_client>> out;
+    const std::function<void(stream::stream_client&)>& before = {}) {
+  std::vector<std::shared_ptr<stream::stream_client>> out;
   for (auto& id : ids) {
-    out.push_back(std::make_shared<net::stream_client>(f, std::move(id), limit));
+    out.push_back(std::make_shared<stream::stream_client>(f, std::move(id), limit));
     if (before) before(*out.back());
   }
   asio::post(io, [&] {
@@ -260,9 +260,9 @@ std::vector<std::shared_ptr<net::stream_client>> joined(
 // clients that want every event, each event's text for the others.
 BOOST_AUTO_TEST_CASE(a_batch_is_framed_once_for_the_clients_that_want_all_of_it) {
   asio::io_context io(1);
-  auto f = std::make_shared<net::stream_fanout>(io.get_executor());
+  auto f = std::make_shared<stream::stream_fanout>(io.get_executor());
   auto clients = joined(io, f, std::make_shared<net::send_limit>(100),
-                        {"one", "two", "named", "replayed"}, [](net::stream_client& c) {
+                        {"one", "two", "named", "replayed"}, [](stream::stream_client& c) {
                           if (c.id() == "named") c.follow({"a"});
                           if (c.id() == "replayed") c.seen_through(2);  // into the batch
                         });
@@ -300,11 +300,12 @@ BOOST_AUTO_TEST_CASE(a_framed_batch_is_held_to_the_send_limit_frame_by_frame) {
   for (auto l :
        {limits{3, any, false}, limits{2, any, true}, limits{100, 3, false}, limits{100, 2, true}}) {
     asio::io_context io(1);
-    auto f = std::make_shared<net::stream_fanout>(io.get_executor());
+    auto f = std::make_shared<stream::stream_fanout>(io.get_executor());
     int overflows = 0;
-    auto c = joined(
-        io, f, std::make_shared<net::send_limit>(l.frames, l.bytes), {"c"},
-        [&overflows](net::stream_client& c) { c.on_overflow = [&overflows] { ++overflows; }; })[0];
+    auto c = joined(io, f, std::make_shared<net::send_limit>(l.frames, l.bytes), {"c"},
+                    [&overflows](stream::stream_client& c) {
+                      c.on_overflow = [&overflows] { ++overflows; };
+                    })[0];
     for (std::uint64_t seq = 1; seq <= 3; ++seq) f->deliver(event(seq, "a"));  // 1 byte each
     io.run();
     io.restart();
@@ -319,9 +320,9 @@ BOOST_AUTO_TEST_CASE(a_framed_batch_is_held_to_the_send_limit_frame_by_frame) {
 // client whose replay went up to 2 takes none of 1 and 2, whatever their order.
 BOOST_AUTO_TEST_CASE(a_framed_batch_goes_only_to_clients_that_saw_none_of_it) {
   asio::io_context io(1);
-  auto f = std::make_shared<net::stream_fanout>(io.get_executor());
+  auto f = std::make_shared<stream::stream_fanout>(io.get_executor());
   auto clients = joined(io, f, std::make_shared<net::send_limit>(100), {"fresh", "replayed"},
-                        [](net::stream_client& c) {
+                        [](stream::stream_client& c) {
                           if (c.id() == "replayed") c.seen_through(2);
                         });
   for (std::uint64_t seq : {3u, 1u, 2u}) f->deliver(event(seq, "a"));

@@ -3,8 +3,8 @@
 // (fragments, pings, binary, a close) must be understood; rule breaks close with RFC 6455's code.
 #define BOOST_TEST_MODULE wire
 #include "net/outbox.hpp"
-#include "net/stream_client.hpp"
 #include "net/ws_wire.hpp"
+#include "stream/stream_client.hpp"
 #include "tcp_segments.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -185,7 +185,7 @@ BOOST_AUTO_TEST_CASE(beast_reads_a_framed_batch_as_its_messages) {
         std::make_shared<const tasks::stream_event>(tasks::stream_event{seq++, "a", t}));
   s.post([events](net::outbox& out) {
     out.push(text("before"));
-    net::taken_batch batch(events);  // far below the 10,000-frame limit: room for it
+    stream::taken_batch batch(events);  // far below the 10,000-frame limit: room for it
     out.push(batch.run());
     out.push(text("after"));
   });

@@ -1,4 +1,4 @@
-#include "net/stream_hub.hpp"
+#include "stream/stream_hub.hpp"
 
 #include "lifecycle/log.hpp"
 
@@ -10,7 +10,7 @@
 #include <random>
 #include <utility>
 
-namespace quiesce::net {
+namespace quiesce::stream {
 namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
 using namespace asio::experimental::awaitable_operators;
@@ -90,4 +90,4 @@ asio::awaitable<void> stream_hub::close_all(std::chrono::milliseconds spread) {
   if (r.index() == 1) log::warn("close handshakes timed out", {{"still_open", open()}});
 }
 
-}  // namespace quiesce::net
+}  // namespace quiesce::stream

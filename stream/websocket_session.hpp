@@ -2,18 +2,18 @@
 // and a close that always says why (1012 on drain, 1013 when the client cannot keep up).
 #pragma once
 
-#include "net/stream_hub.hpp"
+#include "net/http_session.hpp"
 #include "net/ws_wire.hpp"
+#include "stream/stream_hub.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include <memory>
 #include <optional>
 #include <string>
 
-namespace quiesce::net {
+namespace quiesce::stream {
 
 struct stream_request {
   std::string client_id;
@@ -21,40 +21,37 @@ struct stream_request {
   std::optional<std::string> epoch;  // empty: this server's
 };
 
-inline wire_settings wire_settings_of(const stream_settings& s) {
+inline net::wire_settings wire_settings_of(const stream_settings& s) {
   return {s.message_limit, s.ping_interval, s.close_timeout};
 }
 
 // One open stream: its client is in the hub and on the bus (it leaves both when destroyed), and
-// the wire that owns its socket. A plain object, so that what it holds for the stream's whole
-// life is this, not a coroutine frame (docs/development.md).
-class stream_session {
+// the wire that owns its socket, which the HTTP session runs. A plain object, so that what it
+// holds for the stream's whole life is this, not a coroutine frame (docs/development.md).
+class stream_session final : public net::upgraded_session {
  public:
   stream_session(boost::asio::ip::tcp::socket socket, const stream_request& what, stream_hub& hub);
   stream_session(const stream_session&) = delete;
   stream_session& operator=(const stream_session&) = delete;
-  ~stream_session();
+  ~stream_session() override;
 
-  // Serves the stream until it closes (net/ws_wire.hpp). On the connection's strand; once.
-  template <class Token>
-  auto async_run(Token&& token) {
-    return wire_.async_run(std::forward<Token>(token));
-  }
+  net::ws_wire& wire() override { return wire_; }
 
  private:
-  wire_handlers handlers();
+  net::wire_handlers handlers();
 
   stream_hub& hub_;
   std::shared_ptr<stream_client> client_;
-  ws_wire wire_;  // its handlers use client_ and hub_: it goes first
+  net::ws_wire wire_;  // its handlers use client_ and hub_: it goes first
 };
 
 // Accepts the upgrade in `req` and opens the stream; empty when the handshake failed. The caller
 // runs it, after this coroutine (and what the handshake needed) is gone. On the connection's
 // strand.
-boost::asio::awaitable<std::unique_ptr<stream_session>> accept_stream(
-    boost::asio::ip::tcp::socket socket,
-    boost::beast::http::request<boost::beast::http::string_body> req, stream_request what,
-    stream_hub& hub);
+boost::asio::awaitable<std::unique_ptr<net::upgraded_session>> accept_stream(
+    boost::asio::ip::tcp::socket socket, net::request req, stream_request what, stream_hub& hub);
 
-}  // namespace quiesce::net
+// How the HTTP session opens the stream `what` asks for, once the routes have let it.
+net::upgrade_opener stream_opener(stream_request what, stream_hub& hub);
+
+}  // namespace quiesce::stream

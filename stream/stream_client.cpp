@@ -1,11 +1,11 @@
-#include "net/stream_client.hpp"
+#include "stream/stream_client.hpp"
 
-#include "net/stream_fanout.hpp"
 #include "net/ws_frame.hpp"
+#include "stream/stream_fanout.hpp"
 
 #include <algorithm>
 
-namespace quiesce::net {
+namespace quiesce::stream {
 
 stream_client::stream_client(std::shared_ptr<stream_fanout> fanout, std::string id,
                              std::shared_ptr<const send_limit> limit)
@@ -28,7 +28,7 @@ const std::shared_ptr<const framed_run>& taken_batch::run() {
   for (const auto& e : events_) size += e->text.size() + 10;  // 10: the longest header
   run->bytes.reserve(size);
   for (const auto& e : events_) {
-    auto h = ws::frame_header(ws::opcode::text, e->text.size());
+    auto h = net::ws::frame_header(net::ws::opcode::text, e->text.size());
     run->bytes.append(reinterpret_cast<const char*>(h.bytes.data()), h.size);
     run->bytes.append(e->text);
     run->text_bytes += e->text.size();
@@ -54,4 +54,4 @@ void stream_client::take(taken_batch& batch) {
   out_.end_burst();
 }
 
-}  // namespace quiesce::net
+}  // namespace quiesce::stream

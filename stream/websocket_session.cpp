@@ -1,8 +1,8 @@
-#include "net/websocket_session.hpp"
+#include "stream/websocket_session.hpp"
 
 #include "lifecycle/log.hpp"
-#include "net/client_message.hpp"
 #include "net/ws_wire.hpp"
+#include "stream/client_message.hpp"
 
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/websocket.hpp>
@@ -11,7 +11,7 @@
 #include <optional>
 #include <vector>
 
-namespace quiesce::net {
+namespace quiesce::stream {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
@@ -66,7 +66,7 @@ stream_session::stream_session(asio::ip::tcp::socket socket, const stream_reques
       client_(open_stream(socket.get_executor(), what, hub)),
       wire_(std::move(socket), client_->out(), wire_settings_of(hub.settings()), handlers()) {}
 
-wire_handlers stream_session::handlers() {
+net::wire_handlers stream_session::handlers() {
   return {[&c = *client_](std::string_view text) { handle_client_message(c, text); },
           [&hub = hub_](std::size_t n) { hub.count_sent(n); }};
 }
@@ -76,16 +76,24 @@ stream_session::~stream_session() {
   hub_.remove(client_);
 }
 
-asio::awaitable<std::unique_ptr<stream_session>> accept_stream(
-    asio::ip::tcp::socket socket, beast::http::request<beast::http::string_body> req,
-    stream_request what, stream_hub& hub) {
+asio::awaitable<std::unique_ptr<net::upgraded_session>> accept_stream(asio::ip::tcp::socket socket,
+                                                                      net::request req,
+                                                                      stream_request what,
+                                                                      stream_hub& hub) {
   boost::system::error_code ignored;
   socket.set_option(
       asio::socket_base::send_buffer_size(static_cast<int>(hub.settings().send_buffer)), ignored);
   auto ws =
-      co_await accept_upgrade(std::move(socket), std::move(req), hub.settings().close_timeout);
+      co_await net::accept_upgrade(std::move(socket), std::move(req), hub.settings().close_timeout);
   if (!ws) co_return nullptr;
   co_return std::make_unique<stream_session>(std::move(*ws), what, hub);
 }
 
-}  // namespace quiesce::net
+net::upgrade_opener stream_opener(stream_request what, stream_hub& hub) {
+  // Not a coroutine itself: accept_stream's parameters are its own copies.
+  return [what = std::move(what), &hub](asio::ip::tcp::socket socket, net::request req) {
+    return accept_stream(std::move(socket), std::move(req), what, hub);
+  };
+}
+
+}  // namespace quiesce::stream

@@ -16,7 +16,15 @@
 #include <string>
 #include <vector>
 
-namespace quiesce::net {
+namespace quiesce::stream {
+
+// What a stream queues for its wire (net/outbox.hpp), used throughout the stream.
+using net::frame;
+using net::framed_run;
+using net::make_frame;
+using net::outbox;
+using net::queued;
+using net::send_limit;
 
 class stream_fanout;
 
@@ -80,4 +88,4 @@ class stream_client final : public std::enable_shared_from_this<stream_client> {
   std::size_t slot_ = std::numeric_limits<std::size_t>::max();  // in the fanout's list
 };
 
-}  // namespace quiesce::net
+}  // namespace quiesce::stream

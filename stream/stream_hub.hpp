@@ -3,8 +3,8 @@
 
 #include "lifecycle/event_count.hpp"
 #include "net/outbox.hpp"
-#include "net/stream_client.hpp"
-#include "net/stream_fanout.hpp"
+#include "stream/stream_client.hpp"
+#include "stream/stream_fanout.hpp"
 #include "tasks/event_bus.hpp"
 
 #include <boost/asio/strand.hpp>
@@ -16,7 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
-namespace quiesce::net {
+namespace quiesce::stream {
 
 // Filled from the configuration (app/settings.cpp; every default is in app/config.hpp).
 struct stream_settings {
@@ -79,4 +79,4 @@ class stream_hub {
   std::atomic<std::uint64_t> dropped_slow_{0}, opened_total_{0}, sent_{0};
 };
 
-}  // namespace quiesce::net
+}  // namespace quiesce::stream

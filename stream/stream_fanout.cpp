@@ -1,6 +1,6 @@
-#include "net/stream_fanout.hpp"
+#include "stream/stream_fanout.hpp"
 
-#include "net/stream_client.hpp"
+#include "stream/stream_client.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <utility>
 
-namespace quiesce::net {
+namespace quiesce::stream {
 namespace asio = boost::asio;
 
 void stream_fanout::deliver(tasks::event_ptr e) {
@@ -75,4 +75,4 @@ void stream_fanout::remove(stream_client& c) {
   clients_.pop_back();
 }
 
-}  // namespace quiesce::net
+}  // namespace quiesce::stream

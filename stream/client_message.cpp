@@ -1,11 +1,11 @@
-#include "net/client_message.hpp"
+#include "stream/client_message.hpp"
 
 #include <boost/json/parse.hpp>
 
 #include <set>
 #include <string>
 
-namespace quiesce::net {
+namespace quiesce::stream {
 
 namespace {
 
@@ -52,4 +52,4 @@ void handle_client_message(stream_client& c, std::string_view text) {
   c.out().push(make_frame({{"type", "subscribed"}, {"tasks", std::move(echoed)}}));
 }
 
-}  // namespace quiesce::net
+}  // namespace quiesce::stream

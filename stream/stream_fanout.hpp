@@ -14,6 +14,7 @@
 #pragma once
 
 #include "net/outbox.hpp"
+#include "stream/stream_client.hpp"
 #include "tasks/event_bus.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -25,7 +26,7 @@
 #include <mutex>
 #include <vector>
 
-namespace quiesce::net {
+namespace quiesce::stream {
 
 class stream_client;
 
@@ -75,4 +76,4 @@ class stream_fanout final : public tasks::event_sink,
   bool taking_now_ = false;  // add() and remove() never run inside take() (asserted)
 };
 
-}  // namespace quiesce::net
+}  // namespace quiesce::stream
