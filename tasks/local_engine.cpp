@@ -7,19 +7,24 @@
 namespace quiesce::tasks {
 namespace asio = boost::asio;
 
+namespace {
+// What finish() and put_back() return: they store and announce at once, in plain functions, so
+// that their locals stay on the stack instead of in a coroutine frame of their own per task.
+asio::awaitable<void> done() { co_return; }
+}  // namespace
+
 void task_service::start(lifecycle::executor_source strands, lifecycle::task_group& group) {
   workers_.start(strands, group);
 }
 
-asio::awaitable<std::optional<task_record>> task_service::claim(
-    lifecycle::abort_scope::ticket abort) {
-  std::optional<task_record> t;
-  bool finished = false;
-  co_await work_available_.wait_until([&] {
-    t = take_next(abort, finished);  // takes the task it finds
-    return t || finished;
+// Not a coroutine: the wait is the claim.
+asio::awaitable<void> task_service::claim(lifecycle::abort_scope::ticket abort,
+                                          std::optional<task_record>& claimed) {
+  return work_available_.wait_until([this, abort = std::move(abort), &claimed] {
+    bool finished = false;
+    claimed = take_next(abort, finished);  // takes the task it finds
+    return claimed || finished;
   });
-  co_return t;
 }
 
 std::optional<task_record> task_service::take_next(const lifecycle::abort_scope::ticket& abort,
@@ -52,6 +57,11 @@ void task_service::report(const std::string& task_id, double progress) {
 }
 
 asio::awaitable<void> task_service::put_back(task_record t) {
+  requeue(std::move(t));
+  return done();
+}
+
+void task_service::requeue(task_record t) {
   t.requeue("stopped by the shutdown deadline or a second signal; it runs again after a restart");
   // Under the lock, unlike finish(): `queued` is not final, so a DELETE that found the task in
   // running_ with that status would wait for an end that never comes.
@@ -63,10 +73,14 @@ asio::awaitable<void> task_service::put_back(task_record t) {
   }
   log::info("task requeued", {{"task_id", t.id}, {"attempt", t.attempt}});
   task_ended_.notify_all();
-  co_return;
 }
 
 asio::awaitable<void> task_service::finish(task_record t, task_status status) {
+  end(std::move(t), status);
+  return done();
+}
+
+void task_service::end(task_record t, task_status status) {
   // Progress reports changed the stored copy; keep them (success sets 1.0), then move to the
   // final status.
   if (status != task_status::succeeded)
@@ -89,7 +103,6 @@ asio::awaitable<void> task_service::finish(task_record t, task_status status) {
                 {"status", to_string(status)},
                 {"error", t.error ? boost::json::value(*t.error) : nullptr}});
   task_ended_.notify_all();
-  co_return;
 }
 
 }  // namespace quiesce::tasks

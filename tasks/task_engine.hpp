@@ -19,12 +19,14 @@ class task_engine {
  public:
   virtual ~task_engine() = default;
 
-  // Waits until a task may run in this process and claims it: `running`, its attempt counted,
-  // `abort` kept as the way to stop it (a DELETE, or a claim lost to another replica). nullopt:
-  // no task will come to this process any more (admission closed, nothing left that is ours to
-  // run). Throws when the caller is cancelled while it waits.
-  virtual boost::asio::awaitable<std::optional<task_record>> claim(
-      lifecycle::abort_scope::ticket abort) = 0;
+  // Waits until a task may run in this process and claims it into `claimed`: `running`, its
+  // attempt counted, `abort` kept as the way to stop it (a DELETE, or a claim lost to another
+  // replica). Left empty: no task will come to this process any more (admission closed, nothing
+  // left that is ours to run). Throws when the caller is cancelled while it waits. (`claimed` is
+  // an out-parameter so that the local queue's claim is its wait alone, with no coroutine frame of
+  // its own per task.)
+  virtual boost::asio::awaitable<void> claim(lifecycle::abort_scope::ticket abort,
+                                             std::optional<task_record>& claimed) = 0;
   // The running attempt's progress in [0, 1]; from the worker's thread, never waits.
   virtual void report(const std::string& task_id, double progress) = 0;
   // The attempt ended with `status` (final; its result or error set on `t`): stored, announced

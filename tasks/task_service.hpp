@@ -88,12 +88,13 @@ class task_service final : public service, private task_engine {
 
  private:
   // The engine the workers run through (task_engine.hpp); worker_pool.cpp's other half.
-  boost::asio::awaitable<std::optional<task_record>> claim(
-      lifecycle::abort_scope::ticket abort) override;
+  boost::asio::awaitable<void> claim(lifecycle::abort_scope::ticket abort,
+                                     std::optional<task_record>& claimed) override;
   void report(const std::string& task_id, double progress) override;
   boost::asio::awaitable<void> finish(task_record t, task_status status) override;
-  // Under the lock, unlike finish(): see local_engine.cpp.
   boost::asio::awaitable<void> put_back(task_record t) override;
+  void end(task_record t, task_status status);  // finish()'s work
+  void requeue(task_record t);                  // put_back()'s, under the lock unlike end()
   bool keeps_stopped_work() const override { return settings_.requeue_on_shutdown; }
   // The next queued task, now running here with `abort` as its stop; none: `finished` says
   // whether one can still come.

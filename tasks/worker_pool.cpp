@@ -36,61 +36,70 @@ asio::awaitable<void> worker_pool::work(lifecycle::abort_scope& scope) {
     auto abort = scope.begin();
     std::optional<task_record> t;
     try {
-      t = co_await engine_.claim(abort);
+      co_await engine_.claim(abort, t);
     } catch (const boost::system::system_error&) {
       co_return;  // terminal cancellation while idle
     }
     if (!t) co_return;  // nothing more for this process
-    co_await run_attempt(std::move(*t), std::move(abort), scope);
+    co_await run_attempt(*t, abort, scope);
     if (scope.caller_cancelled()) co_return;
   }
 }
 
-asio::awaitable<void> worker_pool::run_attempt(task_record t, lifecycle::abort_scope::ticket abort,
+asio::awaitable<void> worker_pool::run_attempt(task_record& t,
+                                               const lifecycle::abort_scope::ticket& abort,
                                                lifecycle::abort_scope& scope) {
-  auto failure = co_await run(t, abort);
+  std::exception_ptr failure;
+  // Kept by an earlier binary (or another replica's version) whose kinds differ.
+  if (const task_kind* kind = kinds_.find(t.kind); !kind) {
+    failure = std::make_exception_ptr(
+        std::runtime_error("this server does not know the kind '" + t.kind + "'"));
+  } else if (abort.abort_requested()) {  // a DELETE before it started: it does not start
+    failure = std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
+  } else {
+    try {
+      auto ended = co_await run_kind(*kind, context_for(t));
+      failure = ended.failure;
+      if (!failure) t.result = std::move(ended.result);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
   // Aborted or cancelled from above, the loop's state is cancelled: the end must still be stored,
   // so the state is made anew (a later terminal cancellation still stops the store's retries).
   if (scope.end(abort) || scope.caller_cancelled())
     co_await asio::this_coro::reset_cancellation_state();
-  if (!failure) co_return co_await engine_.finish(std::move(t), task_status::succeeded);
-  // A task that ended anyway keeps its outcome, though a DELETE came too late to matter.
-  if (abort.abort_requested())
-    co_return co_await engine_.finish(std::move(t), task_status::cancelled);
-  // Cancelled from above (deadline, second signal): put back for whoever runs next where the
-  // store outlives this process, else `interrupted`. Anything else is the task's own failure.
-  if (scope.caller_cancelled() && engine_.keeps_stopped_work())
-    co_return co_await engine_.put_back(std::move(t));
-  if (scope.caller_cancelled()) {
-    t.error = "interrupted by the shutdown deadline or a second signal";
-    co_return co_await engine_.finish(std::move(t), task_status::interrupted);
-  }
-  t.error = log::describe(failure);
-  co_await engine_.finish(std::move(t), task_status::failed);
+  // One call of each: a temporary of every call site would stay in this frame.
+  if (auto status = ending(t, failure, abort, scope))
+    co_await engine_.finish(std::move(t), *status);
+  else
+    co_await engine_.put_back(std::move(t));
 }
 
-asio::awaitable<std::exception_ptr> worker_pool::run(task_record& t,
-                                                     const lifecycle::abort_scope::ticket& abort) {
-  // Kept by an earlier binary (or another replica's version) whose kinds differ.
-  const task_kind* kind = kinds_.find(t.kind);
-  if (!kind)
-    co_return std::make_exception_ptr(
-        std::runtime_error("this server does not know the kind '" + t.kind + "'"));
-  // A DELETE before it started: it does not start.
-  if (abort.abort_requested())
-    co_return std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
+std::optional<task_status> worker_pool::ending(task_record& t, const std::exception_ptr& failure,
+                                               const lifecycle::abort_scope::ticket& abort,
+                                               const lifecycle::abort_scope& scope) const {
+  if (!failure) return task_status::succeeded;
+  // A task that ended anyway keeps its outcome, though a DELETE came too late to matter.
+  if (abort.abort_requested()) return task_status::cancelled;
+  // Cancelled from above (deadline, second signal): put back for whoever runs next where the
+  // store outlives this process, else `interrupted`. Anything else is the task's own failure.
+  if (scope.caller_cancelled() && engine_.keeps_stopped_work()) return std::nullopt;
+  if (scope.caller_cancelled()) {
+    t.error = "interrupted by the shutdown deadline or a second signal";
+    return task_status::interrupted;
+  }
+  t.error = log::describe(failure);
+  return task_status::failed;
+}
+
+task_context worker_pool::context_for(const task_record& t) {
   task_context ctx;
   ctx.task_id = t.id;
   ctx.params = t.params;
   ctx.cpu = &cpu_;
   ctx.report = [this, id = t.id](double progress) { engine_.report(id, progress); };
-  try {
-    auto ended = co_await run_kind(*kind, std::move(ctx));
-    if (!ended.failure) t.result = std::move(ended.result);
-    co_return ended.failure;
-  } catch (...) {
-    co_return std::current_exception();
-  }
+  return ctx;
 }
 
 }  // namespace quiesce::tasks

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <exception>
+#include <optional>
 
 namespace quiesce::tasks {
 
@@ -29,13 +30,18 @@ class worker_pool {
  private:
   boost::asio::awaitable<void> worker();
   boost::asio::awaitable<void> work(lifecycle::abort_scope& scope);  // the worker's loop
-  // One attempt, from its claim to its end stored.
-  boost::asio::awaitable<void> run_attempt(task_record t, lifecycle::abort_scope::ticket abort,
+  // One attempt, from its claim to its end stored: the one place that starts a task's kind. `t`
+  // and `abort` are the loop's, which awaits this: its frame stays under the 1,020 bytes Asio
+  // recycles (docs/development.md).
+  boost::asio::awaitable<void> run_attempt(task_record& t,
+                                           const lifecycle::abort_scope::ticket& abort,
                                            lifecycle::abort_scope& scope);
-  // Runs the task's kind (the one place that starts one): null when it succeeded (its result
-  // set on `t`), else why it did not.
-  boost::asio::awaitable<std::exception_ptr> run(task_record& t,
-                                                 const lifecycle::abort_scope::ticket& abort);
+  task_context context_for(const task_record& t);
+  // How an attempt that ended with `failure` (null: success) ends: its final status, with its
+  // error set on `t`, or none when it goes back to the queue.
+  std::optional<task_status> ending(task_record& t, const std::exception_ptr& failure,
+                                    const lifecycle::abort_scope::ticket& abort,
+                                    const lifecycle::abort_scope& scope) const;
 
   const std::size_t workers_;
   const kind_registry& kinds_;

@@ -130,9 +130,9 @@ RETURNING )sql" + task_columns("t.") +
   log::info("claiming stopped", {{"live_peers", live_peers_}, {"running", running_.size()}});
 }
 
-asio::awaitable<std::optional<task_record>> shared_service::claim(
-    lifecycle::abort_scope::ticket abort) {
-  co_return co_await on_db(claim_here(std::move(abort)));
+asio::awaitable<void> shared_service::claim(lifecycle::abort_scope::ticket abort,
+                                            std::optional<task_record>& claimed) {
+  claimed = co_await on_db(claim_here(std::move(abort)));
 }
 
 asio::awaitable<std::optional<task_record>> shared_service::claim_here(

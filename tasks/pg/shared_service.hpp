@@ -127,8 +127,8 @@ class shared_service final : public service, private task_engine {
   }
 
   // shared_runner.cpp: the workers' engine (task_engine.hpp), leases, notifications.
-  boost::asio::awaitable<std::optional<task_record>> claim(
-      lifecycle::abort_scope::ticket abort) override;
+  boost::asio::awaitable<void> claim(lifecycle::abort_scope::ticket abort,
+                                     std::optional<task_record>& claimed) override;
   void report(const std::string& task_id, double progress) override;
   boost::asio::awaitable<void> finish(task_record t, task_status status) override;
   boost::asio::awaitable<void> put_back(task_record t) override;
