@@ -1,6 +1,6 @@
 #include "app/config.hpp"
 
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 
 #include <boost/program_options.hpp>
 

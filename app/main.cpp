@@ -1,7 +1,7 @@
 // quiesce: tasks over REST, events over WebSocket, and a drain that loses nothing on SIGTERM.
 #include "app/config.hpp"
 #include "app/server.hpp"
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 
 #include <iostream>
 

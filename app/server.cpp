@@ -1,7 +1,7 @@
 #include "app/server.hpp"
 
 #include "app/settings.hpp"
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/strand.hpp>

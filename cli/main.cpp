@@ -1,7 +1,7 @@
 // quiesce-cli: submit tasks, follow them live across rolling restarts, read their status.
 #include "cli/follower.hpp"
 #include "cli/http_client.hpp"
-#include "lifecycle/json_text.hpp"
+#include "support/json_text.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -47,7 +47,7 @@ struct options {
 
 void print_record(const json::value& v, bool terminal) {
   if (!terminal || !v.is_object()) {
-    std::cout << quiesce::lifecycle::json_text(v) << '\n';
+    std::cout << quiesce::support::json_text(v) << '\n';
     return;
   }
   auto& o = v.as_object();
@@ -58,7 +58,7 @@ void print_record(const json::value& v, bool terminal) {
 
 int refused(const http_answer& a) {
   std::cerr << "quiesce-cli: the server answered " << a.status << ": "
-            << quiesce::lifecycle::json_text(a.body)
+            << quiesce::support::json_text(a.body)
             << (a.retry_after.empty() ? "" : " (retry after " + a.retry_after + " s)") << '\n';
   return refused_code;
 }
@@ -87,7 +87,7 @@ asio::awaitable<int> submit(const options& o, const server_address& at, task_vie
     if (view.terminal())
       std::cout << "queued " << id << '\n';
     else
-      std::cout << quiesce::lifecycle::json_text(a->body) << '\n';
+      std::cout << quiesce::support::json_text(a->body) << '\n';
     co_return succeeded;
   }
   std::set<std::string> ids{id};  // GCC 12 cannot co_await with a braced list argument
@@ -121,7 +121,7 @@ asio::awaitable<int> status(const options& o, const server_address& at, task_vie
     }
     json::object out{{"status", health->body.at("status")},
                      {"tasks_queued_or_running", length->body.at("task_lenth")}};
-    std::cout << quiesce::lifecycle::json_text(out) << '\n';
+    std::cout << quiesce::support::json_text(out) << '\n';
     co_return health->status == 200 ? succeeded : refused_code;
   }
   int code = succeeded;

@@ -1,7 +1,7 @@
 #include "cli/task_view.hpp"
 
 #include "cli/task_event.hpp"
-#include "lifecycle/json_text.hpp"
+#include "support/json_text.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -11,7 +11,7 @@ namespace quiesce::cli {
 
 void task_view::show(const boost::json::object& task) {
   if (!terminal_) {
-    std::cout << lifecycle::json_text(task) << '\n' << std::flush;
+    std::cout << support::json_text(task) << '\n' << std::flush;
     return;
   }
   auto id = std::string(field(task, "task_id"));

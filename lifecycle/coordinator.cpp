@@ -1,6 +1,6 @@
 #include "lifecycle/coordinator.hpp"
 
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>

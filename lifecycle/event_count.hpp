@@ -9,8 +9,8 @@
 // not leaked, and a later notify finds nothing to resume.
 #pragma once
 
-#include "lifecycle/adaptive_mutex.hpp"
 #include "lifecycle/cancelled.hpp"
+#include "support/adaptive_mutex.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -78,7 +78,7 @@ class event_count {
   // False (and nothing posted) if its context has shut down.
   static bool resume(std::shared_ptr<waiter> w, boost::system::error_code ec);
 
-  mutable adaptive_mutex mutex_;
+  mutable support::adaptive_mutex mutex_;
   std::uint64_t epoch_ = 0;
   std::vector<std::shared_ptr<waiter>> waiters_;
 };

@@ -1,11 +1,11 @@
 #include "net/http.hpp"
 
-#include "lifecycle/json_text.hpp"
+#include "support/json_text.hpp"
 
 namespace quiesce::net {
 
 response json_response(http::status status, const boost::json::value& body) {
-  return json_text_response(status, lifecycle::json_text(body));
+  return json_text_response(status, support::json_text(body));
 }
 
 response json_text_response(http::status status, std::string body) {

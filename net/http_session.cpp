@@ -1,7 +1,7 @@
 #include "net/http_session.hpp"
 
-#include "lifecycle/log.hpp"
 #include "net/connection_deadline.hpp"
+#include "support/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>

@@ -1,6 +1,6 @@
 #include "net/listener.hpp"
 
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -1,7 +1,7 @@
 #include "net/outbox.hpp"
 
-#include "lifecycle/json_text.hpp"
 #include "net/ws_frame.hpp"
+#include "support/json_text.hpp"
 
 #include <utility>
 
@@ -9,7 +9,7 @@ namespace quiesce::net {
 namespace websocket = boost::beast::websocket;
 
 frame make_frame(const boost::json::object& o) {
-  return std::make_shared<const std::string>(lifecycle::json_text(o));
+  return std::make_shared<const std::string>(support::json_text(o));
 }
 
 outbox::outbox(std::shared_ptr<const send_limit> limit) : limit_(std::move(limit)) {}

@@ -1,8 +1,8 @@
 #include "stream/websocket_session.hpp"
 
-#include "lifecycle/log.hpp"
 #include "net/ws_wire.hpp"
 #include "stream/client_message.hpp"
+#include "support/log.hpp"
 
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/websocket.hpp>

@@ -1,6 +1,6 @@
 #include "tasks/event_bus.hpp"
 
-#include "lifecycle/json_text.hpp"
+#include "support/json_text.hpp"
 
 #include <algorithm>
 
@@ -55,7 +55,7 @@ void event_bus::publish(const task_record& t, std::string open_body,
 void event_bus::publish(std::string task_id, const boost::json::object& body) {
   task_record t;
   t.id = std::move(task_id);
-  auto text = lifecycle::json_text(body);
+  auto text = support::json_text(body);
   text.pop_back();  // the closing brace: stamp() adds "seq" first
   publish(t, std::move(text));
 }

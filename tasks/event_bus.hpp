@@ -3,8 +3,8 @@
 // delivered as it is published; with one (the durable store), once the journal has stored it.
 #pragma once
 
-#include "lifecycle/adaptive_mutex.hpp"
 #include "lifecycle/event_count.hpp"
+#include "support/adaptive_mutex.hpp"
 #include "tasks/task_journal.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -84,7 +84,7 @@ class event_bus {
   const std::string epoch_;
   const std::size_t retention_;
   task_journal* journal_ = nullptr;
-  mutable lifecycle::adaptive_mutex mutex_;
+  mutable support::adaptive_mutex mutex_;
   std::uint64_t seq_ = 0;        // the last stamped
   std::uint64_t delivered_ = 0;  // the last delivered
   std::uint64_t settled_ = 0;    // every seq up to it delivered or dropped

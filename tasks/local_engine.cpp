@@ -1,6 +1,6 @@
 // task_service as the workers' engine (task_engine.hpp): the local queue's claims, progress and
 // ends. The workers themselves are in worker_pool.cpp, shared with every store.
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 #include "tasks/task_json.hpp"
 #include "tasks/task_service.hpp"
 

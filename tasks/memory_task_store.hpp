@@ -4,7 +4,7 @@
 // keys, oldest first: memory stays bounded however long the process runs.
 #pragma once
 
-#include "lifecycle/adaptive_mutex.hpp"
+#include "support/adaptive_mutex.hpp"
 #include "tasks/task_store.hpp"
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -41,7 +41,7 @@ class memory_task_store final : public task_store {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
-  mutable lifecycle::adaptive_mutex mutex_;
+  mutable support::adaptive_mutex mutex_;
   // Open addressing: a task is looked up about six times, and std::unordered_map's chained
   // buckets made each lookup touch a node of some other task first (a cache miss once many
   // tasks are kept; bench/HISTORY.md).

@@ -1,6 +1,6 @@
 #include "tasks/sqlite_journal.hpp"
 
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 #include "tasks/sqlite_schema.hpp"
 #include "tasks/sqlite_statement.hpp"
 

@@ -1,6 +1,6 @@
 #include "tasks/store.hpp"
 
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 #include "tasks/local_store.hpp"
 #include "tasks/pg/connection.hpp"
 #include "tasks/pg/shared_events.hpp"

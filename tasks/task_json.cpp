@@ -1,7 +1,7 @@
 #include "tasks/task_json.hpp"
 
-#include "lifecycle/json_text.hpp"
-#include "lifecycle/log.hpp"
+#include "support/json_text.hpp"
+#include "support/log.hpp"
 
 namespace quiesce::tasks {
 namespace json = boost::json;
@@ -31,8 +31,8 @@ json::object to_json(const task_record& t) {
 }
 
 std::string open_task_text(const task_record& t) {
-  using lifecycle::append_json;
-  using lifecycle::append_json_string;
+  using support::append_json;
+  using support::append_json_string;
   auto time = [](std::string& out, const std::optional<task_record::time_point>& tp) {
     if (!tp) {
       out += "null";

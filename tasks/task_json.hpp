@@ -14,7 +14,7 @@ namespace quiesce::tasks {
 
 boost::json::object to_json(const task_record& t);
 
-// The same object's text, byte for byte what lifecycle::json_text(to_json(t)) gives, without its
+// The same object's text, byte for byte what support::json_text(to_json(t)) gives, without its
 // closing brace, so that an event can add its own keys before closing it.
 std::string open_task_text(const task_record& t);
 std::string task_text(const task_record& t);

@@ -1,6 +1,6 @@
 #include "tasks/task_service.hpp"
 
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 #include "tasks/task_json.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>

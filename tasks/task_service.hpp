@@ -14,9 +14,9 @@
 #pragma once
 
 #include "lifecycle/abort_scope.hpp"
-#include "lifecycle/adaptive_mutex.hpp"
 #include "lifecycle/event_count.hpp"
 #include "lifecycle/task_group.hpp"
+#include "support/adaptive_mutex.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/service.hpp"
 #include "tasks/task_engine.hpp"
@@ -115,7 +115,7 @@ class task_service final : public service, private task_engine {
   std::function<bool()> healthy_;
   boost::asio::thread_pool& cpu_;
 
-  mutable lifecycle::adaptive_mutex mutex_;
+  mutable support::adaptive_mutex mutex_;
   std::deque<std::string> queue_;
   // An admission waiting for the journal; its POST waits on `answered` alone (one wake-up per
   // answer, not one per commit for every POST in flight).

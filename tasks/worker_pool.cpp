@@ -1,6 +1,6 @@
 #include "tasks/worker_pool.hpp"
 
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/system/system_error.hpp>

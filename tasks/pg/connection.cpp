@@ -8,7 +8,7 @@
 //   current one afresh and release()s it before the next, so Asio never closes libpq's socket.
 #include "tasks/pg/connection.hpp"
 
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -1,6 +1,6 @@
 #include "tasks/pg/schema.hpp"
 
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 #include "tasks/pg/connection.hpp"
 
 #include <stdexcept>

@@ -1,6 +1,6 @@
 #include "tasks/pg/shared_events.hpp"
 
-#include "lifecycle/json_text.hpp"
+#include "support/json_text.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/pg/rows.hpp"
 #include "tasks/pg/schema.hpp"
@@ -30,7 +30,7 @@ bool ends_its_task(const result& r, int row, int first) {
 
 event_ptr gap_event(std::uint64_t last_missing, const std::string& epoch) {
   return std::make_shared<const stream_event>(
-      stream_event{last_missing, {}, lifecycle::json_text(gap_message(epoch))});
+      stream_event{last_missing, {}, support::json_text(gap_message(epoch))});
 }
 
 namespace {

@@ -1,7 +1,7 @@
 // The heartbeat of the shared store: every --lease-seconds / 3 a replica says it lives, renews the
 // leases of what it runs, rescues expired ones, counts its live peers and the service's tasks, and
 // prunes what is past retention.
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 #include "tasks/pg/naps.hpp"
 #include "tasks/pg/rows.hpp"
 #include "tasks/pg/shared_service.hpp"

@@ -1,6 +1,6 @@
 // What the other replicas tell this one: one connection LISTENs for new work, cancellations and
 // new events; the follower reads the events in seq order for this replica's streams.
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 #include "tasks/pg/naps.hpp"
 #include "tasks/pg/shared_events.hpp"
 #include "tasks/pg/shared_service.hpp"

@@ -3,7 +3,7 @@
 // (owner, attempt), and the drain waits for them. The heartbeat is in shared_heartbeat.cpp, the
 // listener and the event follower in shared_listener.cpp.
 #include "lifecycle/cancelled.hpp"
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 #include "tasks/pg/naps.hpp"
 #include "tasks/pg/rows.hpp"
 #include "tasks/pg/shared_service.hpp"

@@ -1,7 +1,7 @@
 // Admission (group commit), reads and cancellation of the shared store.
 #include "tasks/pg/shared_service.hpp"
 
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 #include "tasks/pg/rows.hpp"
 #include "tasks/task_json.hpp"
 

@@ -1,7 +1,7 @@
-// The hand-written JSON and time texts (lifecycle/json_text.cpp, log.cpp): the same bytes as
+// The hand-written JSON and time texts (support/json_text.cpp, log.cpp): the same bytes as
 // Boost.JSON's serializer where that matters, numbers as people write them.
-#include "lifecycle/json_text.hpp"
-#include "lifecycle/log.hpp"
+#include "support/json_text.hpp"
+#include "support/log.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -11,7 +11,7 @@
 #include <cmath>
 #include <string>
 
-using namespace quiesce::lifecycle;
+using namespace quiesce::support;
 
 // Boost.JSON 1.81 prints 0.0 as 0E0 and 15.0 as 1.5E1: what people and the CLI read must not.
 BOOST_AUTO_TEST_CASE(json_numbers_print_as_written_by_hand) {

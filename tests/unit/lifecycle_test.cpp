@@ -1,9 +1,9 @@
 #define BOOST_TEST_MODULE lifecycle
-#include "lifecycle/adaptive_mutex.hpp"
 #include "lifecycle/cancellation_tree.hpp"
 #include "lifecycle/coordinator.hpp"
-#include "lifecycle/log.hpp"
 #include "lifecycle/task_group.hpp"
+#include "support/adaptive_mutex.hpp"
+#include "support/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -181,7 +181,7 @@ BOOST_AUTO_TEST_CASE(a_child_destroyed_unrun_after_its_group_is_gone_leaves_safe
 // The task service's lock: two threads that each add under it lose no increment, and a thread
 // that finds it taken waits (try_lock fails) until it is released.
 BOOST_AUTO_TEST_CASE(an_adaptive_mutex_excludes_other_threads) {
-  adaptive_mutex m;
+  quiesce::support::adaptive_mutex m;
   long counter = 0;
   constexpr long per_thread = 200'000;
   auto add = [&] {

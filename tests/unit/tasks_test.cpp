@@ -1,7 +1,7 @@
 // Task records, ids, the event bus and the memory store (task_service_test.cpp: the queue).
 #define BOOST_TEST_MODULE tasks
 #include "collecting_sink.hpp"
-#include "lifecycle/json_text.hpp"
+#include "support/json_text.hpp"
 #include "tasks/event_bus.hpp"
 #include "tasks/memory_task_store.hpp"
 #include "tasks/task.hpp"
@@ -76,7 +76,7 @@ BOOST_AUTO_TEST_CASE(task_text_is_the_text_of_its_json_object) {
   records.push_back(again);
 
   for (const auto& r : records) {
-    const auto expected = quiesce::lifecycle::json_text(to_json(r));
+    const auto expected = quiesce::support::json_text(to_json(r));
     BOOST_TEST(task_text(r) == expected);
     auto open = open_task_text(r);
     BOOST_TEST(open + "}" == expected);

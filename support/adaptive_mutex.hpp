@@ -8,7 +8,7 @@
 
 #include <mutex>
 
-namespace quiesce::lifecycle {
+namespace quiesce::support {
 
 #ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
 
@@ -35,4 +35,4 @@ class adaptive_mutex : public std::mutex {};
 
 #endif
 
-}  // namespace quiesce::lifecycle
+}  // namespace quiesce::support

@@ -1,6 +1,6 @@
-#include "lifecycle/log.hpp"
+#include "support/log.hpp"
 
-#include "lifecycle/json_text.hpp"
+#include "support/json_text.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -83,7 +83,7 @@ void emit(level l, std::string_view msg, boost::json::object fields) {
   line["level"] = name(l);
   line["msg"] = msg;
   for (auto& [k, v] : fields) line[k] = std::move(v);
-  std::string text = lifecycle::json_text(line);
+  std::string text = support::json_text(line);
   text += '\n';
   std::lock_guard lock(out_mutex);
   std::fwrite(text.data(), 1, text.size(), stdout);

@@ -1,4 +1,4 @@
-#include "lifecycle/json_text.hpp"
+#include "support/json_text.hpp"
 
 #include <array>
 #include <charconv>
@@ -7,7 +7,7 @@
 #include <cstring>
 #include <utility>
 
-namespace quiesce::lifecycle {
+namespace quiesce::support {
 namespace json = boost::json;
 
 namespace {
@@ -149,4 +149,4 @@ std::string text_of(const Json& j) {
 std::string json_text(const json::value& v) { return text_of(v); }
 std::string json_text(const json::object& o) { return text_of(o); }
 
-}  // namespace quiesce::lifecycle
+}  // namespace quiesce::support

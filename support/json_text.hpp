@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace quiesce::lifecycle {
+namespace quiesce::support {
 
 std::string json_text(const boost::json::value& v);
 void append_json(std::string& out, const boost::json::value& v);
@@ -20,4 +20,4 @@ void append_json(std::string& out, const boost::json::object& o);
 // A JSON string: `s` quoted and escaped, for text written by hand (tasks/task_json.cpp).
 void append_json_string(std::string& out, std::string_view s);
 
-}  // namespace quiesce::lifecycle
+}  // namespace quiesce::support
