@@ -117,7 +117,6 @@ RETURNING )sql" + task_columns("t.") +
       if (got.size() == free) claim_wanted_ = true;  // there may be more
       std::sort(got.begin(), got.end(), [](auto& a, auto& b) { return a.first < b.first; });
       for (auto& [order, t] : got) hand_out(std::move(t));
-      claims_answered_.notify_all();
     }
   } catch (const boost::system::system_error&) {
     // Cancelled: the deadline or a second signal.
@@ -143,7 +142,7 @@ asio::awaitable<std::optional<task_record>> shared_service::claim_here(
   idle_workers_.push_back(w);
   wake_claimer();  // one more free worker
   try {
-    co_await claims_answered_.wait_until([&] { return w->answered; });
+    co_await w->answer.wait_until([&] { return w->answered; });
   } catch (const boost::system::system_error&) {
     // Cancelled (the deadline): a task handed to it in the same moment goes back to the queue.
     std::erase(idle_workers_, w);
@@ -166,12 +165,15 @@ void shared_service::hand_out(task_record t) {
   observed(t);
   w->task = std::move(t);
   w->answered = true;
+  w->answer.notify_all();
 }
 
 void shared_service::end_claims() {
-  for (auto& w : idle_workers_) w->answered = true;
+  for (auto& w : idle_workers_) {
+    w->answered = true;
+    w->answer.notify_all();
+  }
   idle_workers_.clear();
-  claims_answered_.notify_all();
 }
 
 void shared_service::give_back(task_record t) {

@@ -94,6 +94,7 @@ class shared_service final : public service, private task_engine {
     lifecycle::abort_scope::ticket abort;
     std::optional<task_record> task;  // none once answered: claiming has ended
     bool answered = false;
+    lifecycle::event_count answer;  // its own: an answer wakes this worker, not every idle one
   };
   // DELETEs waiting for a running task's end to come back through the event stream.
   struct awaited_end {
@@ -186,7 +187,6 @@ class shared_service final : public service, private task_engine {
   std::size_t admitting_ = 0;  // admissions not yet answered
   std::unordered_map<std::string, std::shared_ptr<run_handle>> running_;
   std::deque<std::shared_ptr<idle_worker>> idle_workers_;
-  lifecycle::event_count claims_answered_;
   std::unordered_map<std::string, awaited_end> awaited_ends_;
   lifecycle::event_count ends_seen_;
   bool claim_wanted_ = true;  // a notification, a free worker or a rescue since the last claim
