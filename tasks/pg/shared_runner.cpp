@@ -177,9 +177,11 @@ void shared_service::end_claims() {
 }
 
 void shared_service::give_back(task_record t) {
-  auto h = std::make_shared<run_handle>();
-  h->record = t;
-  running_.emplace(t.id, std::move(h));
+  // Handed out already (its worker was cancelled as it was answered), or not yet.
+  if (auto [it, fresh] = running_.try_emplace(t.id); fresh) {
+    it->second = std::make_shared<run_handle>();
+    it->second->record = t;
+  }
   asio::co_spawn(db_, write_end(std::move(t), std::nullopt),
                  lifecycle::log_escaped{"a claimed task's return"});
 }
