@@ -12,6 +12,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <unordered_set>
+
 namespace quiesce::tasks::pg {
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -100,89 +102,17 @@ asio::awaitable<admission> shared_service::admit_here(std::shared_ptr<pending_ad
   co_return std::move(*p->answer);
 }
 
-// Group commit: whatever was admitted while the last statement ran goes in the next one. The
-// statement inserts what fits in the queue, skips keys already taken (the unique constraint
-// decides, not a lookup), and notifies the replicas once per commit, only if it inserted.
+// Group commit: whatever was admitted while the last statement ran goes in the next one.
 asio::awaitable<void> shared_service::write_admissions() {
-  static const std::string insert = R"sql(
-WITH room AS (SELECT $2::bigint - count(*) AS n FROM quiesce_tasks WHERE status = 'queued'),
-ins AS (
-  INSERT INTO quiesce_tasks (id, kind, params, status, message, created_us, idempotency_key)
-  SELECT x.id, x.kind, x.params, 'queued', x.message, x.created_us, x.idempotency_key
-  FROM jsonb_to_recordset($1::jsonb) AS x(ord bigint, id text, kind text, params text,
-                                          message text, created_us bigint, idempotency_key text),
-       room
-  WHERE x.ord < room.n ORDER BY x.ord
-  ON CONFLICT (idempotency_key) DO NOTHING
-  RETURNING id),
-woke AS (SELECT pg_notify('quiesce_work', '') FROM (SELECT 1 FROM ins LIMIT 1) AS one)
-SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
-  static const std::string replayed =
-      "SELECT " + task_columns() +
-      " FROM quiesce_tasks WHERE idempotency_key IN (SELECT jsonb_array_elements_text($1::jsonb))";
-
   while (!admissions_.empty()) {
-    std::vector<std::shared_ptr<pending_admission>> batch;
+    admission_batch batch;
     while (!admissions_.empty() && batch.size() < batch_limit) {
       batch.push_back(std::move(admissions_.front()));
       admissions_.pop_front();
     }
-    json::array rows;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      auto& t = batch[i]->task;
-      rows.push_back(
-          json::object{{"ord", i},
-                       {"id", t.id},
-                       {"kind", t.kind},
-                       {"params", json::serialize(t.params.get())},
-                       {"message", t.message},
-                       {"created_us", micros(t.created_at)},
-                       {"idempotency_key", t.idempotency_key ? json::value(*t.idempotency_key)
-                                                             : json::value(nullptr)}});
-    }
     try {
-      auto r = co_await pool_.exec(insert, json::serialize(rows),
-                                   std::to_string(settings_.queue_capacity));
-      std::unordered_map<std::string, bool> inserted;
-      for (int i = 0; i < r.rows(); ++i) inserted.emplace(r.get(i, 2), true);
-      // `room` is in every row; with none inserted, ask again (rare: all full or all replays).
-      std::int64_t room = 0;
-      if (r.rows()) {
-        room = r.integer(0, 0);
-      } else {
-        auto q = co_await pool_.exec(
-            "SELECT $1::bigint - count(*) FROM quiesce_tasks WHERE status = 'queued'",
-            std::to_string(settings_.queue_capacity));
-        room = q.integer(0, 0);
-      }
-      json::array keys;
-      for (auto& p : batch) {
-        if (inserted.count(p->task.id))
-          p->answer = admission{admit_outcome::created, p->task};
-        else if (p->task.idempotency_key)
-          keys.push_back(json::value(*p->task.idempotency_key));
-      }
-      std::unordered_map<std::string, task_record> by_key;
-      if (!keys.empty()) {
-        auto q = co_await pool_.exec(replayed, json::serialize(keys));
-        for (int i = 0; i < q.rows(); ++i) {
-          auto t = read_task(q, i);
-          by_key.emplace(*t.idempotency_key, std::move(t));
-        }
-      }
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        auto& p = *batch[i];
-        if (p.answer) continue;
-        if (p.task.idempotency_key)
-          if (auto it = by_key.find(*p.task.idempotency_key); it != by_key.end()) {
-            p.answer = admission{admit_outcome::replayed, it->second};
-            continue;
-          }
-        if (static_cast<std::int64_t>(i) >= room)
-          p.answer = admission{admit_outcome::queue_full, std::nullopt};
-        else  // its key's task was pruned between the two statements: the client may retry
-          p.failure = "the task with this key was just forgotten; retry";
-      }
+      auto room = co_await insert_admissions(batch);
+      answer_the_rest(batch, co_await read_replays(batch), room);
     } catch (const db_error& e) {
       log::warn("admissions not stored", {{"count", batch.size()}, {"error", e.what()}});
       for (auto& p : batch) p->failure = e.what();
@@ -199,6 +129,93 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
     wake_claimer();
   }
   writing_admissions_ = false;
+}
+
+// One statement: inserts what fits in the queue, skips keys already taken (the unique constraint
+// decides, not a lookup), notifies the replicas once if it inserted, and answers each inserted
+// admission `created`. Returns the queue's room before the batch.
+asio::awaitable<std::int64_t> shared_service::insert_admissions(const admission_batch& batch) {
+  static const std::string insert = R"sql(
+WITH room AS (SELECT $2::bigint - count(*) AS n FROM quiesce_tasks WHERE status = 'queued'),
+ins AS (
+  INSERT INTO quiesce_tasks (id, kind, params, status, message, created_us, idempotency_key)
+  SELECT x.id, x.kind, x.params, 'queued', x.message, x.created_us, x.idempotency_key
+  FROM jsonb_to_recordset($1::jsonb) AS x(ord bigint, id text, kind text, params text,
+                                          message text, created_us bigint, idempotency_key text),
+       room
+  WHERE x.ord < room.n ORDER BY x.ord
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id),
+woke AS (SELECT pg_notify('quiesce_work', '') FROM (SELECT 1 FROM ins LIMIT 1) AS one)
+SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
+  auto capacity = std::to_string(settings_.queue_capacity);
+  auto r = co_await pool_.exec(insert, admission_rows(batch), capacity);
+  std::unordered_set<std::string_view> inserted;
+  for (int i = 0; i < r.rows(); ++i) inserted.insert(r.get(i, 2));
+  for (auto& p : batch)
+    if (inserted.contains(p->task.id)) p->answer = admission{admit_outcome::created, p->task};
+  // `room` is in every row; with none inserted, ask again (rare: all full or all replays).
+  if (r.rows()) co_return r.integer(0, 0);
+  auto q = co_await pool_.exec(
+      "SELECT $1::bigint - count(*) FROM quiesce_tasks WHERE status = 'queued'", capacity);
+  co_return q.integer(0, 0);
+}
+
+// The stored tasks of the keys that the batch's admissions not inserted named, by key.
+asio::awaitable<std::unordered_map<std::string, task_record>> shared_service::read_replays(
+    const admission_batch& batch) {
+  static const std::string replayed =
+      "SELECT " + task_columns() +
+      " FROM quiesce_tasks WHERE idempotency_key IN (SELECT jsonb_array_elements_text($1::jsonb))";
+  json::array keys;
+  for (auto& p : batch)
+    if (!p->answer && p->task.idempotency_key)
+      keys.push_back(json::value(*p->task.idempotency_key));
+  std::unordered_map<std::string, task_record> by_key;
+  if (keys.empty()) co_return by_key;
+  auto q = co_await pool_.exec(replayed, json::serialize(keys));
+  for (int i = 0; i < q.rows(); ++i) {
+    auto t = read_task(q, i);
+    by_key.emplace(*t.idempotency_key, std::move(t));
+  }
+  co_return by_key;
+}
+
+// Every admission the insert did not answer: a replay of its key's task, or refused for room.
+void shared_service::answer_the_rest(const admission_batch& batch,
+                                     const std::unordered_map<std::string, task_record>& by_key,
+                                     std::int64_t room) {
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto& p = *batch[i];
+    if (p.answer) continue;
+    if (p.task.idempotency_key)
+      if (auto it = by_key.find(*p.task.idempotency_key); it != by_key.end()) {
+        p.answer = admission{admit_outcome::replayed, it->second};
+        continue;
+      }
+    if (static_cast<std::int64_t>(i) >= room)
+      p.answer = admission{admit_outcome::queue_full, std::nullopt};
+    else  // its key's task was pruned between the two statements: the client may retry
+      p.failure = "the task with this key was just forgotten; retry";
+  }
+}
+
+// The batch as the insert reads it: one JSON record per admission, `ord` its place in the batch.
+std::string shared_service::admission_rows(const admission_batch& batch) {
+  json::array rows;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto& t = batch[i]->task;
+    rows.push_back(
+        json::object{{"ord", i},
+                     {"id", t.id},
+                     {"kind", t.kind},
+                     {"params", json::serialize(t.params.get())},
+                     {"message", t.message},
+                     {"created_us", micros(t.created_at)},
+                     {"idempotency_key",
+                      t.idempotency_key ? json::value(*t.idempotency_key) : json::value(nullptr)}});
+  }
+  return json::serialize(rows);
 }
 
 asio::awaitable<std::optional<task_record>> shared_service::find(std::string id) {

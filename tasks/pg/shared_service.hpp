@@ -110,7 +110,15 @@ class shared_service final : public service, private task_engine {
 
   // shared_service.cpp: admission, reads, cancel.
   boost::asio::awaitable<admission> admit_here(std::shared_ptr<pending_admission> p);
-  boost::asio::awaitable<void> write_admissions();
+  using admission_batch = std::vector<std::shared_ptr<pending_admission>>;
+  boost::asio::awaitable<void> write_admissions();  // group commit, one statement each:
+  boost::asio::awaitable<std::int64_t> insert_admissions(const admission_batch& batch);
+  boost::asio::awaitable<std::unordered_map<std::string, task_record>> read_replays(
+      const admission_batch& batch);
+  static void answer_the_rest(const admission_batch& batch,
+                              const std::unordered_map<std::string, task_record>& by_key,
+                              std::int64_t room);
+  static std::string admission_rows(const admission_batch& batch);
   boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel_here(
       std::string id);
   boost::asio::awaitable<std::optional<task_record>> read_now(std::string id);
