@@ -20,7 +20,7 @@ const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; 
 
 // A configured duration (the drain delay) or a bound raced with `||` against the event being
 // waited for (close_timeout): the drain never polls, it waits on events with a limit.
-asio::awaitable<void> sleep_for(milliseconds d) {
+asio::awaitable<void> timer_for(milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
   co_await t.async_wait(asio::use_awaitable);
 }
@@ -73,7 +73,7 @@ asio::awaitable<int> coordinator::run() {
 }
 
 asio::awaitable<void> coordinator::drain_gracefully() {
-  if (settings_.drain_delay.count() > 0) co_await sleep_for(settings_.drain_delay);
+  if (settings_.drain_delay.count() > 0) co_await timer_for(settings_.drain_delay);
   co_await close_admission();
   co_await hooks_.work_done();
   enter(phase::closing, "tasks finished");
@@ -102,8 +102,8 @@ asio::awaitable<void> coordinator::interrupt(const std::string& reason) {
   co_await close_admission();
   // Terminal reaches running tasks through their workers; they end `interrupted` and say so.
   tree_.workers.emit(asio::cancellation_type::terminal);
-  co_await (tree_.workers.wait_empty() || sleep_for(settings_.close_timeout));
-  co_await (hooks_.interrupt_queued() || sleep_for(settings_.close_timeout));
+  co_await (tree_.workers.wait_empty() || timer_for(settings_.close_timeout));
+  co_await (hooks_.interrupt_queued() || timer_for(settings_.close_timeout));
   co_await hooks_.close_streams(milliseconds(0));
 }
 
@@ -115,7 +115,7 @@ asio::awaitable<void> coordinator::end_all() {
          {&tree_.listeners, &tree_.connections, &tree_.workers, &tree_.admin, &tree_.store})
       co_await g->wait_empty();
   };
-  co_await (all_ended() || sleep_for(settings_.close_timeout));
+  co_await (all_ended() || timer_for(settings_.close_timeout));
   signals_.cancel();
 }
 

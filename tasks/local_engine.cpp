@@ -63,7 +63,7 @@ asio::awaitable<void> task_service::put_back(task_record t) {
 
 void task_service::requeue(task_record t) {
   t.requeue("stopped by the shutdown deadline or a second signal; it runs again after a restart");
-  // Under the lock, unlike finish(): `queued` is not final, so a DELETE that found the task in
+  // Under the lock, unlike end(): `queued` is not final, so a DELETE that found the task in
   // running_ with that status would wait for an end that never comes.
   {
     std::lock_guard lock(mutex_);

@@ -23,7 +23,7 @@ asio::awaitable<void> nap(lifecycle::event_count& wake,
   co_await lifecycle::throw_if_cancelled();
 }
 
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+asio::awaitable<void> back_off(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
   boost::system::error_code ec;
   co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));

@@ -38,7 +38,8 @@ class retry_backoff {
 // that came before the nap was looked at by the caller first and is not waited for.
 boost::asio::awaitable<void> nap(lifecycle::event_count& wake,
                                  std::optional<std::chrono::milliseconds> d);
-// Sleeps for `d`; throws when the caller is cancelled.
-boost::asio::awaitable<void> sleep_for(std::chrono::milliseconds d);
+// The wait of a retry_backoff before the next attempt at the database; throws when the caller is
+// cancelled.
+boost::asio::awaitable<void> back_off(std::chrono::milliseconds d);
 
 }  // namespace quiesce::tasks::pg

@@ -43,7 +43,7 @@ asio::awaitable<void> shared_service::listener() {
         // A loss while listening is news now; a failed (re)connect began with the attempt.
         if (e.lost) health(false, listening ? pool::clock::now() : began, e.what());
       }
-      co_await sleep_for(backoff.failed());
+      co_await back_off(backoff.failed());
     }
   } catch (const boost::system::system_error&) {
     // The end of the process.

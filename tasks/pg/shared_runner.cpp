@@ -2,7 +2,6 @@
 // this replica's idle workers (worker_pool.cpp runs them), each attempt's writes are fenced by
 // (owner, attempt), and the drain waits for them. The heartbeat is in shared_heartbeat.cpp, the
 // listener and the event follower in shared_listener.cpp.
-#include "lifecycle/cancelled.hpp"
 #include "support/log.hpp"
 #include "tasks/pg/naps.hpp"
 #include "tasks/pg/rows.hpp"
@@ -158,10 +157,7 @@ void shared_service::hand_out(task_record t) {
   if (idle_workers_.empty()) return give_back(std::move(t));  // its worker was cancelled
   auto w = std::move(idle_workers_.front());
   idle_workers_.pop_front();
-  auto h = std::make_shared<run_handle>();
-  h->record = t;
-  h->abort = w->abort;
-  running_.emplace(t.id, h);
+  track(t).abort = w->abort;
   observed(t);
   w->task = std::move(t);
   w->answered = true;
@@ -176,12 +172,19 @@ void shared_service::end_claims() {
   idle_workers_.clear();
 }
 
-void shared_service::give_back(task_record t) {
-  // Handed out already (its worker was cancelled as it was answered), or not yet.
-  if (auto [it, fresh] = running_.try_emplace(t.id); fresh) {
-    it->second = std::make_shared<run_handle>();
-    it->second->record = t;
+// On db_: the run's handle, made once (a task given back may have been handed out already: its
+// worker was cancelled as it was answered).
+shared_service::run_handle& shared_service::track(const task_record& t) {
+  auto& h = running_[t.id];
+  if (!h) {
+    h = std::make_shared<run_handle>();
+    h->record = t;
   }
+  return *h;
+}
+
+void shared_service::give_back(task_record t) {
+  track(t);
   asio::co_spawn(db_, write_end(std::move(t), std::nullopt),
                  lifecycle::log_escaped{"a claimed task's return"});
 }
@@ -294,7 +297,6 @@ asio::awaitable<bool> shared_service::store_end(const task_record& t, bool reque
     args.push_back(t.error);
   }
   retry_backoff backoff;
-  asio::steady_timer pause(db_);
   while (!h.lease_lost) {
     try {
       auto r = co_await pool_.exec_with(requeue ? requeue_sql : end_sql, args);
@@ -310,11 +312,11 @@ asio::awaitable<bool> shared_service::store_end(const task_record& t, bool reque
         co_return false;
       }
     }
-    pause.expires_after(backoff.failed());
-    boost::system::error_code ec;
-    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    auto cs = co_await asio::this_coro::cancellation_state;
-    if (lifecycle::cancelled(cs)) co_return false;
+    try {
+      co_await back_off(backoff.failed());
+    } catch (const boost::system::system_error&) {
+      co_return false;  // cancelled while waiting to retry: this replica must stop now
+    }
   }
   co_return false;
 }

@@ -251,7 +251,7 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_se
     std::unordered_map<std::string, awaited_end>& ends;
     const std::string& id;
     ~forget() {
-      if (--ends[id].waiting == 0) ends.erase(id);
+      if (auto it = ends.find(id); --it->second.waiting == 0) ends.erase(it);
     }
   } guard{awaited_ends_, id};
   auto f = co_await pool_.exec(flag_running, id);
@@ -260,7 +260,7 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_se
     // Its owner died and the lease is being waited out: answer with what is known then.
     asio::steady_timer bound(db_, std::chrono::seconds(10) + settings_.lease);
     boost::system::error_code ec;
-    co_await (ends_seen_.wait_until([&] { return awaited_ends_[id].seen; }) ||
+    co_await (ends_seen_.wait_until([&] { return awaited_ends_.at(id).seen; }) ||
               bound.async_wait(asio::redirect_error(asio::use_awaitable, ec)));
     t = co_await read_now(id);
   }

@@ -150,6 +150,7 @@ class shared_service final : public service, private task_engine {
   void hand_out(task_record t);   // on db_: to the longest idle worker
   void end_claims();              // on db_: every idle worker is told no task will come
   void give_back(task_record t);  // on db_: claimed, but no worker is left to run it
+  run_handle& track(const task_record& t);
   void note_progress(const std::string& id, double progress);  // on db_
   boost::asio::awaitable<void> write_progress(std::string id);
   // Stores the end (`status`) or, with none, puts the task back in the queue.
