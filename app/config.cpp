@@ -61,7 +61,12 @@ po::options_description describe(config& c) {
     ("lease-seconds", po::value(&c.lease_seconds)->default_value(c.lease_seconds), "how long a running task's lease lasts unrenewed (sqlite, postgres)")
     ("database-url", po::value(&c.database_url)->default_value(c.database_url), "PostgreSQL for --store postgres: a libpq URI or key=value string (PG* variables apply)")
     ("database-pool", po::value(&c.database_pool)->default_value(c.database_pool), "PostgreSQL connections per replica, besides the one that listens")
-    ("database-timeout", po::value(&c.database_timeout)->default_value(c.database_timeout), "seconds a PostgreSQL statement or connect may take before the store counts as unavailable (503)");
+    ("database-timeout", po::value(&c.database_timeout)->default_value(c.database_timeout), "seconds a PostgreSQL statement or connect may take before the store counts as unavailable (503)")
+    ("kinds", po::value(&c.kinds)->default_value(c.kinds), "JSON file of command kinds: programs run once per attempt (docs/kinds.md)")
+    ("command-tail-bytes", po::value(&c.command_tail_bytes)->default_value(c.command_tail_bytes), "bytes of a command's stdout and stderr kept in its record (output)")
+    ("command-log-bytes", po::value(&c.command_log_bytes)->default_value(c.command_log_bytes), "bytes of each of a command's stdout and stderr logged per attempt")
+    ("command-line-bytes", po::value(&c.command_line_bytes)->default_value(c.command_line_bytes), "longest line a command may write on descriptor 3 (longer: ignored)")
+    ("command-linger", po::value(&c.command_linger)->default_value(c.command_linger), "seconds a command's pipes are still read after it exited (a grandchild may hold them)");
   // clang-format on
   return d;
 }
@@ -154,7 +159,8 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
                          {c.shutdown_timeout, "shutdown-timeout"},
                          {c.idle_timeout, "idle-timeout"},
                          {c.header_timeout, "header-timeout"},
-                         {c.ws_ping_interval, "ws-ping-interval"}})
+                         {c.ws_ping_interval, "ws-ping-interval"},
+                         {c.command_linger, "command-linger"}})
     check(std::isfinite(v) && v >= 0, knob, "must be a number of seconds, 0 or more");
   check(c.ws_ping_interval > 0, "ws-ping-interval", "must be more than 0");
   check(c.ws_send_queue > 0, "ws-send-queue", "must be at least 1");
@@ -169,6 +175,9 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
   check(c.store == "sqlite" || c.store == "memory" || c.store == "postgres", "store",
         "must be sqlite, memory or postgres");
   check(c.database_pool > 0, "database-pool", "must be at least 1");
+  check(c.command_tail_bytes <= (1u << 20), "command-tail-bytes", "must be at most 1048576");
+  check(c.command_line_bytes >= 64 && c.command_line_bytes <= (64u << 20), "command-line-bytes",
+        "must be between 64 and 67108864");
   check(std::isfinite(c.database_timeout) && c.database_timeout > 0, "database-timeout",
         "must be a number of seconds, more than 0");
   check(!c.data_dir.empty(), "data-dir", "must name a directory");

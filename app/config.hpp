@@ -47,6 +47,11 @@ struct config {
   std::string database_url;
   std::size_t database_pool = 4;
   double database_timeout = 5;
+  std::string kinds;  // --kinds: the operator's command kinds (a JSON file); empty: none
+  std::size_t command_tail_bytes = 4096;         // of a command's output, kept in its record
+  std::size_t command_log_bytes = 64 * 1024;     // of each of its stdout and stderr, logged
+  std::size_t command_line_bytes = 1024 * 1024;  // the longest descriptor-3 line
+  double command_linger = 1;                     // seconds its pipes are read after it exited
 };
 
 // Seconds with decimals, as the knobs are written.

@@ -1,12 +1,18 @@
 // quiesce: tasks over REST, events over WebSocket, and a drain that loses nothing on SIGTERM.
 #include "app/config.hpp"
 #include "app/server.hpp"
+#include "command/orphan_reaper.hpp"
 #include "support/log.hpp"
 
+#include <csignal>
 #include <iostream>
 
 int main(int argc, char* argv[]) {
   using namespace quiesce;
+  // Before any thread exists, so that every thread inherits both: a write to a command's pipe
+  // after it exited is EPIPE, not death, and SIGCHLD is read from a signalfd, interrupting nothing.
+  std::signal(SIGPIPE, SIG_IGN);
+  command::block_child_signal();
   try {
     auto parsed = app::parse_config(argc, argv);
     if (auto* help = std::get_if<app::help_text>(&parsed)) {

@@ -119,6 +119,23 @@ struct task_request {
   std::optional<std::string> key;  // Idempotency-Key
 };
 
+// {"kind":K,"params":{...}}: the kind's parameters are `params` (the flat form, parameters beside
+// the kind, stays valid for the built-in kinds). Nothing else may stand beside `params`.
+std::optional<response> take_nested_params(json::object& body) {
+  auto* p = body.if_contains("params");
+  if (!p) return std::nullopt;
+  if (!p->is_object())
+    return error_response(status::bad_request, "bad_parameter", "params must be a JSON object");
+  json::object inner = std::move(p->as_object());
+  body.erase("params");
+  if (!body.empty())
+    return error_response(status::bad_request, "bad_parameter",
+                          "unknown field '" + std::string(body.begin()->key()) +
+                              "': a kind's parameters go inside params");
+  body = std::move(inner);
+  return std::nullopt;
+}
+
 // Plain functions, not the coroutine's body: every local of a coroutine lives in its frame, and
 // with these in it post_task's frame was 1,600 bytes, past what Asio's per-thread cache recycles
 // (1,020), so each POST took a large block from malloc and made it consolidate its fast bins.
@@ -144,6 +161,7 @@ std::variant<task_request, response> read_task_request(const request& req) {
       r.kind = k->as_string();
       r.params.erase("kind");
     }
+    if (auto bad = take_nested_params(r.params)) return std::move(*bad);
   }
   if (auto k = req["Idempotency-Key"]; !k.empty()) {
     if (k.size() > 200)

@@ -1,6 +1,8 @@
 #include "app/server.hpp"
 
 #include "app/settings.hpp"
+#include "command/child_process.hpp"
+#include "command/orphan_reaper.hpp"
 #include "support/log.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -105,8 +107,7 @@ server::~server() {
 
 std::unique_ptr<tasks::store> server::open_store() {
   try {
-    return tasks::open_store(store_settings_of(cfg_), tasks::builtin_kinds(kind_settings_of(cfg_)),
-                             cpu_);
+    return tasks::open_store(store_settings_of(cfg_), kinds_of(cfg_), cpu_);
   } catch (const tasks::store_unusable&) {
     throw start_failure{exit_storage};  // logged with its reason
   }
@@ -157,6 +158,11 @@ int server::run() {
   listen(lifecycle::executor_of(control_), std::move(admin_acceptor_), "admin", tree.admin,
          tree.admin, admin_ctx_, admin_connections_, [] {});
   store_->start(io_.strands(), tree.workers, tree.store);
+  // Orphans of command kinds (and, as PID 1, of anyone) come back here: reaped as they exit.
+  command::become_subreaper();
+  tree.store.spawn(control_.get_executor(), command::reap_orphans(), [](std::exception_ptr e) {
+    if (e) log::error("orphan reaper failed", {{"error", log::describe(e)}});
+  });
 
   for (auto& w : timing_warnings(cfg_)) log::warn("timings do not fit", {{"detail", w}});
   log::always("listening", {{"port", port},

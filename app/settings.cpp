@@ -44,6 +44,18 @@ tasks::kind_settings kind_settings_of(const config& c) {
   return {c.task_seconds, c.max_task_seconds};
 }
 
+command::output_limits output_limits_of(const config& c) {
+  return {c.command_tail_bytes, c.command_log_bytes, c.command_line_bytes,
+          ms_from_seconds(c.command_linger)};
+}
+
+tasks::kind_registry kinds_of(const config& c) {
+  auto kinds = tasks::builtin_kinds(kind_settings_of(c));
+  if (!c.kinds.empty())
+    tasks::add_command_kinds(kinds, command::read_kinds_file(c.kinds), output_limits_of(c));
+  return kinds;
+}
+
 tasks::service_settings service_settings_of(const config& c) {
   // A durable store keeps what the deadline stopped for the next process.
   return {c.workers, c.queue_capacity, c.store == "sqlite"};

@@ -16,6 +16,10 @@ net::http_limits http_limits_of(const config& c);
 // Also names the pod and its namespace from KUBE_POD_NAME / KUBE_POD_NAMESPACE (the hello frame).
 stream::stream_settings stream_settings_of(const config& c);
 tasks::kind_settings kind_settings_of(const config& c);
+command::output_limits output_limits_of(const config& c);
+// The built-in kinds and the operator's (--kinds, read and checked here: throws
+// std::invalid_argument with the reason, which stops the start-up with exit 64).
+tasks::kind_registry kinds_of(const config& c);
 tasks::service_settings service_settings_of(const config& c);
 tasks::journal_settings journal_settings_of(const config& c, std::string owner);
 tasks::pg::shared_settings shared_settings_of(const config& c);

@@ -13,7 +13,8 @@ struct cancellation_tree {
   task_group connections{"connections"};  // public HTTP and WebSocket sessions
   task_group workers{"workers"};          // task runners
   task_group admin{"admin"};              // admin acceptor and sessions: last to go
-  task_group store{"store"};  // a shared store's heartbeat and listener: leases live to the end
+  task_group store{"store"};  // a shared store's heartbeat and listener (leases live to the end),
+                              // the orphan reaper
 
   // Admission closes: the public acceptors stop. Sessions and workers are not told (they go on
   // serving what was accepted); admin probes keep answering.

@@ -56,6 +56,15 @@ void task_service::report(const std::string& task_id, double progress) {
   publish_progress(*r);
 }
 
+// An event like progress's: the journal stores a task's state with its events, so the checkpoint
+// is durable once that event is stored.
+void task_service::checkpoint(const std::string& task_id, boost::json::value checkpoint) {
+  auto r = store_.get(task_id);
+  r->checkpoint = std::move(checkpoint);
+  store_.update(*r);
+  publish_progress(*r);
+}
+
 asio::awaitable<void> task_service::put_back(task_record t) {
   requeue(std::move(t));
   return done();

@@ -36,14 +36,15 @@ struct sqlite_journal::statements {
         insert(db,
                "INSERT INTO tasks(id, kind, params, status, progress, message, created_ms,"
                " started_ms, finished_ms, result, error, idempotency_key, attempt, finished_seq,"
-               " lease_owner, lease_expires_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-               " ?11, ?12, ?13, ?14, ?15, ?16)"),
+               " lease_owner, lease_expires_ms, checkpoint, output) VALUES(?1, ?2, ?3, ?4, ?5, ?6,"
+               " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19)"),
         // Only what a task's later changes can touch: its id, kind, params, creation and
         // idempotency key are written once.
         update(db,
                "UPDATE tasks SET status = ?4, progress = ?5, message = ?6, started_ms = ?8,"
                " finished_ms = ?9, result = ?10, error = ?11, attempt = ?13, finished_seq = ?14,"
-               " lease_owner = ?15, lease_expires_ms = ?16 WHERE row_key = ?17"),
+               " lease_owner = ?15, lease_expires_ms = ?16, checkpoint = ?18, output = ?19"
+               " WHERE row_key = ?17"),
         events(db, "INSERT INTO event_batches VALUES(?1, ?2)"),
         // Whole rows only: a row that holds some retained events stays, and load() skips the rest.
         prune(db, "DELETE FROM event_batches WHERE last_seq <= ?1"),
@@ -211,6 +212,10 @@ void sqlite_journal::write_task(const task_record& t, std::int64_t seq,
   s.bind(10, std::string_view(result));
   s.bind(11, t.error);
   s.bind(13, static_cast<std::int64_t>(t.attempt));
+  std::optional<std::string> checkpoint;
+  if (!t.checkpoint.is_null()) checkpoint = boost::json::serialize(t.checkpoint);
+  s.bind(18, checkpoint);
+  s.bind(19, t.output);
   if (is_final(t.status)) {
     s.bind(14, seq);
   } else {

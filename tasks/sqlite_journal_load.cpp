@@ -36,7 +36,8 @@ stored_state sqlite_journal::load() {
     }
     statement tasks(db_,
                     "SELECT id, kind, params, status, progress, message, created_ms, started_ms,"
-                    " finished_ms, result, error, idempotency_key, attempt, row_key FROM tasks"
+                    " finished_ms, result, error, idempotency_key, attempt, row_key, checkpoint,"
+                    " output FROM tasks"
                     " ORDER BY finished_seq IS NULL, finished_seq, row_key");
     while (tasks.step()) {
       task_record t;
@@ -53,6 +54,8 @@ stored_state sqlite_journal::load() {
       if (!tasks.null(10)) t.error = tasks.text(10);
       if (!tasks.null(11)) t.idempotency_key = tasks.text(11);
       t.attempt = static_cast<int>(tasks.integer(12));
+      if (!tasks.null(14)) t.checkpoint = boost::json::parse(tasks.text(14));
+      if (!tasks.null(15)) t.output = tasks.text(15);
       if (is_final(t.status))
         ++finished_rows_;
       else

@@ -53,6 +53,12 @@ CREATE TABLE event_batches(last_seq INTEGER PRIMARY KEY, frames TEXT NOT NULL);
 INSERT INTO event_batches SELECT seq, frame FROM events ORDER BY seq;
 DROP TABLE events;
 )sql",
+    // Command kinds: a task's last checkpoint (JSON text, handed to its next attempt) and the
+    // tail of its output.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN checkpoint TEXT;
+ALTER TABLE tasks ADD COLUMN output TEXT;
+)sql",
 };
 constexpr int schema_version = static_cast<int>(std::size(migrations));
 

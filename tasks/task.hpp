@@ -55,6 +55,9 @@ struct task_record {
   std::optional<std::string> error;
   std::optional<std::string> idempotency_key;
   int attempt = 0;  // how many times it started running; above 1 it is a retry
+  // The last checkpoint an attempt stored (null: none), handed to the next attempt.
+  boost::json::value checkpoint;
+  std::optional<std::string> output;  // a command's last output (its tail), as valid UTF-8
 
   // Moves to `to`, stamping times and the message. Throws std::logic_error on a bad transition.
   void move_to(task_status to, time_point now = std::chrono::system_clock::now());

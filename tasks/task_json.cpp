@@ -14,7 +14,7 @@ json::object to_json(const task_record& t) {
   };
   // Sized once for every key and the two an event adds ("type", "requeued"): growing key by key
   // rehashed and reallocated the object several times.
-  json::object o(14);
+  json::object o(16);
   o.emplace("task_id", t.id);
   o.emplace("kind", t.kind);
   o.emplace("params", t.params.get());
@@ -27,6 +27,8 @@ json::object to_json(const task_record& t) {
   o.emplace("result", t.result);
   o.emplace("error", t.error ? json::value(*t.error) : json::value(nullptr));
   o.emplace("attempt", t.attempt);
+  o.emplace("checkpoint", t.checkpoint);
+  o.emplace("output", t.output ? json::value(*t.output) : json::value(nullptr));
   return o;
 }
 
@@ -71,6 +73,13 @@ std::string open_task_text(const task_record& t) {
     out += "null";
   out += ",\"attempt\":";
   append_json(out, json::value(t.attempt));
+  out += ",\"checkpoint\":";
+  append_json(out, t.checkpoint);
+  out += ",\"output\":";
+  if (t.output)
+    append_json_string(out, *t.output);
+  else
+    out += "null";
   return out;
 }
 

@@ -2,6 +2,8 @@
 // A new kind is one file in tasks/ (kind_<name>.cpp) plus its line in task_kinds.cpp.
 #pragma once
 
+#include "command/command_attempt.hpp"
+#include "command/kinds_file.hpp"
 #include "tasks/task.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -12,6 +14,7 @@
 #include <exception>
 #include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -27,9 +30,15 @@ struct bad_parameter : std::invalid_argument {
 
 struct task_context {
   std::string task_id;
-  task_params params;                       // validated, defaults filled
-  std::function<void(double)> report;       // progress in [0, 1]; publishes an event
-  boost::asio::thread_pool* cpu = nullptr;  // for CPU-bound work, off the network threads
+  std::string kind;
+  int attempt = 0;                     // 1 for the first
+  task_params params;                  // validated, defaults filled
+  boost::json::value checkpoint;       // the last one an earlier attempt stored, or null
+  std::function<void(double)> report;  // progress in [0, 1]; publishes an event
+  // Stores a checkpoint with the task (durably where the store is), for the next attempt.
+  std::function<void(boost::json::value)> save_checkpoint;
+  std::optional<std::string>* output = nullptr;  // where a command keeps its output's tail
+  boost::asio::thread_pool* cpu = nullptr;       // for CPU-bound work, off the network threads
 };
 
 struct task_kind {
@@ -58,6 +67,9 @@ class kind_registry {
 };
 
 kind_registry builtin_kinds(const kind_settings& settings);
+// The operator's command kinds (--kinds), each run as a child process per attempt.
+void add_command_kinds(kind_registry& r, const std::vector<command::kind_spec>& specs,
+                       const command::output_limits& limits);
 
 // Runs `k` and returns how it ended instead of throwing: a runner races it with `||` against a
 // stop request, and Asio's `||` waits for one branch to *succeed*, so a kind that threw would

@@ -93,12 +93,21 @@ std::optional<task_status> worker_pool::ending(task_record& t, const std::except
   return task_status::failed;
 }
 
-task_context worker_pool::context_for(const task_record& t) {
+task_context worker_pool::context_for(task_record& t) {
   task_context ctx;
   ctx.task_id = t.id;
+  ctx.kind = t.kind;
+  ctx.attempt = t.attempt;
   ctx.params = t.params;
+  ctx.checkpoint = t.checkpoint;
   ctx.cpu = &cpu_;
+  ctx.output = &t.output;
   ctx.report = [this, id = t.id](double progress) { engine_.report(id, progress); };
+  // The attempt's own record keeps it too: its end or its return to the queue stores it again.
+  ctx.save_checkpoint = [this, &t](boost::json::value v) {
+    t.checkpoint = v;
+    engine_.checkpoint(t.id, std::move(v));
+  };
   return ctx;
 }
 

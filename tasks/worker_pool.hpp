@@ -36,7 +36,7 @@ class worker_pool {
   boost::asio::awaitable<void> run_attempt(task_record& t,
                                            const lifecycle::abort_scope::ticket& abort,
                                            lifecycle::abort_scope& scope);
-  task_context context_for(const task_record& t);
+  task_context context_for(task_record& t);  // refers to `t`, which outlives the attempt
   // How an attempt that ended with `failure` (null: success) ends: its final status, with its
   // error set on `t`, or none when it goes back to the queue.
   std::optional<task_status> ending(task_record& t, const std::exception_ptr& failure,

@@ -10,9 +10,10 @@ namespace quiesce::tasks::pg {
 
 namespace {
 
-constexpr std::array<const char*, 13> columns = {
-    "id",         "kind",        "params", "status", "progress",        "message", "created_us",
-    "started_us", "finished_us", "result", "error",  "idempotency_key", "attempt"};
+constexpr std::array<const char*, task_column_count> columns = {
+    "id",         "kind",       "params",      "status", "progress", "message",
+    "created_us", "started_us", "finished_us", "result", "error",    "idempotency_key",
+    "attempt",    "checkpoint", "output"};
 
 task_status status_from(std::string_view text) {
   for (std::size_t i = 0; i < status_count; ++i) {
@@ -54,6 +55,8 @@ task_record read_task(const result& r, int row, int f) {
   if (!r.null(row, f + 10)) t.error = std::string(r.get(row, f + 10));
   if (!r.null(row, f + 11)) t.idempotency_key = std::string(r.get(row, f + 11));
   t.attempt = static_cast<int>(r.integer(row, f + 12));
+  if (!r.null(row, f + 13)) t.checkpoint = boost::json::parse(r.get(row, f + 13));
+  if (!r.null(row, f + 14)) t.output = std::string(r.get(row, f + 14));
   return t;
 }
 

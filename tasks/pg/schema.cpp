@@ -126,6 +126,47 @@ INSERT INTO quiesce_schema VALUES (2);
 COMMIT;
 )sql";
 
+// Version 3: command kinds. A task's last checkpoint (handed to its next attempt) and the tail of
+// its output, in the task and in each event, as the record clients read.
+constexpr const char* version_3 = R"sql(
+BEGIN;
+ALTER TABLE quiesce_tasks ADD COLUMN checkpoint text, ADD COLUMN output text;
+ALTER TABLE quiesce_events ADD COLUMN checkpoint text, ADD COLUMN output text;
+CREATE OR REPLACE FUNCTION quiesce_events_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE k bigint; top bigint;
+BEGIN
+  SELECT count(*) INTO k FROM new_rows;
+  IF k = 0 THEN RETURN NULL; END IF;
+  UPDATE quiesce_event_counter SET last_seq = last_seq + k RETURNING last_seq INTO top;
+  INSERT INTO quiesce_events
+  SELECT top - k + row_number() OVER (ORDER BY n.queue_order), false, n.id, n.kind, n.params,
+         n.status, n.progress, n.message, n.created_us, n.started_us, n.finished_us, n.result,
+         n.error, n.idempotency_key, n.attempt, n.checkpoint, n.output
+  FROM new_rows n;
+  PERFORM pg_notify('quiesce_events', top::text);
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION quiesce_events_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE k bigint; top bigint;
+BEGIN
+  SELECT count(*) INTO k FROM new_rows n JOIN old_rows o ON o.id = n.id
+  WHERE (n.status, n.progress, n.attempt) IS DISTINCT FROM (o.status, o.progress, o.attempt);
+  IF k = 0 THEN RETURN NULL; END IF;
+  UPDATE quiesce_event_counter SET last_seq = last_seq + k RETURNING last_seq INTO top;
+  INSERT INTO quiesce_events
+  SELECT top - k + row_number() OVER (ORDER BY n.queue_order),
+         o.status = 'running' AND n.status = 'queued', n.id, n.kind, n.params, n.status,
+         n.progress, n.message, n.created_us, n.started_us, n.finished_us, n.result, n.error,
+         n.idempotency_key, n.attempt, n.checkpoint, n.output
+  FROM new_rows n JOIN old_rows o ON o.id = n.id
+  WHERE (n.status, n.progress, n.attempt) IS DISTINCT FROM (o.status, o.progress, o.attempt);
+  PERFORM pg_notify('quiesce_events', top::text);
+  RETURN NULL;
+END $$;
+INSERT INTO quiesce_schema VALUES (3);
+COMMIT;
+)sql";
+
 }  // namespace
 
 asio::awaitable<void> migrate(connection& c, std::chrono::milliseconds timeout) {
@@ -147,6 +188,7 @@ asio::awaitable<void> migrate(connection& c, std::chrono::milliseconds timeout) 
                              "): run a newer quiesce");
   if (version == 0) co_await c.script(version_1, timeout);
   if (version < 2) co_await c.script(version_2, timeout);
+  if (version < 3) co_await c.script(version_3, timeout);
   if (version < schema_version)
     log::always(version == 0 ? "database schema created" : "database schema migrated",
                 {{"from", version}, {"version", schema_version}});

@@ -8,7 +8,7 @@
 
 namespace quiesce::tasks::pg {
 
-inline constexpr int schema_version = 2;
+inline constexpr int schema_version = 3;
 
 class connection;
 

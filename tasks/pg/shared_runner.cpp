@@ -102,7 +102,8 @@ RETURNING )sql" + task_columns("t.") +
       try {
         auto r = co_await pool_.exec(claim, replica_, std::to_string(free), ms(settings_.lease),
                                      micros(std::chrono::system_clock::now()));
-        for (int i = 0; i < r.rows(); ++i) got.emplace_back(r.integer(i, 13), read_task(r, i));
+        for (int i = 0; i < r.rows(); ++i)
+          got.emplace_back(r.integer(i, task_column_count), read_task(r, i));
         backoff.succeeded();
       } catch (const db_error&) {
         failed = true;  // the pool told the health of it
@@ -190,7 +191,13 @@ void shared_service::give_back(task_record t) {
 }
 
 void shared_service::report(const std::string& task_id, double progress) {
-  asio::post(db_, [this, task_id, progress] { note_progress(task_id, progress); });
+  asio::post(db_, [this, task_id, progress] { note_progress(task_id, progress, std::nullopt); });
+}
+
+void shared_service::checkpoint(const std::string& task_id, boost::json::value checkpoint) {
+  asio::post(db_, [this, task_id, text = boost::json::serialize(checkpoint)]() mutable {
+    note_progress(task_id, std::nullopt, std::move(text));
+  });
 }
 
 // The end is stored from the store's thread; the worker waits for it.
@@ -202,30 +209,39 @@ asio::awaitable<void> shared_service::put_back(task_record t) {
   co_await asio::co_spawn(db_, write_end(std::move(t), std::nullopt), asio::use_awaitable);
 }
 
-void shared_service::note_progress(const std::string& id, double progress) {
+void shared_service::note_progress(const std::string& id, std::optional<double> progress,
+                                   std::optional<std::string> checkpoint) {
   auto it = running_.find(id);
   if (it == running_.end() || it->second->ended) return;
-  it->second->progress = progress;
+  if (progress) it->second->progress = progress;
+  if (checkpoint) it->second->checkpoint = std::move(checkpoint);
   if (!it->second->writing)
     asio::co_spawn(db_, write_progress(id), lifecycle::log_escaped{"progress writer"});
 }
 
-// One progress write in flight per task; a newer report replaces one not yet written.
+// One progress write in flight per task; a newer report replaces one not yet written. A checkpoint
+// alone changes no event (the trigger numbers status, progress and attempt changes).
 asio::awaitable<void> shared_service::write_progress(std::string id) {
   static const std::string sql =
-      "UPDATE quiesce_tasks SET progress = $4 "
+      "UPDATE quiesce_tasks SET progress = COALESCE($4::double precision, progress), "
+      "checkpoint = COALESCE($5, checkpoint) "
       "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running'";
   auto h = running_.at(id);
   h->writing = true;
-  while (h->progress && !h->ended) {
-    double p = *std::exchange(h->progress, std::nullopt);
+  while ((h->progress || h->checkpoint) && !h->ended) {
+    auto p = std::exchange(h->progress, std::nullopt);
+    // Named, not temporaries of the co_await: GCC 12 destroyed a conditional's temporary twice
+    // when the statement threw.
+    std::vector<param> args{id, replica_, std::to_string(h->record.attempt)};
+    args.push_back(p ? param(number(*p)) : param());
+    args.push_back(std::exchange(h->checkpoint, std::nullopt));
     try {
-      auto r = co_await pool_.exec(sql, id, replica_, std::to_string(h->record.attempt), number(p));
+      auto r = co_await pool_.exec_with(sql, std::move(args));
       if (r.affected() == 0) {
         stop_run(id, true);
         break;
       }
-      h->record.progress = p;
+      if (p) h->record.progress = *p;
     } catch (const db_error&) {
       // The task goes on; this step is not shown. Its end is retried until stored.
     }
@@ -275,11 +291,11 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::optional<tas
 asio::awaitable<bool> shared_service::store_end(const task_record& t, bool requeue, run_handle& h) {
   static const std::string end_sql =
       "UPDATE quiesce_tasks SET status = $4, progress = $5, message = $6, finished_us = $7, "
-      "result = $8, error = $9, owner = NULL, lease_until = NULL "
+      "result = $8, error = $9, checkpoint = $10, output = $11, owner = NULL, lease_until = NULL "
       "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running'";
   static const std::string requeue_sql =
       "WITH back AS (UPDATE quiesce_tasks SET status = 'queued', owner = NULL, lease_until = NULL, "
-      "started_us = NULL, progress = 0, message = $4 "
+      "started_us = NULL, progress = 0, message = $4, checkpoint = $5, output = $6 "
       "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running' RETURNING id) "
       "SELECT pg_notify('quiesce_work', '') FROM back";
   std::vector<param> args;
@@ -296,6 +312,8 @@ asio::awaitable<bool> shared_service::store_end(const task_record& t, bool reque
     args.push_back(t.result.is_null() ? param() : param(boost::json::serialize(t.result)));
     args.push_back(t.error);
   }
+  args.push_back(t.checkpoint.is_null() ? param() : param(boost::json::serialize(t.checkpoint)));
+  args.push_back(t.output);
   retry_backoff backoff;
   while (!h.lease_lost) {
     try {

@@ -85,6 +85,7 @@ class shared_service final : public service, private task_engine {
     lifecycle::abort_scope::ticket abort;  // its worker's: a DELETE, or the lease was lost
     std::atomic<bool> lease_lost = false;
     std::optional<double> progress;           // reported, not yet written
+    std::optional<std::string> checkpoint;    // stored by the attempt, not yet written (JSON)
     bool writing = false;                     // a progress write is in flight
     bool ended = false;                       // the final write began: no progress event after it
     lifecycle::event_count progress_written;  // `writing` became false
@@ -139,6 +140,7 @@ class shared_service final : public service, private task_engine {
   boost::asio::awaitable<void> claim(lifecycle::abort_scope::ticket abort,
                                      std::optional<task_record>& claimed) override;
   void report(const std::string& task_id, double progress) override;
+  void checkpoint(const std::string& task_id, boost::json::value checkpoint) override;
   boost::asio::awaitable<void> finish(task_record t, task_status status) override;
   boost::asio::awaitable<void> put_back(task_record t) override;
   // What a replica stopped by its deadline leaves, another replica runs.
@@ -151,7 +153,9 @@ class shared_service final : public service, private task_engine {
   void end_claims();              // on db_: every idle worker is told no task will come
   void give_back(task_record t);  // on db_: claimed, but no worker is left to run it
   run_handle& track(const task_record& t);
-  void note_progress(const std::string& id, double progress);  // on db_
+  // On db_: progress or a checkpoint to write (a newer one replaces one not yet written).
+  void note_progress(const std::string& id, std::optional<double> progress,
+                     std::optional<std::string> checkpoint);
   boost::asio::awaitable<void> write_progress(std::string id);
   // Stores the end (`status`) or, with none, puts the task back in the queue.
   boost::asio::awaitable<void> write_end(task_record t, std::optional<task_status> status);

@@ -51,7 +51,7 @@ PRAGMA user_version = 1;
     queued.move_to(task_status::running);
     BOOST_TEST(r.store(queued));
   }
-  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "3");
+  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "4");
   // The task left queued by the old process is written in its row, not in a second one.
   BOOST_TEST(query(d.db(), "SELECT count(*) FROM tasks") == "2");
   BOOST_TEST(query(d.db(), "SELECT status FROM tasks WHERE id = 'a-queued'") == "running");
@@ -133,6 +133,8 @@ CREATE TABLE events(seq INTEGER PRIMARY KEY, task_id TEXT NOT NULL, frame TEXT N
 INSERT INTO events SELECT value, 'x', '{"task_id":"x","seq":' || value || '}'
   FROM json_each('[1,2,3]');
 DROP TABLE event_batches;
+ALTER TABLE tasks DROP COLUMN checkpoint;
+ALTER TABLE tasks DROP COLUMN output;
 PRAGMA user_version = 2;
 )sql");
   sqlite_journal j(settings(d));

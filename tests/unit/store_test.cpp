@@ -16,7 +16,7 @@ BOOST_AUTO_TEST_CASE(an_empty_directory_gets_the_schema_and_one_epoch_for_good) 
     BOOST_TEST(st.last_seq == 0u);
     BOOST_TEST(st.tasks.empty());
   }
-  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "3");
+  BOOST_TEST(query(d.db(), "PRAGMA user_version") == "4");
   BOOST_TEST(query(d.db(), "PRAGMA journal_mode") == "wal");
   sqlite_journal again(settings(d));
   BOOST_TEST(again.load().epoch == epoch);
