@@ -165,12 +165,15 @@ asio::awaitable<void> until_exited(child_run& run) {
 enum class ending { exited, timed_out, cancelled };
 
 asio::awaitable<ending> wait_for_end(child_run& run) {
+  bool cancelled = false;
   try {
     co_await (until_exited(run) || sleep_for(run.request.timeout));
-    co_return run.exited ? ending::exited : ending::timed_out;
-  } catch (const boost::system::system_error&) {
-    co_return ending::cancelled;
+  } catch (const std::exception&) {
+    // Cancelled: both branches were, so `||` throws multiple_exceptions, not operation_aborted.
+    cancelled = true;
   }
+  if (run.exited) co_return ending::exited;
+  co_return cancelled ? ending::cancelled : ending::timed_out;
 }
 
 // SIGTERM to the group; SIGKILL after the grace.
