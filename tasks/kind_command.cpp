@@ -58,7 +58,9 @@ task_kind command_kind(const command::kind_spec& spec, const command::output_lim
   k.run = [spec, limits](task_context ctx) -> asio::awaitable<json::value> {
     command::channel_handlers on;
     on.progress = [report = ctx.report](double p, std::optional<std::string>) { report(p); };
-    on.checkpoint = ctx.save_checkpoint;
+    on.checkpoint = [save = ctx.save_checkpoint](json::value v) {
+      save(std::move(v), std::nullopt);
+    };
     auto end = co_await command::run_command(attempt_of(spec, ctx), std::move(on), limits);
     if (ctx.output) *ctx.output = std::move(end.output);
     if (!end.succeeded) throw std::runtime_error(failure_of(end, spec));

@@ -58,9 +58,11 @@ void task_service::report(const std::string& task_id, double progress) {
 
 // An event like progress's: the journal stores a task's state with its events, so the checkpoint
 // is durable once that event is stored.
-void task_service::checkpoint(const std::string& task_id, boost::json::value checkpoint) {
+void task_service::checkpoint(const std::string& task_id, boost::json::value checkpoint,
+                              std::optional<double> progress) {
   auto r = store_.get(task_id);
   r->checkpoint = std::move(checkpoint);
+  if (progress) r->progress = *progress;
   store_.update(*r);
   publish_progress(*r);
 }

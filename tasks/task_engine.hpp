@@ -30,8 +30,10 @@ class task_engine {
   // The running attempt's progress in [0, 1]; from the worker's thread, never waits.
   virtual void report(const std::string& task_id, double progress) = 0;
   // The running attempt's checkpoint, replacing the last: stored with the task (durably where
-  // the store is) for the next attempt; from the worker's thread, never waits.
-  virtual void checkpoint(const std::string& task_id, boost::json::value checkpoint) = 0;
+  // the store is) for the next attempt, with its progress if given; from the worker's thread,
+  // never waits.
+  virtual void checkpoint(const std::string& task_id, boost::json::value checkpoint,
+                          std::optional<double> progress) = 0;
   // The attempt ended with `status` (final; its result or error set on `t`): stored, announced
   // and released, fenced by (id, attempt) where another process could have taken it over.
   virtual boost::asio::awaitable<void> finish(task_record t, task_status status) = 0;

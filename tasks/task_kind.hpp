@@ -35,8 +35,9 @@ struct task_context {
   task_params params;                  // validated, defaults filled
   boost::json::value checkpoint;       // the last one an earlier attempt stored, or null
   std::function<void(double)> report;  // progress in [0, 1]; publishes an event
-  // Stores a checkpoint with the task (durably where the store is), for the next attempt.
-  std::function<void(boost::json::value)> save_checkpoint;
+  // Stores a checkpoint with the task (durably where the store is), for the next attempt; with
+  // the progress reached, if any, in the same event.
+  std::function<void(boost::json::value, std::optional<double>)> save_checkpoint;
   std::optional<std::string>* output = nullptr;  // where a command keeps its output's tail
   boost::asio::thread_pool* cpu = nullptr;       // for CPU-bound work, off the network threads
 };

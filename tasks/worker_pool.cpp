@@ -104,9 +104,9 @@ task_context worker_pool::context_for(task_record& t) {
   ctx.output = &t.output;
   ctx.report = [this, id = t.id](double progress) { engine_.report(id, progress); };
   // The attempt's own record keeps it too: its end or its return to the queue stores it again.
-  ctx.save_checkpoint = [this, &t](boost::json::value v) {
+  ctx.save_checkpoint = [this, &t](boost::json::value v, std::optional<double> progress) {
     t.checkpoint = v;
-    engine_.checkpoint(t.id, std::move(v));
+    engine_.checkpoint(t.id, std::move(v), progress);
   };
   return ctx;
 }

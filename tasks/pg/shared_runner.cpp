@@ -194,9 +194,10 @@ void shared_service::report(const std::string& task_id, double progress) {
   asio::post(db_, [this, task_id, progress] { note_progress(task_id, progress, std::nullopt); });
 }
 
-void shared_service::checkpoint(const std::string& task_id, boost::json::value checkpoint) {
-  asio::post(db_, [this, task_id, text = boost::json::serialize(checkpoint)]() mutable {
-    note_progress(task_id, std::nullopt, std::move(text));
+void shared_service::checkpoint(const std::string& task_id, boost::json::value checkpoint,
+                                std::optional<double> progress) {
+  asio::post(db_, [this, task_id, progress, text = boost::json::serialize(checkpoint)]() mutable {
+    note_progress(task_id, progress, std::move(text));
   });
 }
 

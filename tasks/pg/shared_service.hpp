@@ -140,7 +140,8 @@ class shared_service final : public service, private task_engine {
   boost::asio::awaitable<void> claim(lifecycle::abort_scope::ticket abort,
                                      std::optional<task_record>& claimed) override;
   void report(const std::string& task_id, double progress) override;
-  void checkpoint(const std::string& task_id, boost::json::value checkpoint) override;
+  void checkpoint(const std::string& task_id, boost::json::value checkpoint,
+                  std::optional<double> progress) override;
   boost::asio::awaitable<void> finish(task_record t, task_status status) override;
   boost::asio::awaitable<void> put_back(task_record t) override;
   // What a replica stopped by its deadline leaves, another replica runs.
