@@ -160,9 +160,7 @@ int server::run() {
   store_->start(io_.strands(), tree.workers, tree.store);
   // Orphans of command kinds (and, as PID 1, of anyone) come back here: reaped as they exit.
   command::become_subreaper();
-  tree.store.spawn(control_.get_executor(), command::reap_orphans(), [](std::exception_ptr e) {
-    if (e) log::error("orphan reaper failed", {{"error", log::describe(e)}});
-  });
+  tree.store.spawn(control_.get_executor(), command::reap_orphans());
 
   for (auto& w : timing_warnings(cfg_)) log::warn("timings do not fit", {{"detail", w}});
   log::always("listening", {{"port", port},

@@ -30,7 +30,8 @@ class Server:
     (a restart on the same data), or with the arguments' own --store/--data-dir (memory and
     postgres have none)."""
 
-    def __init__(self, *args, env=None, data_dir=None, wait_listening=True, host="127.0.0.1"):
+    def __init__(self, *args, env=None, data_dir=None, wait_listening=True, host="127.0.0.1",
+                 wrapper=()):
         args = [str(a) for a in args]
         self.host = host
         self._tmp = None
@@ -42,7 +43,7 @@ class Server:
         if data_dir is not None:
             args += ["--data-dir", str(data_dir)]
         ports = [] if "--port" in args else ["--port", "0", "--admin-port", "0"]
-        cmd = [BIN, "--bind", host, *ports, *args]
+        cmd = [*wrapper, BIN, "--bind", host, *ports, *args]  # wrapper: e.g. unshare
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("QUIESCE_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True)

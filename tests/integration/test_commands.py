@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import stat
+import subprocess
 import tempfile
 import time
 import unittest
@@ -20,6 +21,10 @@ PROGRAMS = {
     # Two grandchildren in its group.
     "family": "#!/bin/sh\nsleep 60 & echo $! >> \"$PIDS\"\nsleep 60 & echo $! >> \"$PIDS\"\n"
               "echo $$ >> \"$PIDS\"\nwait\n",
+    # A grandchild in a session of its own (out of the group's reach), which exits a little later:
+    # an orphan that comes back to the server to be reaped.
+    "escapes": "#!/bin/sh\nsetsid sh -c 'echo $$ >> \"$PIDS\"; exec sleep 0.5' </dev/null >/dev/null 2>&1 3>&- &\n"
+               "sleep 0.2\n",
     # Exits 0 at once while a grandchild keeps its stdout open.
     "leaves_stdout": "#!/bin/sh\nsleep 60 & echo $! >> \"$PIDS\"\necho done\nexit 0\n",
     # 100 MB on stdout and on stderr at once.
@@ -97,6 +102,27 @@ def pids_of(name):
         return [int(l) for l in f.read().split()]
 
 
+def state_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def children_of(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return out
+
+
 def gone(pid):
     """Neither running nor a zombie: reaped."""
     return not os.path.exists(f"/proc/{pid}")
@@ -115,8 +141,9 @@ class Commands(unittest.TestCase):
         for s in self.servers:
             s.close()
 
-    def server(self, *args, env=None):
-        s = Server("--store", "memory", "--kinds", kinds_file(), "--workers", "4", *args, env=env)
+    def server(self, *args, env=None, wrapper=()):
+        s = Server("--store", "memory", "--kinds", kinds_file(), "--workers", "4", *args, env=env,
+                   wrapper=wrapper)
         self.servers.append(s)
         return s
 
@@ -218,6 +245,23 @@ class Commands(unittest.TestCase):
         self.assertLess(time.monotonic() - start, scaled(5))
         self.assertEqual(t["output"], "done\n")
         self.assert_all_gone(pids_of("leaves_stdout"))
+
+    def test_an_orphan_that_left_the_group_is_reaped_when_it_exits(self):
+        s = self.server()
+        self.run_task(s, "escapes")
+        [orphan] = self.wait_pids("escapes", 1)
+        self.assertFalse(gone(orphan), "a setsid grandchild is out of its group's reach")
+        self.assert_all_gone([orphan])  # it exited, came back to the server, and was reaped
+
+    def test_as_pid_1_the_server_reaps_the_orphans_of_its_namespace(self):
+        unshare = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"]
+        if subprocess.run([*unshare, "true"], capture_output=True).returncode != 0:
+            self.skipTest("this machine cannot make a PID namespace (unshare --pid needs root)")
+        s = self.server(wrapper=unshare)
+        [server] = children_of(s.proc.pid)  # unshare's child: PID 1 in the new namespace
+        self.run_task(s, "escapes")
+        time.sleep(1)  # the orphan (0.5 s) has exited
+        self.assertEqual([p for p in children_of(server) if state_of(p) == "Z"], [], "zombies")
 
     # --- stopping ---------------------------------------------------------------------------
     def test_delete_stops_a_child_that_ignores_sigterm_with_sigkill_after_the_grace(self):
