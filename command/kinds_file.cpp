@@ -7,6 +7,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -55,7 +56,6 @@ void check_name(const std::string& name, const std::string& where) {
 }
 
 void check_executable(const std::string& program, const std::string& where) {
-  if (program.front() != '/') refuse(where, "'" + program + "' must be an absolute path");
   struct stat st {};
   if (::stat(program.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
       ::access(program.c_str(), X_OK) != 0)
@@ -66,7 +66,11 @@ void read_command(kind_spec& k, const json::value& v, const std::string& where) 
   if (!v.is_array() || v.as_array().empty()) refuse(where, "must be a non-empty array of strings");
   for (std::size_t i = 0; i < v.as_array().size(); ++i)
     k.command.push_back(string_field(v.as_array()[i], where + "[" + std::to_string(i) + "]"));
-  check_executable(k.command.front(), where + "[0]");
+}
+
+// A relative path is the kinds file's neighbour: a ConfigMap's programs sit beside it.
+std::string beside(const std::string& path, const std::string& base) {
+  return path.empty() || path.front() == '/' ? path : base + "/" + path;
 }
 
 void read_env(kind_spec& k, const json::value& v, const std::string& where) {
@@ -86,7 +90,6 @@ void read_field(kind_spec& k, std::string_view key, const json::value& v,
   if (key == "command") return read_command(k, v, where);
   if (key == "cwd") {
     k.cwd = string_field(v, where);
-    if (k.cwd.front() != '/') refuse(where, "must be an absolute path");
     return;
   }
   if (key == "env") return read_env(k, v, where);
@@ -106,7 +109,8 @@ void read_field(kind_spec& k, std::string_view key, const json::value& v,
     refuse(where, "unknown key");
 }
 
-kind_spec read_kind(const std::string& name, const json::value& v, const std::string& where) {
+kind_spec read_kind(const std::string& name, const json::value& v, const std::string& where,
+                    const std::string& base) {
   check_name(name, where);
   if (!v.is_object()) refuse(where, "must be an object");
   kind_spec k;
@@ -114,13 +118,17 @@ kind_spec read_kind(const std::string& name, const json::value& v, const std::st
   for (auto& [key, value] : v.as_object())
     read_field(k, key, value, where + "." + std::string(key));
   if (k.command.empty()) refuse(where, "'command' is required");
+  k.command.front() = beside(k.command.front(), base);
+  check_executable(k.command.front(), where + ".command[0]");
+  k.cwd = beside(k.cwd, base);
   if (k.backoff_max < k.backoff) refuse(where, "backoff_max_seconds is below backoff_seconds");
   return k;
 }
 
 }  // namespace
 
-std::vector<kind_spec> parse_kinds(const std::string& text, const std::string& origin) {
+std::vector<kind_spec> parse_kinds(const std::string& text, const std::string& origin,
+                                   const std::string& base) {
   json::error_code ec;
   auto doc = json::parse(text, ec);
   if (ec) refuse(origin, "not valid JSON: " + ec.message());
@@ -130,7 +138,8 @@ std::vector<kind_spec> parse_kinds(const std::string& text, const std::string& o
     if (key != "kinds") refuse(origin, "unknown key '" + std::string(key) + "'");
     if (!value.is_object()) refuse(origin + ": kinds", "must be an object of kinds");
     for (auto& [name, kind] : value.as_object())
-      out.push_back(read_kind(std::string(name), kind, origin + ": kinds." + std::string(name)));
+      out.push_back(
+          read_kind(std::string(name), kind, origin + ": kinds." + std::string(name), base));
   }
   return out;
 }
@@ -140,7 +149,7 @@ std::vector<kind_spec> read_kinds_file(const std::string& path) {
   if (!in) refuse(path, "cannot be read");
   std::ostringstream text;
   text << in.rdbuf();
-  return parse_kinds(text.str(), path);
+  return parse_kinds(text.str(), path, std::filesystem::absolute(path).parent_path().string());
 }
 
 }  // namespace quiesce::command

@@ -12,8 +12,8 @@ namespace quiesce::command {
 // One kind as the file describes it, every default filled in.
 struct kind_spec {
   std::string name;
-  std::vector<std::string> command;  // an executable file, then its arguments
-  std::string cwd;                   // empty: the server's own working directory
+  std::vector<std::string> command;  // an executable file (made absolute), then its arguments
+  std::string cwd;  // empty: the server's own working directory (made absolute)
   std::map<std::string, std::string> env;
   std::chrono::milliseconds timeout{std::chrono::hours(1)};  // per attempt
   std::chrono::milliseconds kill_grace{std::chrono::seconds(5)};
@@ -27,7 +27,8 @@ struct kind_spec {
 // key, a bad value, a command that is not an executable file, a built-in kind's name).
 std::vector<kind_spec> read_kinds_file(const std::string& path);
 
-// The same check over the file's text (the tests' way in).
-std::vector<kind_spec> parse_kinds(const std::string& text, const std::string& origin);
+// The same check over the file's text; relative paths (the program, cwd) are taken from `base`.
+std::vector<kind_spec> parse_kinds(const std::string& text, const std::string& origin,
+                                   const std::string& base);
 
 }  // namespace quiesce::command

@@ -300,6 +300,15 @@ class Commands(unittest.TestCase):
                 except (ProcessLookupError, PermissionError):
                     pass
 
+    def test_the_examples_run_as_the_readme_shows(self):
+        examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "kinds.json")
+        s = Server("--store", "memory", "--kinds", examples)
+        self.servers.append(s)
+        self.assertEqual(self.run_task(s, "countdown", {"from": 1})["result"], {"counted": 1})
+        t = self.run_task(s, "report", {"pages": 2, "seconds_per_page": 0.05})
+        self.assertEqual(t["result"], {"pages": 2, "resumed_from": 0})
+        self.assertEqual(t["checkpoint"], {"pages_done": 2})
+
     # --- start-up ---------------------------------------------------------------------------
     def test_a_bad_kinds_file_stops_the_start_up_with_64_and_the_reason(self):
         path = os.path.join(WORK.name, "bad.json")
