@@ -187,7 +187,7 @@ std::variant<config, help_text> parse_config(int argc, const char* const argv[])
   return c;
 }
 
-std::vector<std::string> timing_warnings(const config& c) {
+std::vector<std::string> timing_warnings(const config& c, std::chrono::milliseconds kill_grace) {
   std::vector<std::string> out;
   double needed = c.drain_delay + c.max_task_seconds + c.close_spread + c.close_timeout;
   if (needed > c.shutdown_timeout) {
@@ -197,10 +197,15 @@ std::vector<std::string> timing_warnings(const config& c) {
       << " s: a task accepted just before a drain may be interrupted";
     out.push_back(w.str());
   }
-  if (c.shutdown_timeout >= 30)
-    out.emplace_back(
-        "--shutdown-timeout is not below Kubernetes' default 30 s grace period: "
-        "raise terminationGracePeriodSeconds to match");
+  double grace = kill_grace.count() > 0 ? kill_grace.count() / 1000.0 + c.command_linger : 0;
+  if (c.shutdown_timeout + grace >= 30) {
+    std::ostringstream w;
+    w << "--shutdown-timeout";
+    if (grace > 0) w << " + the longest kill_grace_seconds + --command-linger (" << grace << " s)";
+    w << " is not below Kubernetes' default 30 s grace period: raise "
+         "terminationGracePeriodSeconds to match";
+    out.push_back(w.str());
+  }
   return out;
 }
 

@@ -65,7 +65,9 @@ struct help_text {
 std::variant<config, help_text> parse_config(int argc, const char* const argv[]);
 
 // The start-up check of the drain's timings (README, "The drain"; docs/operations.md): one sentence
-// per timing that does not fit.
-std::vector<std::string> timing_warnings(const config& c);
+// per timing that does not fit. `kill_grace` is the longest of the command kinds' (docs/kinds.md):
+// past the deadline a command still gets it, and its pipes --command-linger, before it is gone.
+std::vector<std::string> timing_warnings(const config& c,
+                                         std::chrono::milliseconds kill_grace = {});
 
 }  // namespace quiesce::app

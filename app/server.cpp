@@ -107,7 +107,9 @@ server::~server() {
 
 std::unique_ptr<tasks::store> server::open_store() {
   try {
-    return tasks::open_store(store_settings_of(cfg_), kinds_of(cfg_), cpu_);
+    auto commands = command_kinds_of(cfg_);
+    for (auto& k : commands) longest_kill_grace_ = std::max(longest_kill_grace_, k.kill_grace);
+    return tasks::open_store(store_settings_of(cfg_), kinds_of(cfg_, commands), cpu_);
   } catch (const tasks::store_unusable&) {
     throw start_failure{exit_storage};  // logged with its reason
   }
@@ -162,7 +164,8 @@ int server::run() {
   command::become_subreaper();
   tree.store.spawn(control_.get_executor(), command::reap_orphans());
 
-  for (auto& w : timing_warnings(cfg_)) log::warn("timings do not fit", {{"detail", w}});
+  for (auto& w : timing_warnings(cfg_, longest_kill_grace_))
+    log::warn("timings do not fit", {{"detail", w}});
   log::always("listening", {{"port", port},
                             {"admin_port", admin_port},
                             {"bind", cfg_.bind},

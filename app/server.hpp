@@ -45,7 +45,8 @@ class server {
   void open_listeners();
 
   const config cfg_;
-  network_threads io_;     // public sessions and workers
+  std::chrono::milliseconds longest_kill_grace_{};  // of the command kinds: the timing check
+  network_threads io_;                              // public sessions and workers
   owned_context control_;  // its own thread: signals, the coordinator, listeners, admin sessions
   boost::asio::thread_pool cpu_;         // CPU-bound task kinds
   std::unique_ptr<tasks::store> store_;  // the first thing that can refuse a start

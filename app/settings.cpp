@@ -49,10 +49,14 @@ command::output_limits output_limits_of(const config& c) {
           ms_from_seconds(c.command_linger)};
 }
 
-tasks::kind_registry kinds_of(const config& c) {
+std::vector<command::kind_spec> command_kinds_of(const config& c) {
+  if (c.kinds.empty()) return {};
+  return command::read_kinds_file(c.kinds);
+}
+
+tasks::kind_registry kinds_of(const config& c, const std::vector<command::kind_spec>& commands) {
   auto kinds = tasks::builtin_kinds(kind_settings_of(c));
-  if (!c.kinds.empty())
-    tasks::add_command_kinds(kinds, command::read_kinds_file(c.kinds), output_limits_of(c));
+  tasks::add_command_kinds(kinds, commands, output_limits_of(c));
   return kinds;
 }
 

@@ -17,9 +17,11 @@ net::http_limits http_limits_of(const config& c);
 stream::stream_settings stream_settings_of(const config& c);
 tasks::kind_settings kind_settings_of(const config& c);
 command::output_limits output_limits_of(const config& c);
-// The built-in kinds and the operator's (--kinds, read and checked here: throws
-// std::invalid_argument with the reason, which stops the start-up with exit 64).
-tasks::kind_registry kinds_of(const config& c);
+// The operator's command kinds (--kinds; none without it): throws std::invalid_argument with the
+// reason, which stops the start-up with exit 64.
+std::vector<command::kind_spec> command_kinds_of(const config& c);
+// The built-in kinds and `commands`.
+tasks::kind_registry kinds_of(const config& c, const std::vector<command::kind_spec>& commands);
 tasks::service_settings service_settings_of(const config& c);
 tasks::journal_settings journal_settings_of(const config& c, std::string owner);
 tasks::pg::shared_settings shared_settings_of(const config& c);

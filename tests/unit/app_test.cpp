@@ -123,6 +123,17 @@ BOOST_AUTO_TEST_CASE(timing_check_names_the_knob_that_does_not_fit) {
   BOOST_TEST(w[0].find("--max-task-seconds") != std::string::npos);
 }
 
+// Past the deadline a command still gets its kill grace and its pipes' linger: the pod's grace
+// period must hold them too.
+BOOST_AUTO_TEST_CASE(timing_check_counts_the_commands_kill_grace) {
+  auto c = parse({"--shutdown-timeout", "25", "--command-linger", "1"});
+  BOOST_TEST(app::timing_warnings(c, std::chrono::seconds(3)).empty());
+  auto w = app::timing_warnings(c, std::chrono::seconds(5));
+  BOOST_REQUIRE(w.size() == 1u);
+  BOOST_TEST(w[0].find("kill_grace_seconds") != std::string::npos);
+  BOOST_TEST(w[0].find("terminationGracePeriodSeconds") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(errors_are_json_with_code_and_detail) {
   auto res = net::error_response(net::http::status::payload_too_large, "body_too_large", "too big");
   BOOST_TEST(res.result_int() == 413u);
