@@ -1,6 +1,7 @@
 // The public routes: the original's five (same paths, codes and keys) and the native task API.
 #include "app/app_state.hpp"
 #include "app/assets.hpp"
+#include "app/task_request.hpp"
 #include "stream/websocket_session.hpp"
 
 #include "tasks/task_json.hpp"
@@ -112,66 +113,6 @@ response task_response(status code, const tasks::task_record& t) {
   return net::json_text_response(code, tasks::task_text(t));
 }
 
-// What POST /v1/tasks asks for: the body is optional; {"kind": ..., <parameters>}.
-struct task_request {
-  std::string kind = "sleep";
-  json::object params;
-  std::optional<std::string> key;  // Idempotency-Key
-};
-
-// {"kind":K,"params":{...}}: the kind's parameters are `params` (the flat form, parameters beside
-// the kind, stays valid for the built-in kinds). Nothing else may stand beside `params`.
-std::optional<response> take_nested_params(json::object& body) {
-  auto* p = body.if_contains("params");
-  if (!p) return std::nullopt;
-  if (!p->is_object())
-    return error_response(status::bad_request, "bad_parameter", "params must be a JSON object");
-  json::object inner = std::move(p->as_object());
-  body.erase("params");
-  if (!body.empty())
-    return error_response(status::bad_request, "bad_parameter",
-                          "unknown field '" + std::string(body.begin()->key()) +
-                              "': a kind's parameters go inside params");
-  body = std::move(inner);
-  return std::nullopt;
-}
-
-// Plain functions, not the coroutine's body: every local of a coroutine lives in its frame, and
-// with these in it post_task's frame was 1,600 bytes, past what Asio's per-thread cache recycles
-// (1,020), so each POST took a large block from malloc and made it consolidate its fast bins.
-std::variant<task_request, response> read_task_request(const request& req) {
-  task_request r;
-  if (!req.body().empty()) {
-    auto type = req[http::field::content_type];
-    if (type.substr(0, type.find(';')) != "application/json")
-      return error_response(status::unsupported_media_type, "unsupported_media_type",
-                            "send the task as Content-Type: application/json");
-    json::error_code ec;
-    auto v = json::parse(req.body(), ec);
-    if (ec)
-      return error_response(status::bad_request, "malformed_json",
-                            "the body is not valid JSON: " + ec.message());
-    if (!v.is_object())
-      return error_response(status::bad_request, "malformed_json",
-                            "the body must be a JSON object");
-    r.params = std::move(v.as_object());
-    if (auto k = r.params.if_contains("kind")) {
-      if (!k->is_string())
-        return error_response(status::bad_request, "bad_parameter", "kind must be a string");
-      r.kind = k->as_string();
-      r.params.erase("kind");
-    }
-    if (auto bad = take_nested_params(r.params)) return std::move(*bad);
-  }
-  if (auto k = req["Idempotency-Key"]; !k.empty()) {
-    if (k.size() > 200)
-      return error_response(status::bad_request, "bad_parameter",
-                            "Idempotency-Key is longer than 200 characters");
-    r.key = std::string(k);
-  }
-  return r;
-}
-
 response admission_response(tasks::admission a) {
   if (auto refused = refusal(a)) return std::move(*refused);
   auto res = net::json_text_response(status::accepted, std::move(a.text));
@@ -195,8 +136,8 @@ asio::awaitable<response> answer_now(response res) { co_return res; }
 asio::awaitable<response> admit_task(app_state& s, task_request r) {
   std::exception_ptr bad;  // co_return cannot appear in a handler
   try {
-    co_return admission_response(
-        co_await s.tasks.admit(std::move(r.kind), std::move(r.params), std::move(r.key)));
+    co_return admission_response(co_await s.tasks.admit(std::move(r.kind), std::move(r.params),
+                                                         std::move(r.key), r.options));
   } catch (const tasks::bad_parameter&) {
     bad = std::current_exception();
   }
@@ -212,7 +153,7 @@ asio::awaitable<response> post_task(app_state& s, request& req, std::string) {
 
 // POST /v1/create-task/: the original's default task, its exact answer.
 asio::awaitable<response> create_task(app_state& s, request&, std::string) {
-  auto a = co_await s.tasks.admit("sleep", {}, std::nullopt);
+  auto a = co_await s.tasks.admit("sleep", {}, std::nullopt, {});
   if (auto refused = refusal(a)) co_return std::move(*refused);
   auto& id = a.task->id;
   co_return json_response(status::ok, {{"message", "Task " + id + " Queued"}, {"task_id", id}});
@@ -234,8 +175,38 @@ asio::awaitable<response> delete_task(app_state& s, request&, std::string id) {
   }
 }
 
+// POST /v1/tasks/{id}/retry: a failed, cancelled or interrupted task runs again (202).
+asio::awaitable<response> retry_task(app_state& s, request&, std::string id) {
+  auto [outcome, t] = co_await s.tasks.retry(std::move(id));
+  switch (outcome) {
+    case tasks::retry_outcome::not_found:
+      co_return task_not_found();
+    case tasks::retry_outcome::not_retriable: {
+      auto body = tasks::to_json(*t);
+      body["error"] = "not_retriable";
+      body["detail"] = "only a failed, cancelled or interrupted task can be retried; this one is " +
+                       std::string(tasks::to_string(t->status));
+      co_return json_response(status::conflict, body);
+    }
+    case tasks::retry_outcome::closed:
+      co_return draining_response({{"error", "draining"}, {"detail", shutdown_text}});
+    case tasks::retry_outcome::queue_full: {
+      auto res = error_response(status::too_many_requests, "queue_full",
+                                "the task queue is full (--queue-capacity); retry later");
+      res.set(http::field::retry_after, "1");
+      co_return res;
+    }
+    default: {
+      auto res = task_response(status::accepted, *t);
+      res.set(http::field::location, "/v1/tasks/" + t->id);
+      co_return res;
+    }
+  }
+}
+
 // The public routes, matched once by path and then by method. `path` is a route's template (and
-// its metrics label); a trailing "{name}" matches one non-empty segment, handed to the handler.
+// its metrics label); a "{name}" segment (last, or before a fixed suffix such as "/retry")
+// matches one non-empty segment, handed to the handler.
 using handler = asio::awaitable<response> (*)(app_state&, request&, std::string id);
 struct route_row {
   std::string_view path;
@@ -274,6 +245,7 @@ constexpr route_row routes[] = {
     {"/v1/tasks", {}, http::verb::post, post_task},
     {"/v1/tasks/{task_id}", {}, http::verb::get, get_task},
     {"/v1/tasks/{task_id}", {}, http::verb::delete_, delete_task},
+    {"/v1/tasks/{task_id}/retry", {}, http::verb::post, retry_task},
     {"/openapi.json", {}, http::verb::get, openapi},
     {"/docs", {}, http::verb::get, docs},
     {"/v1/events", {}, http::verb::get, plain_get, true},
@@ -284,6 +256,10 @@ constexpr route_row routes[] = {
 std::optional<std::string> match(const route_row& r, std::string_view path) {
   if (auto brace = r.path.find('{'); brace != std::string_view::npos) {
     auto prefix = r.path.substr(0, brace);
+    auto suffix = r.path.substr(r.path.find('}') + 1);  // "/retry", or nothing
+    if (path.size() <= suffix.size() || path.substr(path.size() - suffix.size()) != suffix)
+      return std::nullopt;
+    path.remove_suffix(suffix.size());
     if (!one_segment_under(path, prefix)) return std::nullopt;
     return std::string(path.substr(prefix.size()));
   }

@@ -77,6 +77,54 @@ std::string format_time(std::chrono::system_clock::time_point t) {
 }
 
 namespace {
+// Reads `n` digits of `s` at `at` into `v`; false if they are not all digits.
+bool digits(std::string_view s, std::size_t at, std::size_t n, int& v) {
+  if (at + n > s.size()) return false;
+  v = 0;
+  for (std::size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  return true;
+}
+}  // namespace
+
+std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view s) {
+  using namespace std::chrono;
+  int y, mo, d, h, mi, sec;
+  if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) ||
+      s[7] != '-' || !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') ||
+      !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' ||
+      !digits(s, 17, 2, sec))
+    return std::nullopt;
+  year_month_day date{year(y), month(static_cast<unsigned>(mo)), day(static_cast<unsigned>(d))};
+  if (!date.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  std::size_t at = 19;
+  nanoseconds frac{};
+  if (at < s.size() && s[at] == '.') {
+    long long scale = 100'000'000;
+    for (++at; at < s.size() && s[at] >= '0' && s[at] <= '9'; ++at, scale /= 10)
+      frac += nanoseconds((s[at] - '0') * scale);
+  }
+  minutes offset{};
+  if (at < s.size() && (s[at] == 'Z' || s[at] == 'z')) {
+    ++at;
+  } else if (at < s.size() && (s[at] == '+' || s[at] == '-')) {
+    int oh, om;
+    if (!digits(s, at + 1, 2, oh) || at + 3 >= s.size() || s[at + 3] != ':' ||
+        !digits(s, at + 4, 2, om) || oh > 23 || om > 59)
+      return std::nullopt;
+    offset = (s[at] == '+' ? 1 : -1) * (hours(oh) + minutes(om));
+    at += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (at != s.size()) return std::nullopt;
+  auto t = sys_days(date) + hours(h) + minutes(mi) + seconds(sec) + frac - offset;
+  return time_point_cast<system_clock::duration>(t);
+}
+
+namespace {
 void emit(level l, std::string_view msg, boost::json::object fields) {
   boost::json::object line;
   line["ts"] = format_time(std::chrono::system_clock::now());

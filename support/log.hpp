@@ -4,7 +4,9 @@
 
 #include <boost/json/object.hpp>
 
+#include <chrono>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +39,8 @@ inline void error(std::string_view msg, boost::json::object f = {}) {
 // RFC 3339 UTC with milliseconds, as used in logs and task records.
 std::string format_time(std::chrono::system_clock::time_point t);
 void append_time(std::string& out, std::chrono::system_clock::time_point t);  // the same, appended
+// RFC 3339 as clients write it ("2026-12-08T10:00:00Z", "...T10:00:00.5+01:00"); none if not.
+std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view text);
 
 // What an escaped exception says (its what(), or "unknown error"), for a log line or a record.
 std::string describe(std::exception_ptr e);

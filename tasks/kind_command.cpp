@@ -37,16 +37,16 @@ command::attempt_request attempt_of(const command::kind_spec& k, const task_cont
                      {"checkpoint", ctx.checkpoint}};
   r.input = support::json_text(input) + "\n";
   r.task_id = ctx.task_id;
-  r.timeout = k.timeout;
+  r.timeout = ctx.timeout ? std::min(*ctx.timeout, k.timeout) : k.timeout;
   r.kill_grace = k.kill_grace;
   return r;
 }
 
 // The error of an attempt that did not succeed: "exit 3: <its last stderr line>", "killed by
 // SIGSEGV", "timed out after 600 s".
-std::string failure_of(const command::attempt_end& end, const command::kind_spec& k) {
+std::string failure_of(const command::attempt_end& end, std::chrono::milliseconds timeout) {
   if (end.why == command::attempt_end::cause::timed_out)
-    return "timed out after " + support::json_text(json::value(k.timeout.count() / 1000.0)) + " s";
+    return "timed out after " + support::json_text(json::value(timeout.count() / 1000.0)) + " s";
   if (end.stderr_last.empty()) return end.verdict;
   return end.verdict + ": " + end.stderr_last;
 }
@@ -54,6 +54,11 @@ std::string failure_of(const command::attempt_end& end, const command::kind_spec
 task_kind command_kind(const command::kind_spec& spec, const command::output_limits& limits) {
   task_kind k;
   k.name = spec.name;
+  k.max_attempts = spec.max_attempts;
+  k.backoff = spec.backoff;
+  k.backoff_max = spec.backoff_max;
+  k.max_timeout_seconds = spec.timeout.count() / 1000.0;
+  k.keeps_its_timeout = true;
   k.validate = [](const json::object& p) { return p; };  // the program's to judge
   k.run = [spec, limits](task_context ctx) -> asio::awaitable<json::value> {
     command::channel_handlers on;
@@ -61,9 +66,11 @@ task_kind command_kind(const command::kind_spec& spec, const command::output_lim
     on.checkpoint = [save = ctx.save_checkpoint](json::value v) {
       save(std::move(v), std::nullopt);
     };
-    auto end = co_await command::run_command(attempt_of(spec, ctx), std::move(on), limits);
+    auto request = attempt_of(spec, ctx);
+    auto timeout = request.timeout;
+    auto end = co_await command::run_command(std::move(request), std::move(on), limits);
     if (ctx.output) *ctx.output = std::move(end.output);
-    if (!end.succeeded) throw std::runtime_error(failure_of(end, spec));
+    if (!end.succeeded) throw std::runtime_error(failure_of(end, timeout));
     co_return end.result ? std::move(*end.result) : json::value(nullptr);
   };
   return k;

@@ -1,11 +1,19 @@
 // task_service as the workers' engine (task_engine.hpp): the local queue's claims, progress and
 // ends. The workers themselves are in worker_pool.cpp, shared with every store.
+#include "lifecycle/cancelled.hpp"
 #include "support/log.hpp"
 #include "tasks/task_json.hpp"
 #include "tasks/task_service.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/system_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 namespace quiesce::tasks {
 namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
 // What finish() and put_back() return: they store and announce at once, in plain functions, so
@@ -15,6 +23,49 @@ asio::awaitable<void> done() { co_return; }
 
 void task_service::start(lifecycle::executor_source strands, lifecycle::task_group& group) {
   workers_.start(strands, group);
+  group.spawn(strands(), promote_scheduled());
+}
+
+// One timer, for the earliest scheduled task; an earlier one arriving wakes it.
+asio::awaitable<void> task_service::promote_scheduled() {
+  asio::system_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    auto key = schedule_changed_.prepare_wait();
+    std::optional<run_queue::time_point> next;
+    {
+      std::lock_guard lock(mutex_);
+      if (!accepting_) co_return;  // what is scheduled waits in the store for the next process
+      next = queue_.next_due();
+    }
+    if (next && *next <= std::chrono::system_clock::now()) {
+      promote_due();
+      continue;
+    }
+    if (!next) {
+      co_await schedule_changed_.wait(key);
+      continue;
+    }
+    timer.expires_at(*next);
+    boost::system::error_code ec;
+    co_await (schedule_changed_.wait(key) ||
+              timer.async_wait(asio::redirect_error(asio::use_awaitable, ec)));
+    co_await lifecycle::throw_if_cancelled();
+  }
+}
+
+void task_service::promote_due() {
+  std::size_t promoted = 0;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& id : queue_.promote_due(std::chrono::system_clock::now())) {
+      auto t = store_.get(id);
+      t->move_to(task_status::queued);
+      store_.update(*t);
+      publish(*t);
+      ++promoted;
+    }
+  }
+  for (std::size_t i = 0; i < promoted; ++i) work_available_.notify_one();
 }
 
 // Not a coroutine: the wait is the claim.
@@ -30,12 +81,12 @@ asio::awaitable<void> task_service::claim(lifecycle::abort_scope::ticket abort,
 std::optional<task_record> task_service::take_next(const lifecycle::abort_scope::ticket& abort,
                                                    bool& finished) {
   std::unique_lock lock(mutex_);
-  if (queue_.empty()) {
+  auto next = queue_.pop();
+  if (!next) {
     finished = !accepting_ && storing_.empty();
     return std::nullopt;
   }
-  auto id = std::move(queue_.front());
-  queue_.pop_front();
+  auto id = std::move(*next);
   // The node's key outlives the lock: only this worker erases it, at the task's end.
   const std::string& taken = running_.emplace(std::move(id), abort).first->first;
   // The record changes after the lock: the task is in running_ until its end is published, so
@@ -97,6 +148,7 @@ void task_service::end(task_record t, task_status status) {
   if (status != task_status::succeeded)
     if (auto stored = store_.get(t.id)) t.progress = stored->progress;
   t.move_to(status);
+  if (status == task_status::scheduled) t.progress = 0.0;  // its next attempt starts again
   // Stored and announced before the task leaves running_, so a drain that finds running_
   // empty finds its end published; the lock, which every admission takes, is held for the
   // erase alone.
@@ -105,11 +157,13 @@ void task_service::end(task_record t, task_status status) {
   {
     std::lock_guard lock(mutex_);
     running_.erase(t.id);
+    if (status == task_status::scheduled) queue_.schedule(t.id, t.priority, *t.run_at);
   }
+  if (status == task_status::scheduled) schedule_changed_.notify_all();
   // Every end at debug (the rollout test's ground truth); the unhappy ones at info.
   auto lvl = status == task_status::succeeded ? log::level::debug : log::level::info;
   if (log::enabled(lvl))
-    log::write(lvl, "task ended",
+    log::write(lvl, status == task_status::scheduled ? "task attempt failed; retried later" : "task ended",
                {{"task_id", t.id},
                 {"status", to_string(status)},
                 {"error", t.error ? boost::json::value(*t.error) : nullptr}});

@@ -29,9 +29,11 @@ struct admission {
 };
 
 enum class cancel_outcome { not_found, already_finished, cancelled };
+// `not_retriable`: it neither failed nor was cancelled or interrupted (409).
+enum class retry_outcome { not_found, not_retriable, retried, queue_full, closed };
 
 struct task_counts {
-  std::size_t queued = 0, running = 0, capacity = 0;
+  std::size_t queued = 0, running = 0, capacity = 0, scheduled = 0;
   std::array<std::size_t, status_count> by_status{};
 };
 
@@ -50,11 +52,16 @@ class service {
   // Checks kind and parameters (throws bad_parameter, field "kind" for an unknown kind), then
   // admits the task; completes once it is stored (or refused): a 2xx may follow at once.
   virtual boost::asio::awaitable<admission> admit(std::string kind, boost::json::object params,
-                                                  std::optional<std::string> idempotency_key) = 0;
+                                                  std::optional<std::string> idempotency_key,
+                                                  job_options options) = 0;
   // What a client may see of a task; throws store_unavailable.
   virtual boost::asio::awaitable<std::optional<task_record>> find(std::string id) = 0;
   // Cancels a queued task at once, a running one through whoever runs it.
   virtual boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel(
+      std::string id) = 0;
+  // The retry route: a failed, cancelled or interrupted task is queued again (task_record::rerun)
+  // and stored before this completes.
+  virtual boost::asio::awaitable<std::pair<retry_outcome, std::optional<task_record>>> retry(
       std::string id) = 0;
   // The service's counts (every replica's with a shared store); throws store_unavailable.
   virtual boost::asio::awaitable<task_counts> read_counts() = 0;

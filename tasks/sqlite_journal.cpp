@@ -1,4 +1,5 @@
 #include "tasks/sqlite_journal.hpp"
+#include "tasks/task_json.hpp"
 
 #include "support/log.hpp"
 #include "tasks/sqlite_schema.hpp"
@@ -36,15 +37,16 @@ struct sqlite_journal::statements {
         insert(db,
                "INSERT INTO tasks(id, kind, params, status, progress, message, created_ms,"
                " started_ms, finished_ms, result, error, idempotency_key, attempt, finished_seq,"
-               " lease_owner, lease_expires_ms, checkpoint, output) VALUES(?1, ?2, ?3, ?4, ?5, ?6,"
-               " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19)"),
+               " lease_owner, lease_expires_ms, checkpoint, output, priority, max_attempts,"
+               " timeout_seconds, run_ms, errors) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+               " ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"),
         // Only what a task's later changes can touch: its id, kind, params, creation and
         // idempotency key are written once.
         update(db,
                "UPDATE tasks SET status = ?4, progress = ?5, message = ?6, started_ms = ?8,"
                " finished_ms = ?9, result = ?10, error = ?11, attempt = ?13, finished_seq = ?14,"
-               " lease_owner = ?15, lease_expires_ms = ?16, checkpoint = ?18, output = ?19"
-               " WHERE row_key = ?17"),
+               " lease_owner = ?15, lease_expires_ms = ?16, checkpoint = ?18, output = ?19,"
+               " max_attempts = ?21, run_ms = ?23, errors = ?24 WHERE row_key = ?17"),
         events(db, "INSERT INTO event_batches VALUES(?1, ?2)"),
         // Whole rows only: a row that holds some retained events stays, and load() skips the rest.
         prune(db, "DELETE FROM event_batches WHERE last_seq <= ?1"),
@@ -216,6 +218,12 @@ void sqlite_journal::write_task(const task_record& t, std::int64_t seq,
   if (!t.checkpoint.is_null()) checkpoint = boost::json::serialize(t.checkpoint);
   s.bind(18, checkpoint);
   s.bind(19, t.output);
+  s.bind(20, static_cast<std::int64_t>(t.priority));
+  s.bind(21, static_cast<std::int64_t>(t.max_attempts));
+  s.bind(22, t.timeout_seconds);
+  s.bind(23, epoch_ms(t.run_at));
+  const std::string errors = t.errors.empty() ? "[]" : boost::json::serialize(errors_json(t.errors));
+  s.bind(24, std::string_view(errors));
   if (is_final(t.status)) {
     s.bind(14, seq);
   } else {

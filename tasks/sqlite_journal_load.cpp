@@ -1,6 +1,7 @@
 // The journal's reading half: what earlier processes left, loaded once at start-up, before the
 // writer thread starts (sqlite_journal.cpp writes).
 #include "tasks/sqlite_journal.hpp"
+#include "tasks/task_json.hpp"
 #include "tasks/sqlite_schema.hpp"
 #include "tasks/sqlite_statement.hpp"
 
@@ -37,7 +38,7 @@ stored_state sqlite_journal::load() {
     statement tasks(db_,
                     "SELECT id, kind, params, status, progress, message, created_ms, started_ms,"
                     " finished_ms, result, error, idempotency_key, attempt, row_key, checkpoint,"
-                    " output FROM tasks"
+                    " output, priority, max_attempts, timeout_seconds, run_ms, errors FROM tasks"
                     " ORDER BY finished_seq IS NULL, finished_seq, row_key");
     while (tasks.step()) {
       task_record t;
@@ -56,6 +57,11 @@ stored_state sqlite_journal::load() {
       t.attempt = static_cast<int>(tasks.integer(12));
       if (!tasks.null(14)) t.checkpoint = boost::json::parse(tasks.text(14));
       if (!tasks.null(15)) t.output = tasks.text(15);
+      t.priority = static_cast<int>(tasks.integer(16));
+      t.max_attempts = static_cast<int>(tasks.integer(17));
+      if (!tasks.null(18)) t.timeout_seconds = tasks.real(18);
+      if (!tasks.null(19)) t.run_at = from_ms(tasks.integer(19));
+      t.errors = errors_from_json(boost::json::parse(tasks.text(20)));
       if (is_final(t.status))
         ++finished_rows_;
       else

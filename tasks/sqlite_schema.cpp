@@ -53,11 +53,17 @@ CREATE TABLE event_batches(last_seq INTEGER PRIMARY KEY, frames TEXT NOT NULL);
 INSERT INTO event_batches SELECT seq, frame FROM events ORDER BY seq;
 DROP TABLE events;
 )sql",
-    // Command kinds: a task's last checkpoint (JSON text, handed to its next attempt) and the
-    // tail of its output.
+    // Real work: a task's last checkpoint (JSON text, handed to its next attempt), the tail of
+    // its output, and its job options (run_ms: when a scheduled task becomes runnable; errors:
+    // its failed attempts, JSON).
     R"sql(
 ALTER TABLE tasks ADD COLUMN checkpoint TEXT;
 ALTER TABLE tasks ADD COLUMN output TEXT;
+ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;
+ALTER TABLE tasks ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE tasks ADD COLUMN timeout_seconds REAL;
+ALTER TABLE tasks ADD COLUMN run_ms INTEGER;
+ALTER TABLE tasks ADD COLUMN errors TEXT NOT NULL DEFAULT '[]';
 )sql",
 };
 constexpr int schema_version = static_cast<int>(std::size(migrations));

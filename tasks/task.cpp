@@ -5,6 +5,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
@@ -29,20 +30,29 @@ std::string_view to_string(task_status s) {
       return "cancelled";
     case task_status::interrupted:
       return "interrupted";
+    case task_status::scheduled:
+      return "scheduled";
   }
   return "unknown";
 }
 
-bool is_final(task_status s) { return s != task_status::queued && s != task_status::running; }
+bool is_final(task_status s) {
+  return s != task_status::queued && s != task_status::running && s != task_status::scheduled;
+}
 
 bool can_move(task_status from, task_status to) {
   switch (from) {
+    case task_status::scheduled:
+      return to == task_status::queued || to == task_status::cancelled ||
+             to == task_status::interrupted;
     case task_status::queued:
-      return to != task_status::queued;
+      return to != task_status::queued && to != task_status::scheduled;
     case task_status::running:
-      return is_final(to);
-    default:
+      return is_final(to) || to == task_status::scheduled;
+    case task_status::succeeded:
       return false;
+    default:  // failed, cancelled, interrupted: the retry route
+      return to == task_status::queued;
   }
 }
 
@@ -75,6 +85,22 @@ void task_record::move_to(task_status to, time_point now) {
   }
   if (is_final(to)) finished_at = now;
   if (to == task_status::succeeded) progress = 1.0;
+}
+
+bool task_record::count_failure(time_point now) {
+  errors.push_back({attempt, now, error.value_or("")});
+  return static_cast<int>(errors.size()) < max_attempts;
+}
+
+void task_record::rerun() {
+  move_to(task_status::queued);
+  max_attempts = std::max(max_attempts, static_cast<int>(errors.size()) + 1);
+  finished_at.reset();
+  started_at.reset();
+  run_at.reset();
+  error.reset();
+  result = nullptr;
+  progress = 0.0;
 }
 
 void task_record::requeue(std::string_view why) {
@@ -124,14 +150,22 @@ std::string new_task_id() {
 }
 
 task_record queued_task(std::string kind, task_params params,
-                        std::optional<std::string> idempotency_key) {
+                        std::optional<std::string> idempotency_key, const job_options& options,
+                        int kind_max_attempts) {
   task_record t;
   t.id = new_task_id();
   t.kind = std::move(kind);
   t.params = std::move(params);
   t.created_at = std::chrono::system_clock::now();
-  t.message = status_message(t.id, task_status::queued);
   t.idempotency_key = std::move(idempotency_key);
+  t.priority = options.priority;
+  t.max_attempts = options.max_attempts.value_or(kind_max_attempts);
+  t.timeout_seconds = options.timeout_seconds;
+  if (options.run_at && *options.run_at > t.created_at) {
+    t.status = task_status::scheduled;
+    t.run_at = options.run_at;
+  }
+  t.message = status_message(t.id, t.status);
   return t;
 }
 

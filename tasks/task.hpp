@@ -9,16 +9,20 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace quiesce::tasks {
 
-enum class task_status { queued, running, succeeded, failed, cancelled, interrupted };
-inline constexpr std::size_t status_count = 6;
+// `scheduled`: accepted, not runnable before its run_at (a delay, or a retry's backoff).
+enum class task_status { queued, running, succeeded, failed, cancelled, interrupted, scheduled };
+inline constexpr std::size_t status_count = 7;
 
 std::string_view to_string(task_status s);
 bool is_final(task_status s);
-// The transitions move_to makes: queued -> running -> final, or queued -> final. The one
-// way back, running -> queued, is requeue() (a durable store's shutdown or crash recovery).
+// The transitions move_to makes: (scheduled ->) queued -> running -> final, queued or scheduled ->
+// final, running -> scheduled (a failed attempt with attempts left), and failed, cancelled or
+// interrupted -> queued (the retry route). The other way back, running -> queued, is requeue() (a
+// durable store's shutdown or crash recovery).
 bool can_move(task_status from, task_status to);
 // "Task <id> queued", "... processed" (as the original), "... failed: why", and so on.
 std::string status_message(std::string_view id, task_status s);
@@ -37,6 +41,22 @@ class task_params {
  private:
   static const boost::json::object& empty();
   std::shared_ptr<const boost::json::object> object_;
+};
+
+// A failed attempt, kept in the record for the attempts after it.
+struct attempt_error {
+  int attempt = 0;
+  std::chrono::system_clock::time_point at{};
+  std::string error;
+};
+
+// Job options a client may set on a POST (docs/api.md); every one has the kind's or a default.
+inline constexpr int default_priority = 5;
+struct job_options {
+  std::optional<int> max_attempts;         // none: the kind's
+  std::optional<double> timeout_seconds;   // none: the kind's
+  int priority = default_priority;         // 0 (first) to 9
+  std::optional<std::chrono::system_clock::time_point> run_at;  // none: now
 };
 
 struct task_record {
@@ -58,16 +78,29 @@ struct task_record {
   // The last checkpoint an attempt stored (null: none), handed to the next attempt.
   boost::json::value checkpoint;
   std::optional<std::string> output;  // a command's last output (its tail), as valid UTF-8
+  int priority = default_priority;
+  int max_attempts = 1;                   // failed attempts allowed before it ends `failed`
+  std::optional<double> timeout_seconds;  // per attempt; none: the kind's
+  std::optional<time_point> run_at;       // when a `scheduled` task becomes runnable
+  std::vector<attempt_error> errors;      // the failed attempts so far, oldest first
 
   // Moves to `to`, stamping times and the message. Throws std::logic_error on a bad transition.
   void move_to(task_status to, time_point now = std::chrono::system_clock::now());
   // Back to `queued` with a reason, so that a later process runs it again (at least once).
   void requeue(std::string_view why);
+  // The running attempt failed with `error` (set on the record): counted in `errors`. Returns
+  // whether attempts are left (a requeue by a shutdown or a rescue counts none).
+  bool count_failure(time_point now = std::chrono::system_clock::now());
+  // The retry route: a failed, cancelled or interrupted task is `queued` again, with its
+  // checkpoint and one more attempt allowed if it used them all.
+  void rerun();
 };
 
 std::string new_task_id();  // a random UUID
 // A task as admission makes it: a new id, created now, `queued` with its message.
+// `scheduled` instead when options.run_at is in the future.
 task_record queued_task(std::string kind, task_params params,
-                        std::optional<std::string> idempotency_key = std::nullopt);
+                        std::optional<std::string> idempotency_key = std::nullopt,
+                        const job_options& options = {}, int kind_max_attempts = 1);
 
 }  // namespace quiesce::tasks

@@ -6,6 +6,25 @@
 namespace quiesce::tasks {
 namespace json = boost::json;
 
+json::value errors_json(const std::vector<attempt_error>& errors) {
+  json::array a;
+  for (auto& e : errors)
+    a.push_back(json::object{
+        {"attempt", e.attempt}, {"at", log::format_time(e.at)}, {"error", e.error}});
+  return a;
+}
+
+std::vector<attempt_error> errors_from_json(const json::value& v) {
+  std::vector<attempt_error> out;
+  for (auto& e : v.as_array()) {
+    auto& o = e.as_object();
+    out.push_back({static_cast<int>(o.at("attempt").to_number<std::int64_t>()),
+                   log::parse_time(o.at("at").as_string()).value_or(task_record::time_point{}),
+                   std::string(o.at("error").as_string())});
+  }
+  return out;
+}
+
 // The two below list the same keys in the same order; unit.tasks checks that their texts match.
 json::object to_json(const task_record& t) {
   auto time = [](const std::optional<task_record::time_point>& tp) -> json::value {
@@ -14,7 +33,7 @@ json::object to_json(const task_record& t) {
   };
   // Sized once for every key and the two an event adds ("type", "requeued"): growing key by key
   // rehashed and reallocated the object several times.
-  json::object o(16);
+  json::object o(21);
   o.emplace("task_id", t.id);
   o.emplace("kind", t.kind);
   o.emplace("params", t.params.get());
@@ -27,6 +46,11 @@ json::object to_json(const task_record& t) {
   o.emplace("result", t.result);
   o.emplace("error", t.error ? json::value(*t.error) : json::value(nullptr));
   o.emplace("attempt", t.attempt);
+  o.emplace("priority", t.priority);
+  o.emplace("max_attempts", t.max_attempts);
+  o.emplace("timeout_seconds", t.timeout_seconds ? json::value(*t.timeout_seconds) : nullptr);
+  o.emplace("run_at", time(t.run_at));
+  o.emplace("errors", errors_json(t.errors));
   o.emplace("checkpoint", t.checkpoint);
   o.emplace("output", t.output ? json::value(*t.output) : json::value(nullptr));
   return o;
@@ -73,6 +97,19 @@ std::string open_task_text(const task_record& t) {
     out += "null";
   out += ",\"attempt\":";
   append_json(out, json::value(t.attempt));
+  out += ",\"priority\":";
+  append_json(out, json::value(t.priority));
+  out += ",\"max_attempts\":";
+  append_json(out, json::value(t.max_attempts));
+  out += ",\"timeout_seconds\":";
+  append_json(out, t.timeout_seconds ? json::value(*t.timeout_seconds) : json::value(nullptr));
+  out += ",\"run_at\":";
+  time(out, t.run_at);
+  out += ",\"errors\":";
+  if (t.errors.empty())
+    out += "[]";
+  else
+    append_json(out, errors_json(t.errors));
   out += ",\"checkpoint\":";
   append_json(out, t.checkpoint);
   out += ",\"output\":";

@@ -13,6 +13,9 @@
 namespace quiesce::tasks {
 
 boost::json::object to_json(const task_record& t);
+// The record's `errors`, as JSON and back (how the stores keep them).
+boost::json::value errors_json(const std::vector<attempt_error>& errors);
+std::vector<attempt_error> errors_from_json(const boost::json::value& v);
 
 // The same object's text, byte for byte what support::json_text(to_json(t)) gives, without its
 // closing brace, so that an event can add its own keys before closing it.

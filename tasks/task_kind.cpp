@@ -1,5 +1,12 @@
 #include "tasks/task_kind.hpp"
 
+#include "support/json_text.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -44,10 +51,45 @@ double number_param(const boost::json::object& p, std::string_view field, double
   return d;
 }
 
+task_record admitted_task(const kind_registry& kinds, std::string_view kind,
+                          const boost::json::object& params,
+                          std::optional<std::string> idempotency_key, const job_options& options) {
+  const task_kind* k = kinds.find(kind);
+  if (!k) throw bad_parameter("kind", "unknown kind '" + std::string(kind) + "'");
+  if (options.timeout_seconds && k->max_timeout_seconds &&
+      *options.timeout_seconds > *k->max_timeout_seconds) {
+    std::ostringstream why;
+    why << "timeout_seconds must be at most the kind's, " << *k->max_timeout_seconds;
+    throw bad_parameter("timeout_seconds", why.str());
+  }
+  return queued_task(k->name, k->validate(params), std::move(idempotency_key), options,
+                     k->max_attempts);
+}
+
+namespace {
+// The kind raced against its timeout: cancelled (terminal) when the timer wins. Its own coroutine,
+// so that run_kind's frame, one per task, has no timer in it.
+boost::asio::awaitable<boost::json::value> run_with_timeout(const task_kind& k, task_context ctx,
+                                                            std::chrono::milliseconds limit) {
+  using namespace boost::asio::experimental::awaitable_operators;
+  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, limit);
+  auto ended = co_await (k.run(std::move(ctx)) || timer.async_wait(boost::asio::use_awaitable));
+  if (ended.index() == 1)
+    throw std::runtime_error("timed out after " +
+                             support::json_text(boost::json::value(limit.count() / 1000.0)) + " s");
+  co_return std::get<0>(std::move(ended));
+}
+}  // namespace
+
 boost::asio::awaitable<run_outcome> run_kind(const task_kind& k, task_context ctx) {
   run_outcome out;
   try {
-    out.result = co_await k.run(std::move(ctx));
+    if (ctx.timeout && !k.keeps_its_timeout) {
+      auto limit = *ctx.timeout;
+      out.result = co_await run_with_timeout(k, std::move(ctx), limit);
+    } else {
+      out.result = co_await k.run(std::move(ctx));
+    }
   } catch (...) {
     out.failure = std::current_exception();
   }

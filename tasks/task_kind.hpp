@@ -12,6 +12,7 @@
 #include <boost/json/value.hpp>
 
 #include <exception>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
@@ -39,6 +40,7 @@ struct task_context {
   // the progress reached, if any, in the same event.
   std::function<void(boost::json::value, std::optional<double>)> save_checkpoint;
   std::optional<std::string>* output = nullptr;  // where a command keeps its output's tail
+  std::optional<std::chrono::milliseconds> timeout;  // the task's own (at most the kind's)
   boost::asio::thread_pool* cpu = nullptr;       // for CPU-bound work, off the network threads
 };
 
@@ -49,6 +51,15 @@ struct task_kind {
   // Runs the task; the value is the task's `result`. Cancellation arrives as terminal
   // cancellation of this coroutine.
   std::function<boost::asio::awaitable<boost::json::value>(task_context)> run;
+  // Retries (docs/api.md, "Job options"): a task's default max_attempts, and the first retry's
+  // delay, doubling per failure up to backoff_max, with jitter.
+  int max_attempts = 1;
+  std::chrono::milliseconds backoff{std::chrono::seconds(1)};
+  std::chrono::milliseconds backoff_max{std::chrono::hours(1)};
+  // The longest timeout_seconds a task may ask for (none: any), and whether the kind stops itself
+  // at its context's timeout (a command does, with its grace); else the worker cancels it.
+  std::optional<double> max_timeout_seconds{};
+  bool keeps_its_timeout = false;
 };
 
 // Filled from the configuration (app/settings.cpp; every default is in app/config.hpp).
@@ -80,6 +91,13 @@ struct run_outcome {
   std::exception_ptr failure;  // set: what the kind threw (a cancellation included)
 };
 boost::asio::awaitable<run_outcome> run_kind(const task_kind& k, task_context ctx);
+
+// A task as admission makes it, the same for every store: the kind found (else bad_parameter on
+// "kind"), its parameters validated, the job options checked against the kind (a timeout above
+// the kind's is a bad_parameter) and the kind's defaults filled in.
+task_record admitted_task(const kind_registry& kinds, std::string_view kind,
+                          const boost::json::object& params,
+                          std::optional<std::string> idempotency_key, const job_options& options);
 
 // Helpers for kinds' validate(): refuse fields the kind does not know (a typo would otherwise
 // run with a default), and read a number in [lo, hi], or `fallback` when absent.

@@ -44,8 +44,10 @@ void task_service::admitted(const std::string& id, bool stored) {
     waiting = std::move(it->second);
     waiting->stored = stored;
     storing_.erase(it);
-    if (stored) {
-      queue_.push_back(id);
+    if (stored && waiting->run_at) {
+      queue_.schedule(id, waiting->priority, *waiting->run_at);
+    } else if (stored) {
+      queue_.push(id, waiting->priority);
     } else {
       store_.erase(id);
     }
@@ -59,29 +61,31 @@ void task_service::admitted(const std::string& id, bool stored) {
     work_available_.notify_one();
   // A drain waiting for idle counts admissions being stored.
   task_ended_.notify_all();
+  if (waiting->run_at) schedule_changed_.notify_all();
   waiting->answered.notify_all();
 }
 
 admission task_service::enqueue(std::string_view kind, const boost::json::object& params,
-                                std::optional<std::string> idempotency_key) {
-  const task_kind* k = kinds_.find(kind);
-  if (!k) throw bad_parameter("kind", "unknown kind '" + std::string(kind) + "'");
-  auto validated = k->validate(params);
+                                std::optional<std::string> idempotency_key,
+                                const job_options& options) {
+  auto t = admitted_task(kinds_, kind, params, std::move(idempotency_key), options);
 
   std::unique_lock lock(mutex_);
-  if (idempotency_key)
-    if (auto existing = store_.find_by_idempotency_key(*idempotency_key)) {
+  if (t.idempotency_key)
+    if (auto existing = store_.find_by_idempotency_key(*t.idempotency_key)) {
       lock.unlock();
       auto text = task_text(*existing);
       return {admit_outcome::replayed, std::move(existing), std::move(text)};
     }
   if (!accepting_) return {admit_outcome::closed, std::nullopt};
-  if (queue_.size() + storing_.size() >= settings_.queue_capacity)
+  if (queue_.runnable() + queue_.scheduled() + storing_.size() >= settings_.queue_capacity)
     return {admit_outcome::queue_full, std::nullopt};
 
-  auto t = queued_task(k->name, std::move(validated), std::move(idempotency_key));
   store_.insert(t);
-  storing_.emplace(t.id, std::make_shared<storing>());
+  auto waiting = std::make_shared<storing>();
+  waiting->priority = t.priority;
+  if (t.status == task_status::scheduled) waiting->run_at = t.run_at;
+  storing_.emplace(t.id, std::move(waiting));
   // A worker sees the task only once its `queued` event is stored (and delivered), so
   // `queued` always precedes `running`. Without a journal that is before publish() returns.
   lock.unlock();
@@ -122,7 +126,10 @@ void task_service::recover(const std::vector<task_record>& unfinished) {
       ++rescued;
     }
     std::lock_guard lock(mutex_);
-    queue_.push_back(t.id);
+    if (t.status == task_status::scheduled && t.run_at)
+      queue_.schedule(t.id, t.priority, *t.run_at);
+    else
+      queue_.push(t.id, t.priority);
   }
   if (!unfinished.empty())
     log::always("tasks recovered", {{"queued", unfinished.size() - rescued}, {"rescued", rescued}});
@@ -131,8 +138,9 @@ void task_service::recover(const std::vector<task_record>& unfinished) {
 std::optional<task_record> task_service::peek(std::string_view id) const { return store_.get(id); }
 
 asio::awaitable<admission> task_service::admit(std::string kind, boost::json::object params,
-                                               std::optional<std::string> idempotency_key) {
-  auto a = enqueue(kind, params, std::move(idempotency_key));
+                                               std::optional<std::string> idempotency_key,
+                                               job_options options) {
+  auto a = enqueue(kind, params, std::move(idempotency_key), options);
   // A replay too: its key may name a task whose own admission is still being stored.
   if ((a.outcome == admit_outcome::created || a.outcome == admit_outcome::replayed) &&
       !co_await wait_stored(a.task->id))
@@ -170,8 +178,8 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> task_serv
       r->second.request_abort();
       break;
     }
-    // Queued: in this queue, or left in the store for a restart after the deadline.
-    std::erase(queue_, id);
+    // Queued or scheduled: in this queue, or left in the store for a restart after the deadline.
+    queue_.erase(id);
     t->move_to(task_status::cancelled);
     store_.update(*t);
     publish(*t);
@@ -191,11 +199,34 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> task_serv
                       std::move(t)};
 }
 
+asio::awaitable<std::pair<retry_outcome, std::optional<task_record>>> task_service::retry(
+    std::string id) {
+  std::optional<task_record> t;
+  {
+    std::lock_guard lock(mutex_);
+    t = store_.get(id);
+    if (!t) co_return std::pair{retry_outcome::not_found, std::nullopt};
+    if (!can_move(t->status, task_status::queued) || t->status == task_status::scheduled)
+      co_return std::pair{retry_outcome::not_retriable, std::move(t)};
+    if (!accepting_) co_return std::pair{retry_outcome::closed, std::nullopt};
+    if (queue_.runnable() + queue_.scheduled() + storing_.size() >= settings_.queue_capacity)
+      co_return std::pair{retry_outcome::queue_full, std::nullopt};
+    t->rerun();
+    store_.update(*t);
+    publish(*t);
+    queue_.push(t->id, t->priority);
+  }
+  work_available_.notify_one();
+  co_await find(id);  // answered once stored, as a GET would read it
+  co_return std::pair{retry_outcome::retried, std::move(t)};
+}
+
 task_counts task_service::known_counts() const {
   task_counts c;
   {
     std::lock_guard lock(mutex_);
-    c.queued = queue_.size();
+    c.queued = queue_.runnable();
+    c.scheduled = queue_.scheduled();
     c.running = running_.size();
   }
   c.capacity = settings_.queue_capacity;
@@ -208,8 +239,9 @@ void task_service::stop_admission() {
     std::lock_guard lock(mutex_);
     accepting_ = false;
   }
-  // Idle workers wake, see an empty closed queue, and stop.
+  // Idle workers wake, see an empty closed queue, and stop; scheduling stops.
   work_available_.notify_all();
+  schedule_changed_.notify_all();
 }
 
 bool task_service::accepting() const {
@@ -220,7 +252,7 @@ bool task_service::accepting() const {
 asio::awaitable<void> task_service::wait_idle() {
   co_await task_ended_.wait_until([this] {
     std::lock_guard lock(mutex_);
-    return queue_.empty() && running_.empty() && storing_.empty();
+    return queue_.runnable() == 0 && running_.empty() && storing_.empty();
   });
   // Streams close after this: their last events must be out first.
   co_await bus_.flush();
@@ -229,7 +261,12 @@ asio::awaitable<void> task_service::wait_idle() {
 asio::awaitable<void> task_service::interrupt_queued() {
   {
     std::lock_guard lock(mutex_);
-    for (auto& id : queue_) {
+    auto ids = queue_.runnable_ids();
+    // Scheduled tasks wait in a durable store for the next process, as they are; without one
+    // they end here with the queued.
+    if (!settings_.requeue_on_shutdown)
+      for (auto& id : queue_.scheduled_ids()) ids.push_back(id);
+    for (auto& id : ids) {
       auto t = store_.get(id);
       if (settings_.requeue_on_shutdown) {
         // Still queued in the store: the next process runs it. Its subscribers learn why.
@@ -243,11 +280,11 @@ asio::awaitable<void> task_service::interrupt_queued() {
       store_.update(*t);
       publish(*t);
     }
-    if (!queue_.empty())
+    if (!ids.empty())
       log::warn(settings_.requeue_on_shutdown ? "queued tasks left for a restart"
                                               : "queued tasks interrupted",
-                {{"count", queue_.size()}});
-    queue_.clear();
+                {{"count", ids.size()}});
+    queue_.clear_runnable();
   }
   task_ended_.notify_all();
   co_await bus_.flush();

@@ -22,6 +22,7 @@
 #include "tasks/task_engine.hpp"
 #include "tasks/task_kind.hpp"
 #include "tasks/task_observer.hpp"
+#include "tasks/run_queue.hpp"
 #include "tasks/task_store.hpp"
 #include "tasks/worker_pool.hpp"
 
@@ -54,7 +55,7 @@ class task_service final : public service, private task_engine {
   // then admits the task, unless the queue is full or admission is closed. A created task
   // joins the queue once its `queued` event is stored: await wait_stored() before answering.
   admission enqueue(std::string_view kind, const boost::json::object& params,
-                    std::optional<std::string> idempotency_key);
+                    std::optional<std::string> idempotency_key, const job_options& options = {});
   // Whether task `id` (just created) was stored and queued; false: it was not, and is gone.
   boost::asio::awaitable<bool> wait_stored(std::string id);
   // At start-up, before start(): what an earlier process left unfinished runs again, in the
@@ -64,6 +65,8 @@ class task_service final : public service, private task_engine {
   // Cancels a queued task at once, a running one through its worker; completes when it ended.
   boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel(
       std::string id) override;
+  boost::asio::awaitable<std::pair<retry_outcome, std::optional<task_record>>> retry(
+      std::string id) override;
   task_counts known_counts() const override;
   const kind_registry& kinds() const override { return kinds_; }
   void observe(task_observer& o) override { observer_ = &o; }
@@ -72,7 +75,8 @@ class task_service final : public service, private task_engine {
 
   // The seam, over the calls above.
   boost::asio::awaitable<admission> admit(std::string kind, boost::json::object params,
-                                          std::optional<std::string> idempotency_key) override;
+                                          std::optional<std::string> idempotency_key,
+                                          job_options options) override;
   boost::asio::awaitable<std::optional<task_record>> find(std::string id) override;
   boost::asio::awaitable<task_counts> read_counts() override;
   bool store_healthy() const override { return !healthy_ || healthy_(); }
@@ -96,6 +100,9 @@ class task_service final : public service, private task_engine {
   boost::asio::awaitable<void> finish(task_record t, task_status status) override;
   boost::asio::awaitable<void> put_back(task_record t) override;
   void end(task_record t, task_status status);  // finish()'s work
+  // Scheduled tasks become queued when due, each announced, until admission closes.
+  boost::asio::awaitable<void> promote_scheduled();
+  void promote_due();
   void requeue(task_record t);                  // put_back()'s, under the lock unlike end()
   bool keeps_stopped_work() const override { return settings_.requeue_on_shutdown; }
   // The next queued task, now running here with `abort` as its stop; none: `finished` says
@@ -118,18 +125,21 @@ class task_service final : public service, private task_engine {
   boost::asio::thread_pool& cpu_;
 
   mutable support::adaptive_mutex mutex_;
-  std::deque<std::string> queue_;
+  run_queue queue_;
   // An admission waiting for the journal; its POST waits on `answered` alone (one wake-up per
   // answer, not one per commit for every POST in flight).
   struct storing {
     lifecycle::event_count answered;
     std::optional<bool> stored;  // under mutex_
+    int priority = default_priority;
+    std::optional<run_queue::time_point> run_at;  // scheduled: when it becomes runnable
   };
   std::unordered_map<std::string, std::shared_ptr<storing>> storing_;
   // A running task's own cancellation, on its worker's strand: DELETE aborts it there.
   std::unordered_map<std::string, lifecycle::abort_scope::ticket> running_;
   bool accepting_ = true;
   lifecycle::event_count work_available_;  // the queue grew, or admission closed
+  lifecycle::event_count schedule_changed_;  // a task was scheduled, or admission closed
   lifecycle::event_count task_ended_;      // a task reached a final status
   worker_pool workers_{settings_.workers, kinds_, *this, cpu_};
 };

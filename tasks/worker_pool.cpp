@@ -5,7 +5,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <cmath>
 #include <memory>
+#include <random>
 #include <stdexcept>
 
 namespace quiesce::tasks {
@@ -90,7 +92,24 @@ std::optional<task_status> worker_pool::ending(task_record& t, const std::except
     return task_status::interrupted;
   }
   t.error = log::describe(failure);
-  return task_status::failed;
+  if (!t.count_failure()) return task_status::failed;
+  t.run_at = std::chrono::system_clock::now() + retry_delay(t);
+  return task_status::scheduled;
+}
+
+// The kind's backoff, doubled per failure so far, at most its maximum, then a random part of
+// its second half (jitter: retries of tasks that failed together spread out).
+std::chrono::milliseconds worker_pool::retry_delay(const task_record& t) const {
+  const task_kind* k = kinds_.find(t.kind);
+  auto first = k ? k->backoff : std::chrono::milliseconds(std::chrono::seconds(1));
+  auto most = k ? k->backoff_max : std::chrono::milliseconds(std::chrono::hours(1));
+  auto d = first;
+  for (std::size_t i = 1; i < t.errors.size() && d < most; ++i) d *= 2;
+  d = std::min(d, most);
+  thread_local std::minstd_rand random{std::random_device{}()};
+  auto half = d.count() / 2;
+  return std::chrono::milliseconds(
+      half + std::uniform_int_distribution<std::int64_t>(0, d.count() - half)(random));
 }
 
 task_context worker_pool::context_for(task_record& t) {
@@ -102,6 +121,8 @@ task_context worker_pool::context_for(task_record& t) {
   ctx.checkpoint = t.checkpoint;
   ctx.cpu = &cpu_;
   ctx.output = &t.output;
+  if (t.timeout_seconds)
+    ctx.timeout = std::chrono::milliseconds(std::llround(*t.timeout_seconds * 1000));
   ctx.report = [this, id = t.id](double progress) { engine_.report(id, progress); };
   // The attempt's own record keeps it too: its end or its return to the queue stores it again.
   ctx.save_checkpoint = [this, &t](boost::json::value v, std::optional<double> progress) {

@@ -43,6 +43,8 @@ class worker_pool {
                                     const lifecycle::abort_scope::ticket& abort,
                                     const lifecycle::abort_scope& scope) const;
 
+  std::chrono::milliseconds retry_delay(const task_record& t) const;  // before its next attempt
+
   const std::size_t workers_;
   const kind_registry& kinds_;
   task_engine& engine_;

@@ -1,5 +1,7 @@
 #include "tasks/pg/rows.hpp"
 
+#include "tasks/task_json.hpp"
+
 #include <boost/json/parse.hpp>
 
 #include <array>
@@ -13,7 +15,8 @@ namespace {
 constexpr std::array<const char*, task_column_count> columns = {
     "id",         "kind",       "params",      "status", "progress", "message",
     "created_us", "started_us", "finished_us", "result", "error",    "idempotency_key",
-    "attempt",    "checkpoint", "output"};
+    "attempt",    "checkpoint", "output",      "priority", "max_attempts", "timeout_seconds",
+    "run_at_us",  "errors"};
 
 task_status status_from(std::string_view text) {
   for (std::size_t i = 0; i < status_count; ++i) {
@@ -57,6 +60,12 @@ task_record read_task(const result& r, int row, int f) {
   t.attempt = static_cast<int>(r.integer(row, f + 12));
   if (!r.null(row, f + 13)) t.checkpoint = boost::json::parse(r.get(row, f + 13));
   if (!r.null(row, f + 14)) t.output = std::string(r.get(row, f + 14));
+  t.priority = static_cast<int>(r.integer(row, f + 15));
+  t.max_attempts = static_cast<int>(r.integer(row, f + 16));
+  if (!r.null(row, f + 17))
+    t.timeout_seconds = std::strtod(std::string(r.get(row, f + 17)).c_str(), nullptr);
+  if (!r.null(row, f + 18)) t.run_at = time_from(r, row, f + 18);
+  t.errors = errors_from_json(boost::json::parse(r.get(row, f + 19)));
   return t;
 }
 

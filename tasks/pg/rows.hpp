@@ -6,7 +6,7 @@
 
 namespace quiesce::tasks::pg {
 
-inline constexpr int task_column_count = 15;
+inline constexpr int task_column_count = 20;
 // The columns read_task() expects, in order; `prefix` qualifies them ("t.").
 std::string task_columns(std::string_view prefix = "");
 // Reads the record at `row`, its columns starting at `first`.

@@ -126,12 +126,23 @@ INSERT INTO quiesce_schema VALUES (2);
 COMMIT;
 )sql";
 
-// Version 3: command kinds. A task's last checkpoint (handed to its next attempt) and the tail of
-// its output, in the task and in each event, as the record clients read.
+// Version 3: real work. A task's last checkpoint (handed to its next attempt), the tail of its
+// output and its job options (priority, attempts allowed, timeout, when a scheduled task becomes
+// runnable, the errors of its failed attempts), in the task and in each event, as clients read
+// the record. Runnable tasks are claimed by priority, then arrival; scheduled ones found by time.
 constexpr const char* version_3 = R"sql(
 BEGIN;
-ALTER TABLE quiesce_tasks ADD COLUMN checkpoint text, ADD COLUMN output text;
-ALTER TABLE quiesce_events ADD COLUMN checkpoint text, ADD COLUMN output text;
+ALTER TABLE quiesce_tasks ADD COLUMN checkpoint text, ADD COLUMN output text,
+  ADD COLUMN priority smallint NOT NULL DEFAULT 5, ADD COLUMN max_attempts integer NOT NULL DEFAULT 1,
+  ADD COLUMN timeout_seconds double precision, ADD COLUMN run_at_us bigint,
+  ADD COLUMN errors text NOT NULL DEFAULT '[]';
+ALTER TABLE quiesce_events ADD COLUMN checkpoint text, ADD COLUMN output text,
+  ADD COLUMN priority smallint NOT NULL DEFAULT 5, ADD COLUMN max_attempts integer NOT NULL DEFAULT 1,
+  ADD COLUMN timeout_seconds double precision, ADD COLUMN run_at_us bigint,
+  ADD COLUMN errors text NOT NULL DEFAULT '[]';
+DROP INDEX quiesce_tasks_queued;
+CREATE INDEX quiesce_tasks_runnable ON quiesce_tasks (priority, queue_order) WHERE status = 'queued';
+CREATE INDEX quiesce_tasks_scheduled ON quiesce_tasks (run_at_us) WHERE status = 'scheduled';
 CREATE OR REPLACE FUNCTION quiesce_events_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE k bigint; top bigint;
 BEGIN
@@ -141,7 +152,8 @@ BEGIN
   INSERT INTO quiesce_events
   SELECT top - k + row_number() OVER (ORDER BY n.queue_order), false, n.id, n.kind, n.params,
          n.status, n.progress, n.message, n.created_us, n.started_us, n.finished_us, n.result,
-         n.error, n.idempotency_key, n.attempt, n.checkpoint, n.output
+         n.error, n.idempotency_key, n.attempt, n.checkpoint, n.output, n.priority,
+         n.max_attempts, n.timeout_seconds, n.run_at_us, n.errors
   FROM new_rows n;
   PERFORM pg_notify('quiesce_events', top::text);
   RETURN NULL;
@@ -157,7 +169,8 @@ BEGIN
   SELECT top - k + row_number() OVER (ORDER BY n.queue_order),
          o.status = 'running' AND n.status = 'queued', n.id, n.kind, n.params, n.status,
          n.progress, n.message, n.created_us, n.started_us, n.finished_us, n.result, n.error,
-         n.idempotency_key, n.attempt, n.checkpoint, n.output
+         n.idempotency_key, n.attempt, n.checkpoint, n.output, n.priority, n.max_attempts,
+         n.timeout_seconds, n.run_at_us, n.errors
   FROM new_rows n JOIN old_rows o ON o.id = n.id
   WHERE (n.status, n.progress, n.attempt) IS DISTINCT FROM (o.status, o.progress, o.attempt);
   PERFORM pg_notify('quiesce_events', top::text);

@@ -27,14 +27,17 @@ asio::awaitable<void> shared_service::listener() {
         health(true, began, {});
         backoff.succeeded();
         wake_claimer();
+        reread_schedule();
         wake_follower();  // what was written while we were away
         beat_soon();      // cancels asked while we were away come with the renewal
         for (;;) {
           for (auto& n : co_await c->notifications()) {
             if (n.channel == "quiesce_events")
               wake_follower();
-            else if (n.channel == "quiesce_work")
+            else if (n.channel == "quiesce_work") {
               wake_claimer();
+              if (!n.payload.empty()) note_scheduled(n.payload);
+            }
             else if (n.channel == "quiesce_cancel")
               stop_run(n.payload, false);
           }

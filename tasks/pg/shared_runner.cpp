@@ -6,6 +6,7 @@
 #include "tasks/pg/naps.hpp"
 #include "tasks/pg/rows.hpp"
 #include "tasks/pg/shared_service.hpp"
+#include "tasks/task_json.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -38,6 +39,7 @@ void shared_service::start_background(lifecycle::task_group& background) {
   };
   background.spawn(db_.get_executor(), heartbeat(), report("heartbeat"));
   background.spawn(db_.get_executor(), listener(), report("listener"));
+  background.spawn(db_.get_executor(), scheduler(), report("scheduler"));
   background.spawn(db_.get_executor(), follow_events(), report("the event follower"));
 }
 
@@ -76,11 +78,12 @@ bool shared_service::claiming_done() const {
 }
 
 asio::awaitable<void> shared_service::claimer() {
-  // In queue order; River's and Oban's shape: lock what we take, skip what others are taking.
+  // By priority, then in queue order (the index quiesce_tasks_runnable); River's and Oban's
+  // shape: lock what we take, skip what others are taking.
   static const std::string claim = R"sql(
 WITH next AS MATERIALIZED (
   SELECT id FROM quiesce_tasks WHERE status = 'queued'
-  ORDER BY queue_order LIMIT $2 FOR UPDATE SKIP LOCKED)
+  ORDER BY priority, queue_order LIMIT $2 FOR UPDATE SKIP LOCKED)
 UPDATE quiesce_tasks t
 SET status = 'running', owner = $1, attempt = t.attempt + 1, started_us = $4, progress = 0,
     lease_until = now() + $3 * interval '1 millisecond', message = 'Task ' || t.id || ' running'
@@ -262,8 +265,10 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::optional<tas
   } else if (!h->lease_lost) {
     t.move_to(*status);
     t.progress = std::max(t.progress, h->record.progress);
+    if (*status == task_status::scheduled) t.progress = 0.0;  // its next attempt starts again
   }
   bool stored = co_await store_end(t, !status, *h);
+  if (stored && t.status == task_status::scheduled) co_await tell_scheduled(*t.run_at);
   running_.erase(t.id);
   changed_.notify_all();
   wake_claimer();
@@ -292,7 +297,8 @@ asio::awaitable<void> shared_service::write_end(task_record t, std::optional<tas
 asio::awaitable<bool> shared_service::store_end(const task_record& t, bool requeue, run_handle& h) {
   static const std::string end_sql =
       "UPDATE quiesce_tasks SET status = $4, progress = $5, message = $6, finished_us = $7, "
-      "result = $8, error = $9, checkpoint = $10, output = $11, owner = NULL, lease_until = NULL "
+      "result = $8, error = $9, checkpoint = $10, output = $11, run_at_us = $12, errors = $13, "
+      "owner = NULL, lease_until = NULL "
       "WHERE id = $1 AND owner = $2 AND attempt = $3 AND status = 'running'";
   static const std::string requeue_sql =
       "WITH back AS (UPDATE quiesce_tasks SET status = 'queued', owner = NULL, lease_until = NULL, "
@@ -315,6 +321,10 @@ asio::awaitable<bool> shared_service::store_end(const task_record& t, bool reque
   }
   args.push_back(t.checkpoint.is_null() ? param() : param(boost::json::serialize(t.checkpoint)));
   args.push_back(t.output);
+  if (!requeue) {
+    args.push_back(micros(t.run_at));
+    args.push_back(boost::json::serialize(errors_json(t.errors)));
+  }
   retry_backoff backoff;
   while (!h.lease_lost) {
     try {

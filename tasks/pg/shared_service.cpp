@@ -71,11 +71,10 @@ void shared_service::observed(const task_record& t) {
 }
 
 asio::awaitable<admission> shared_service::admit(std::string kind, json::object params,
-                                                 std::optional<std::string> idempotency_key) {
-  const task_kind* k = kinds_.find(kind);
-  if (!k) throw bad_parameter("kind", "unknown kind '" + kind + "'");
+                                                 std::optional<std::string> idempotency_key,
+                                                 job_options options) {
   auto p = std::make_shared<pending_admission>();
-  p->task = queued_task(k->name, k->validate(params), std::move(idempotency_key));
+  p->task = admitted_task(kinds_, kind, params, std::move(idempotency_key), options);
   auto a = co_await on_db(admit_here(std::move(p)));
   // Back on the caller's thread: the one database strand serves every admission.
   if (a.task) a.text = task_text(*a.task);
@@ -136,17 +135,26 @@ asio::awaitable<void> shared_service::write_admissions() {
 // admission `created`. Returns the queue's room before the batch.
 asio::awaitable<std::int64_t> shared_service::insert_admissions(const admission_batch& batch) {
   static const std::string insert = R"sql(
-WITH room AS (SELECT $2::bigint - count(*) AS n FROM quiesce_tasks WHERE status = 'queued'),
+WITH room AS (SELECT $2::bigint - count(*) AS n FROM quiesce_tasks
+              WHERE status IN ('queued', 'scheduled')),
 ins AS (
-  INSERT INTO quiesce_tasks (id, kind, params, status, message, created_us, idempotency_key)
-  SELECT x.id, x.kind, x.params, 'queued', x.message, x.created_us, x.idempotency_key
+  INSERT INTO quiesce_tasks (id, kind, params, status, message, created_us, idempotency_key,
+                             priority, max_attempts, timeout_seconds, run_at_us)
+  SELECT x.id, x.kind, x.params, x.status, x.message, x.created_us, x.idempotency_key,
+         x.priority, x.max_attempts, x.timeout_seconds, x.run_at_us
   FROM jsonb_to_recordset($1::jsonb) AS x(ord bigint, id text, kind text, params text,
-                                          message text, created_us bigint, idempotency_key text),
+                                          status text, message text, created_us bigint,
+                                          idempotency_key text, priority smallint,
+                                          max_attempts integer, timeout_seconds double precision,
+                                          run_at_us bigint),
        room
   WHERE x.ord < room.n ORDER BY x.ord
   ON CONFLICT (idempotency_key) DO NOTHING
-  RETURNING id),
-woke AS (SELECT pg_notify('quiesce_work', '') FROM (SELECT 1 FROM ins LIMIT 1) AS one)
+  RETURNING id, status, run_at_us),
+-- The payload: the earliest time a scheduled task among them becomes runnable (shared_schedule.cpp).
+woke AS (SELECT pg_notify('quiesce_work', coalesce((SELECT min(run_at_us)::text FROM ins
+                                                     WHERE status = 'scheduled'), ''))
+         FROM (SELECT 1 FROM ins LIMIT 1) AS one)
 SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
   auto capacity = std::to_string(settings_.queue_capacity);
   auto r = co_await pool_.exec(insert, admission_rows(batch), capacity);
@@ -157,7 +165,8 @@ SELECT (SELECT n FROM room), (SELECT count(*) FROM woke), id FROM ins)sql";
   // `room` is in every row; with none inserted, ask again (rare: all full or all replays).
   if (r.rows()) co_return r.integer(0, 0);
   auto q = co_await pool_.exec(
-      "SELECT $1::bigint - count(*) FROM quiesce_tasks WHERE status = 'queued'", capacity);
+      "SELECT $1::bigint - count(*) FROM quiesce_tasks WHERE status IN ('queued', 'scheduled')",
+      capacity);
   co_return q.integer(0, 0);
 }
 
@@ -210,8 +219,14 @@ std::string shared_service::admission_rows(const admission_batch& batch) {
                      {"id", t.id},
                      {"kind", t.kind},
                      {"params", json::serialize(t.params.get())},
+                     {"status", to_string(t.status)},
                      {"message", t.message},
                      {"created_us", micros(t.created_at)},
+                     {"priority", t.priority},
+                     {"max_attempts", t.max_attempts},
+                     {"timeout_seconds",
+                      t.timeout_seconds ? json::value(*t.timeout_seconds) : json::value(nullptr)},
+                     {"run_at_us", t.run_at ? json::value(micros(*t.run_at)) : json::value(nullptr)},
                      {"idempotency_key",
                       t.idempotency_key ? json::value(*t.idempotency_key) : json::value(nullptr)}});
   }
@@ -234,7 +249,8 @@ asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> shared_se
     std::string id) {
   static const std::string cancel_queued =
       "UPDATE quiesce_tasks SET status = 'cancelled', finished_us = $2, "
-      "message = 'Task ' || id || ' cancelled' WHERE id = $1 AND status = 'queued' RETURNING " +
+      "message = 'Task ' || id || ' cancelled' WHERE id = $1 AND status IN ('queued', 'scheduled') "
+      "RETURNING " +
       task_columns();
   static const std::string flag_running =
       "UPDATE quiesce_tasks SET cancel_requested = true WHERE id = $1 AND status = 'running' "

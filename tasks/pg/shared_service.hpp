@@ -60,8 +60,11 @@ class shared_service final : public service, private task_engine {
   const kind_registry& kinds() const override { return kinds_; }
   void observe(task_observer& o) override { observer_ = &o; }
   boost::asio::awaitable<admission> admit(std::string kind, boost::json::object params,
-                                          std::optional<std::string> idempotency_key) override;
+                                          std::optional<std::string> idempotency_key,
+                                          job_options options) override;
   boost::asio::awaitable<std::optional<task_record>> find(std::string id) override;
+  boost::asio::awaitable<std::pair<retry_outcome, std::optional<task_record>>> retry(
+      std::string id) override;
   boost::asio::awaitable<std::pair<cancel_outcome, std::optional<task_record>>> cancel(
       std::string id) override;
   boost::asio::awaitable<task_counts> read_counts() override;
@@ -170,6 +173,13 @@ class shared_service final : public service, private task_engine {
   boost::asio::awaitable<void> count_tasks();
   boost::asio::awaitable<void> prune();
   boost::asio::awaitable<void> listener();
+  // shared_schedule.cpp: scheduled tasks become queued when due; the retry route.
+  boost::asio::awaitable<void> scheduler();
+  void note_scheduled(std::string_view payload);
+  void reread_schedule();
+  boost::asio::awaitable<void> tell_scheduled(task_record::time_point at);
+  boost::asio::awaitable<std::pair<retry_outcome, std::optional<task_record>>> retry_here(
+      std::string id);
   boost::asio::awaitable<void> follow_events();
   void stop_run(const std::string& id, bool lost);  // on db_
   void observed(const task_record& t);
@@ -211,6 +221,9 @@ class shared_service final : public service, private task_engine {
   lifecycle::event_count claimer_wake_;
   lifecycle::event_count beat_wake_;
   bool beat_soon_ = false;
+  bool schedule_unknown_ = true;  // a reconnect since the earliest run_at was read
+  std::optional<std::int64_t> next_due_us_;  // the earliest run_at known (microseconds)
+  lifecycle::event_count schedule_wake_;
   bool events_wanted_ = true;  // a notification or a reconnect since the last read
   lifecycle::event_count follower_wake_;
   lifecycle::event_count changed_;  // running_, admitting_ or claiming_ended_ changed

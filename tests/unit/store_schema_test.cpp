@@ -135,6 +135,11 @@ INSERT INTO events SELECT value, 'x', '{"task_id":"x","seq":' || value || '}'
 DROP TABLE event_batches;
 ALTER TABLE tasks DROP COLUMN checkpoint;
 ALTER TABLE tasks DROP COLUMN output;
+ALTER TABLE tasks DROP COLUMN priority;
+ALTER TABLE tasks DROP COLUMN max_attempts;
+ALTER TABLE tasks DROP COLUMN timeout_seconds;
+ALTER TABLE tasks DROP COLUMN run_ms;
+ALTER TABLE tasks DROP COLUMN errors;
 PRAGMA user_version = 2;
 )sql");
   sqlite_journal j(settings(d));
