@@ -137,7 +137,7 @@ asio::awaitable<response> admit_task(app_state& s, task_request r) {
   std::exception_ptr bad;  // co_return cannot appear in a handler
   try {
     co_return admission_response(co_await s.tasks.admit(std::move(r.kind), std::move(r.params),
-                                                         std::move(r.key), r.options));
+                                                        std::move(r.key), r.options));
   } catch (const tasks::bad_parameter&) {
     bad = std::current_exception();
   }

@@ -42,8 +42,8 @@ std::optional<std::string> check_number(const json::value& v, const char* field,
   bool ok = integer ? (v.is_int64() || v.is_uint64()) : v.is_number();
   double d = ok ? v.to_number<double>() : 0;
   if (ok && std::isfinite(d) && d >= lo && d <= hi) return std::nullopt;
-  return std::string(field) + " must be " + (integer ? "an integer" : "a number") +
-         " between " + support::json_text(json::value(lo)) + " and " + support::json_text(json::value(hi));
+  return std::string(field) + " must be " + (integer ? "an integer" : "a number") + " between " +
+         support::json_text(json::value(lo)) + " and " + support::json_text(json::value(hi));
 }
 
 // The job options, taken out of the body so that the kind sees only its parameters.
@@ -60,7 +60,8 @@ std::optional<net::response> take_job_options(json::object& body, tasks::job_opt
     o.max_attempts = static_cast<int>(v->to_number<std::int64_t>());
   }
   if (auto v = take("timeout_seconds")) {
-    if (auto why = check_number(*v, "timeout_seconds", 0.001, year_seconds, false)) return bad(*why);
+    if (auto why = check_number(*v, "timeout_seconds", 0.001, year_seconds, false))
+      return bad(*why);
     o.timeout_seconds = v->to_number<double>();
   }
   if (auto v = take("priority")) {

@@ -5,6 +5,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/program_options.hpp>
 
@@ -22,8 +23,10 @@ using namespace quiesce::cli;
 namespace {
 
 constexpr const char* usage_text = R"(Usage:
-  quiesce-cli [--url URL] submit [--kind K] [--seconds S] [--iterations N]
+  quiesce-cli [--url URL] submit [--kind K] [--seconds S] [--iterations N] [--param NAME=VALUE]...
+                                 [--priority P] [--delay S] [--max-attempts N] [--timeout S]
                                  [--idempotency-key KEY] [--follow]
+  quiesce-cli [--url URL] retry ID [--follow]
   quiesce-cli [--url URL] watch [--task ID]...
   quiesce-cli [--url URL] status [ID]...
 
@@ -40,6 +43,9 @@ struct options {
   std::string kind;
   std::optional<double> seconds;
   std::optional<double> iterations;
+  std::vector<std::string> params;  // NAME=VALUE: VALUE as JSON if it is JSON, else a string
+  std::optional<int> priority, max_attempts;
+  std::optional<double> delay, timeout;
   std::string idempotency_key;
   bool follow = false;
   follow_settings settings;
@@ -63,11 +69,32 @@ int refused(const http_answer& a) {
   return refused_code;
 }
 
-asio::awaitable<int> submit(const options& o, const server_address& at, task_view& view) {
-  json::object body;
+// The task as POST /v1/tasks takes it: with --param, the parameters go in `params` (the form
+// command kinds take); the job options beside them.
+json::object task_body(const options& o) {
+  json::object body, params;
   if (!o.kind.empty()) body["kind"] = o.kind;
-  if (o.seconds) body["seconds"] = *o.seconds;
-  if (o.iterations) body["iterations"] = static_cast<std::int64_t>(*o.iterations);
+  if (o.seconds) params["seconds"] = *o.seconds;
+  if (o.iterations) params["iterations"] = static_cast<std::int64_t>(*o.iterations);
+  for (const auto& p : o.params) {
+    auto eq = p.find('=');
+    json::error_code ec;
+    auto value = json::parse(p.substr(eq + 1), ec);
+    params[p.substr(0, eq)] = ec ? json::value(p.substr(eq + 1)) : value;
+  }
+  if (o.params.empty())
+    for (auto& [k, v] : params) body[k] = v;
+  else
+    body["params"] = std::move(params);
+  if (o.priority) body["priority"] = *o.priority;
+  if (o.max_attempts) body["max_attempts"] = *o.max_attempts;
+  if (o.delay) body["delay_seconds"] = *o.delay;
+  if (o.timeout) body["timeout_seconds"] = *o.timeout;
+  return body;
+}
+
+asio::awaitable<int> submit(const options& o, const server_address& at, task_view& view) {
+  auto body = task_body(o);
   follower f(at, view, o.settings);
   std::string why;
   // The stream opens first, so that none of the new task's events can pass unseen.
@@ -91,6 +118,30 @@ asio::awaitable<int> submit(const options& o, const server_address& at, task_vie
     co_return succeeded;
   }
   std::set<std::string> ids{id};  // GCC 12 cannot co_await with a braced list argument
+  co_await f.follow(std::move(ids));
+  co_return co_await f.run();
+}
+
+// POST /v1/tasks/{id}/retry; with --follow, follows it to its new end.
+asio::awaitable<int> retry(const options& o, const server_address& at, task_view& view) {
+  follower f(at, view, o.settings);
+  std::string why;
+  if (o.follow && !co_await f.open(&why)) {
+    view.note(why);
+    co_return unreachable;
+  }
+  auto a =
+      co_await http_call(at, http::verb::post, "/v1/tasks/" + o.ids.front() + "/retry", {}, &why);
+  if (!a) {
+    view.note(why);
+    co_return unreachable;
+  }
+  if (a->status != 202) co_return refused(*a);
+  if (!o.follow) {
+    print_record(a->body, view.terminal());
+    co_return succeeded;
+  }
+  std::set<std::string> ids{o.ids.front()};
   co_await f.follow(std::move(ids));
   co_return co_await f.run();
 }
@@ -148,7 +199,12 @@ std::optional<options> parse(int argc, char** argv) {
   d.add_options()
     ("help", "print this help")
     ("url", po::value(&o.url)->default_value("http://127.0.0.1:8000"), "the server's public address (also QUIESCE_URL)")
-    ("kind", po::value(&o.kind), "submit: the task's kind (sleep, cpu)")
+    ("kind", po::value(&o.kind), "submit: the task's kind (sleep, cpu, or a command kind)")
+    ("param", po::value(&o.params), "submit: a parameter NAME=VALUE (repeat; VALUE is JSON or a string)")
+    ("priority", po::value<int>(), "submit: 0 (first) to 9")
+    ("delay", po::value<double>(), "submit: seconds before it may run")
+    ("max-attempts", po::value<int>(), "submit: attempts before it ends failed")
+    ("timeout", po::value<double>(), "submit: seconds an attempt may take")
     ("seconds", po::value<double>(), "submit: how long a sleep task runs")
     ("iterations", po::value<double>(), "submit: how much work a cpu task does")
     ("idempotency-key", po::value(&o.idempotency_key), "submit: retry-safe key")
@@ -183,13 +239,22 @@ std::optional<options> parse(int argc, char** argv) {
   }
   if (vm.count("seconds")) o.seconds = vm["seconds"].as<double>();
   if (vm.count("iterations")) o.iterations = vm["iterations"].as<double>();
+  if (vm.count("priority")) o.priority = vm["priority"].as<int>();
+  if (vm.count("max-attempts")) o.max_attempts = vm["max-attempts"].as<int>();
+  if (vm.count("delay")) o.delay = vm["delay"].as<double>();
+  if (vm.count("timeout")) o.timeout = vm["timeout"].as<double>();
+  for (const auto& p : o.params)
+    if (p.find('=') == std::string::npos || p.front() == '=') {
+      std::cerr << "quiesce-cli: --param takes NAME=VALUE, not " << p << "\n\n" << usage_text;
+      return std::nullopt;
+    }
   if (vm.count("ids")) {
     auto more = vm["ids"].as<std::vector<std::string>>();
     o.ids.insert(o.ids.end(), more.begin(), more.end());
   }
   o.settings.give_up = std::chrono::seconds(static_cast<long>(give_up));
-  bool ok =
-      o.command == "status" || o.command == "watch" || (o.command == "submit" && o.ids.empty());
+  bool ok = o.command == "status" || o.command == "watch" ||
+            (o.command == "submit" && o.ids.empty()) || (o.command == "retry" && o.ids.size() == 1);
   if (!ok) {
     std::cerr << "quiesce-cli: "
               << (o.command.empty() ? "no command" : "bad command line: " + o.command) << "\n\n"
@@ -212,7 +277,10 @@ int main(int argc, char** argv) {
   task_view view(isatty(STDOUT_FILENO) == 1);
   asio::io_context io;
   int code = unreachable;
-  auto run = o->command == "submit" ? submit : o->command == "watch" ? watch : status;
+  auto run = o->command == "submit"  ? submit
+             : o->command == "retry" ? retry
+             : o->command == "watch" ? watch
+                                     : status;
   asio::co_spawn(io, run(*o, *at, view), [&code](std::exception_ptr e, int c) {
     if (e) std::rethrow_exception(e);
     code = c;

@@ -13,7 +13,7 @@ namespace quiesce::command {
 struct kind_spec {
   std::string name;
   std::vector<std::string> command;  // an executable file (made absolute), then its arguments
-  std::string cwd;  // empty: the server's own working directory (made absolute)
+  std::string cwd;                   // empty: the server's own working directory (made absolute)
   std::map<std::string, std::string> env;
   std::chrono::milliseconds timeout{std::chrono::hours(1)};  // per attempt
   std::chrono::milliseconds kill_grace{std::chrono::seconds(5)};

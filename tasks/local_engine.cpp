@@ -163,10 +163,11 @@ void task_service::end(task_record t, task_status status) {
   // Every end at debug (the rollout test's ground truth); the unhappy ones at info.
   auto lvl = status == task_status::succeeded ? log::level::debug : log::level::info;
   if (log::enabled(lvl))
-    log::write(lvl, status == task_status::scheduled ? "task attempt failed; retried later" : "task ended",
-               {{"task_id", t.id},
-                {"status", to_string(status)},
-                {"error", t.error ? boost::json::value(*t.error) : nullptr}});
+    log::write(
+        lvl, status == task_status::scheduled ? "task attempt failed; retried later" : "task ended",
+        {{"task_id", t.id},
+         {"status", to_string(status)},
+         {"error", t.error ? boost::json::value(*t.error) : nullptr}});
   task_ended_.notify_all();
 }
 

@@ -31,7 +31,7 @@ class run_queue {
 
   std::size_t runnable() const { return runnable_.size(); }
   std::size_t scheduled() const { return scheduled_.size(); }
-  std::vector<std::string> runnable_ids() const;  // in the order pop() gives them
+  std::vector<std::string> runnable_ids() const;   // in the order pop() gives them
   std::vector<std::string> scheduled_ids() const;  // earliest first
   void clear_runnable();
 

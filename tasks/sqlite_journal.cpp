@@ -222,7 +222,8 @@ void sqlite_journal::write_task(const task_record& t, std::int64_t seq,
   s.bind(21, static_cast<std::int64_t>(t.max_attempts));
   s.bind(22, t.timeout_seconds);
   s.bind(23, epoch_ms(t.run_at));
-  const std::string errors = t.errors.empty() ? "[]" : boost::json::serialize(errors_json(t.errors));
+  const std::string errors =
+      t.errors.empty() ? "[]" : boost::json::serialize(errors_json(t.errors));
   s.bind(24, std::string_view(errors));
   if (is_final(t.status)) {
     s.bind(14, seq);

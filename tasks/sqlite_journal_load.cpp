@@ -1,9 +1,9 @@
 // The journal's reading half: what earlier processes left, loaded once at start-up, before the
 // writer thread starts (sqlite_journal.cpp writes).
 #include "tasks/sqlite_journal.hpp"
-#include "tasks/task_json.hpp"
 #include "tasks/sqlite_schema.hpp"
 #include "tasks/sqlite_statement.hpp"
+#include "tasks/task_json.hpp"
 
 #include <boost/json/parse.hpp>
 

@@ -53,9 +53,9 @@ struct attempt_error {
 // Job options a client may set on a POST (docs/api.md); every one has the kind's or a default.
 inline constexpr int default_priority = 5;
 struct job_options {
-  std::optional<int> max_attempts;         // none: the kind's
-  std::optional<double> timeout_seconds;   // none: the kind's
-  int priority = default_priority;         // 0 (first) to 9
+  std::optional<int> max_attempts;                              // none: the kind's
+  std::optional<double> timeout_seconds;                        // none: the kind's
+  int priority = default_priority;                              // 0 (first) to 9
   std::optional<std::chrono::system_clock::time_point> run_at;  // none: now
 };
 

@@ -9,8 +9,8 @@ namespace json = boost::json;
 json::value errors_json(const std::vector<attempt_error>& errors) {
   json::array a;
   for (auto& e : errors)
-    a.push_back(json::object{
-        {"attempt", e.attempt}, {"at", log::format_time(e.at)}, {"error", e.error}});
+    a.push_back(
+        json::object{{"attempt", e.attempt}, {"at", log::format_time(e.at)}, {"error", e.error}});
   return a;
 }
 

@@ -11,8 +11,8 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
-#include <exception>
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <map>
 #include <optional>
@@ -39,9 +39,9 @@ struct task_context {
   // Stores a checkpoint with the task (durably where the store is), for the next attempt; with
   // the progress reached, if any, in the same event.
   std::function<void(boost::json::value, std::optional<double>)> save_checkpoint;
-  std::optional<std::string>* output = nullptr;  // where a command keeps its output's tail
+  std::optional<std::string>* output = nullptr;      // where a command keeps its output's tail
   std::optional<std::chrono::milliseconds> timeout;  // the task's own (at most the kind's)
-  boost::asio::thread_pool* cpu = nullptr;       // for CPU-bound work, off the network threads
+  boost::asio::thread_pool* cpu = nullptr;           // for CPU-bound work, off the network threads
 };
 
 struct task_kind {

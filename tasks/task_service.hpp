@@ -18,11 +18,11 @@
 #include "lifecycle/task_group.hpp"
 #include "support/adaptive_mutex.hpp"
 #include "tasks/event_bus.hpp"
+#include "tasks/run_queue.hpp"
 #include "tasks/service.hpp"
 #include "tasks/task_engine.hpp"
 #include "tasks/task_kind.hpp"
 #include "tasks/task_observer.hpp"
-#include "tasks/run_queue.hpp"
 #include "tasks/task_store.hpp"
 #include "tasks/worker_pool.hpp"
 
@@ -103,7 +103,7 @@ class task_service final : public service, private task_engine {
   // Scheduled tasks become queued when due, each announced, until admission closes.
   boost::asio::awaitable<void> promote_scheduled();
   void promote_due();
-  void requeue(task_record t);                  // put_back()'s, under the lock unlike end()
+  void requeue(task_record t);  // put_back()'s, under the lock unlike end()
   bool keeps_stopped_work() const override { return settings_.requeue_on_shutdown; }
   // The next queued task, now running here with `abort` as its stop; none: `finished` says
   // whether one can still come.
@@ -138,9 +138,9 @@ class task_service final : public service, private task_engine {
   // A running task's own cancellation, on its worker's strand: DELETE aborts it there.
   std::unordered_map<std::string, lifecycle::abort_scope::ticket> running_;
   bool accepting_ = true;
-  lifecycle::event_count work_available_;  // the queue grew, or admission closed
+  lifecycle::event_count work_available_;    // the queue grew, or admission closed
   lifecycle::event_count schedule_changed_;  // a task was scheduled, or admission closed
-  lifecycle::event_count task_ended_;      // a task reached a final status
+  lifecycle::event_count task_ended_;        // a task reached a final status
   worker_pool workers_{settings_.workers, kinds_, *this, cpu_};
 };
 

@@ -13,8 +13,8 @@ namespace quiesce::tasks::pg {
 namespace {
 
 constexpr std::array<const char*, task_column_count> columns = {
-    "id",         "kind",       "params",      "status", "progress", "message",
-    "created_us", "started_us", "finished_us", "result", "error",    "idempotency_key",
+    "id",         "kind",       "params",      "status",   "progress",     "message",
+    "created_us", "started_us", "finished_us", "result",   "error",        "idempotency_key",
     "attempt",    "checkpoint", "output",      "priority", "max_attempts", "timeout_seconds",
     "run_at_us",  "errors"};
 

@@ -37,8 +37,7 @@ asio::awaitable<void> shared_service::listener() {
             else if (n.channel == "quiesce_work") {
               wake_claimer();
               if (!n.payload.empty()) note_scheduled(n.payload);
-            }
-            else if (n.channel == "quiesce_cancel")
+            } else if (n.channel == "quiesce_cancel")
               stop_run(n.payload, false);
           }
         }

@@ -107,7 +107,8 @@ again AS (
     progress = 0, cancel_requested = false,
     max_attempts = greatest(max_attempts, jsonb_array_length(errors::jsonb) + 1)
   FROM room WHERE id = $1 AND status IN ('failed', 'cancelled', 'interrupted') AND room.n > 0
-  RETURNING )sql" + task_columns("quiesce_tasks.") + R"sql(),
+  RETURNING )sql" + task_columns("quiesce_tasks.") +
+                                   R"sql(),
 woke AS (SELECT pg_notify('quiesce_work', '') FROM (SELECT 1 FROM again LIMIT 1) AS one)
 SELECT again.*, (SELECT count(*) FROM woke) FROM again)sql";
   if (!accepting_) co_return std::pair{retry_outcome::closed, std::nullopt};

@@ -214,21 +214,21 @@ std::string shared_service::admission_rows(const admission_batch& batch) {
   json::array rows;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     auto& t = batch[i]->task;
-    rows.push_back(
-        json::object{{"ord", i},
-                     {"id", t.id},
-                     {"kind", t.kind},
-                     {"params", json::serialize(t.params.get())},
-                     {"status", to_string(t.status)},
-                     {"message", t.message},
-                     {"created_us", micros(t.created_at)},
-                     {"priority", t.priority},
-                     {"max_attempts", t.max_attempts},
-                     {"timeout_seconds",
-                      t.timeout_seconds ? json::value(*t.timeout_seconds) : json::value(nullptr)},
-                     {"run_at_us", t.run_at ? json::value(micros(*t.run_at)) : json::value(nullptr)},
-                     {"idempotency_key",
-                      t.idempotency_key ? json::value(*t.idempotency_key) : json::value(nullptr)}});
+    rows.push_back(json::object{
+        {"ord", i},
+        {"id", t.id},
+        {"kind", t.kind},
+        {"params", json::serialize(t.params.get())},
+        {"status", to_string(t.status)},
+        {"message", t.message},
+        {"created_us", micros(t.created_at)},
+        {"priority", t.priority},
+        {"max_attempts", t.max_attempts},
+        {"timeout_seconds",
+         t.timeout_seconds ? json::value(*t.timeout_seconds) : json::value(nullptr)},
+        {"run_at_us", t.run_at ? json::value(micros(*t.run_at)) : json::value(nullptr)},
+        {"idempotency_key",
+         t.idempotency_key ? json::value(*t.idempotency_key) : json::value(nullptr)}});
   }
   return json::serialize(rows);
 }

@@ -221,7 +221,7 @@ class shared_service final : public service, private task_engine {
   lifecycle::event_count claimer_wake_;
   lifecycle::event_count beat_wake_;
   bool beat_soon_ = false;
-  bool schedule_unknown_ = true;  // a reconnect since the earliest run_at was read
+  bool schedule_unknown_ = true;             // a reconnect since the earliest run_at was read
   std::optional<std::int64_t> next_due_us_;  // the earliest run_at known (microseconds)
   lifecycle::event_count schedule_wake_;
   bool events_wanted_ = true;  // a notification or a reconnect since the last read

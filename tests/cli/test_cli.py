@@ -136,11 +136,48 @@ class Piped(unittest.TestCase):
         self.assertIn("Connection refused", gone.stderr)
 
 
+class CommandKinds(unittest.TestCase):
+    """submit --kind K --param NAME=VALUE and the job options; retry ID."""
+
+    def setUp(self):
+        self.work = tempfile.TemporaryDirectory(prefix="quiesce-cli-kinds-")
+        self.addCleanup(self.work.cleanup)
+        program = os.path.join(self.work.name, "echo-params")
+        with open(program, "w") as f:
+            # Its params back as its result; fails when asked to.
+            f.write("#!/usr/bin/python3\nimport json, os, sys\njob = json.load(sys.stdin)\n"
+                    "os.fdopen(3, 'w').write(json.dumps({'result': job['params']}) + '\\n')\n"
+                    "sys.exit(5 if job['params'].get('fail') else 0)\n")
+        os.chmod(program, 0o700)
+        kinds = os.path.join(self.work.name, "kinds.json")
+        with open(kinds, "w") as f:
+            json.dump({"kinds": {"echo": {"command": [program]}}}, f)
+        self.s = Server("--store", "memory", "--kinds", kinds)
+        self.addCleanup(self.s.close)
+
+    def test_submit_params_and_options_then_retry_a_failed_task(self):
+        r = cli(self.s.port, "submit", "--kind", "echo", "--param", "n=3", "--param", "name=ada",
+                "--param", "fail=true", "--priority", 2, "--max-attempts", 1, "--follow")
+        self.assertEqual(r.returncode, 1, r.stderr)  # it failed
+        last = events(r.stdout)[-1]
+        t = self.s.request("GET", f"/v1/tasks/{last['task_id']}").json
+        self.assertEqual(t["params"], {"n": 3, "name": "ada", "fail": True})
+        self.assertEqual((t["status"], t["priority"], t["error"]), ("failed", 2, "exit 5"))
+        again = cli(self.s.port, "retry", t["task_id"], "--follow")
+        self.assertEqual(again.returncode, 1, again.stderr)  # the same params fail again
+        self.assertEqual(self.s.request("GET", f"/v1/tasks/{t['task_id']}").json["attempt"], 2)
+        done = cli(self.s.port, "submit", "--kind", "echo", "--param", "n=1", "--delay", 0.2, "--follow")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("scheduled", [e["status"] for e in events(done.stdout)])
+        self.assertEqual(cli(self.s.port, "retry", "no-such-task").returncode, 4)
+
+
 class Help(unittest.TestCase):
     def test_help_lists_the_commands_and_options_a_user_types_and_no_internal_ones(self):
         r = subprocess.run([CLI, "--help"], capture_output=True, text=True, timeout=scaled(10))
         self.assertEqual(r.returncode, 0, r.stderr)
-        for word in ("submit", "watch", "status", "--url", "--follow", "--task", "--give-up arg (=60)"):
+        for word in ("submit", "watch", "status", "retry", "--url", "--follow", "--task",
+                     "--param", "--priority", "--delay", "--give-up arg (=60)"):
             self.assertIn(word, r.stdout)
         # The positional command and ids are parsed through hidden options.
         self.assertNotIn("--command", r.stdout)
