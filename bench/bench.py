@@ -296,6 +296,11 @@ def bursts_group():
     return bench_bursts, print_bursts
 
 
+def commands_group():
+    from commands import bench_commands, print_commands
+    return bench_commands, print_commands
+
+
 def peers_group():
     from peers import bench_peers, print_peers
     return bench_peers, print_peers
@@ -303,6 +308,7 @@ def peers_group():
 
 # One group, its table and its own results file (results-<group>.json).
 groups = {"peers": peers_group, "flood": flood_group, "bursts": bursts_group,
+          "commands": commands_group,
           "stream": lambda: (bench_stream, print_stream),
           "shared": lambda: (bench_shared, print_shared),
           "durability": lambda: (bench_durability, print_durability)}
