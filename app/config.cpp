@@ -197,7 +197,9 @@ std::vector<std::string> timing_warnings(const config& c, std::chrono::milliseco
       << " s: a task accepted just before a drain may be interrupted";
     out.push_back(w.str());
   }
-  double grace = kill_grace.count() > 0 ? kill_grace.count() / 1000.0 + c.command_linger : 0;
+  double grace = kill_grace.count() > 0
+                     ? std::chrono::duration<double>(kill_grace).count() + c.command_linger
+                     : 0;
   if (c.shutdown_timeout + grace >= 30) {
     std::ostringstream w;
     w << "--shutdown-timeout";

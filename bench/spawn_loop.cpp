@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   args.push_back(nullptr);
   auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> loops;
+  loops.reserve(static_cast<std::size_t>(parallel));
   for (int p = 0; p < parallel; ++p)
     loops.emplace_back([&, p] {
       for (int i = p; i < count; i += parallel) {

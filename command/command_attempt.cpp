@@ -113,7 +113,7 @@ void output_line(child_run& run, source from, std::string_view line) {
 
 // Reads one pipe to its end (or until the attempt closes it).
 asio::awaitable<void> read_pipe(std::shared_ptr<child_run> run, descriptor& d, source from) {
-  std::vector<char> buf(64 * 1024);
+  std::vector<char> buf(std::size_t{64} * 1024);
   line_splitter lines(from == source::channel ? run->limits.line_bytes
                                               : std::max<std::size_t>(run->limits.log_bytes, 1));
   auto on_line = [&](std::string_view line, bool whole) {

@@ -79,7 +79,12 @@ void read_env(kind_spec& k, const json::value& v, const std::string& where) {
     std::string key(name);
     if (key.empty() || key.find('=') != std::string::npos)
       refuse(where, "'" + key + "' is not a variable name");
-    if (!value.is_string()) refuse(where + "." + key, "must be a string");
+    if (!value.is_string()) {
+      std::string field = where;
+      field += '.';
+      field += key;
+      refuse(field, "must be a string");
+    }
     k.env[key] = std::string(value.as_string());
   }
 }

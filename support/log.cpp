@@ -89,7 +89,8 @@ bool digits(std::string_view s, std::size_t at, std::size_t n, int& v) {
 }
 }  // namespace
 
-std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view s) {
+std::optional<std::chrono::system_clock::time_point> parse_time(std::string_view text) {
+  std::string_view s = text;
   using namespace std::chrono;
   int y, mo, d, h, mi, sec;
   if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||

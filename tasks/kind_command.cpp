@@ -20,7 +20,12 @@ namespace {
 std::vector<std::string> child_environment(const command::kind_spec& k, const task_context& ctx) {
   std::vector<std::string> env;
   if (!k.env.count("PATH")) env.emplace_back("PATH=/usr/local/bin:/usr/bin:/bin");
-  for (auto& [name, value] : k.env) env.push_back(name + "=" + value);
+  for (auto& [name, value] : k.env) {
+    std::string var = name;
+    var += '=';
+    var += value;
+    env.push_back(std::move(var));
+  }
   env.push_back("QUIESCE_TASK_ID=" + ctx.task_id);
   env.push_back("QUIESCE_ATTEMPT=" + std::to_string(ctx.attempt));
   env.push_back("QUIESCE_KIND=" + ctx.kind);
@@ -46,7 +51,8 @@ command::attempt_request attempt_of(const command::kind_spec& k, const task_cont
 // SIGSEGV", "timed out after 600 s".
 std::string failure_of(const command::attempt_end& end, std::chrono::milliseconds timeout) {
   if (end.why == command::attempt_end::cause::timed_out)
-    return "timed out after " + support::json_text(json::value(timeout.count() / 1000.0)) + " s";
+    return "timed out after " +
+           support::json_text(json::value(std::chrono::duration<double>(timeout).count())) + " s";
   if (end.stderr_last.empty()) return end.verdict;
   return end.verdict + ": " + end.stderr_last;
 }
@@ -57,7 +63,7 @@ task_kind command_kind(const command::kind_spec& spec, const command::output_lim
   k.max_attempts = spec.max_attempts;
   k.backoff = spec.backoff;
   k.backoff_max = spec.backoff_max;
-  k.max_timeout_seconds = spec.timeout.count() / 1000.0;
+  k.max_timeout_seconds = std::chrono::duration<double>(spec.timeout).count();
   k.keeps_its_timeout = true;
   k.validate = [](const json::object& p) { return p; };  // the program's to judge
   k.run = [spec, limits](task_context ctx) -> asio::awaitable<json::value> {

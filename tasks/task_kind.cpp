@@ -75,8 +75,10 @@ boost::asio::awaitable<boost::json::value> run_with_timeout(const task_kind& k, 
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, limit);
   auto ended = co_await (k.run(std::move(ctx)) || timer.async_wait(boost::asio::use_awaitable));
   if (ended.index() == 1)
-    throw std::runtime_error("timed out after " +
-                             support::json_text(boost::json::value(limit.count() / 1000.0)) + " s");
+    throw std::runtime_error(
+        "timed out after " +
+        support::json_text(boost::json::value(std::chrono::duration<double>(limit).count())) +
+        " s");
   co_return std::get<0>(std::move(ended));
 }
 }  // namespace

@@ -323,7 +323,7 @@ asio::awaitable<bool> shared_service::store_end(const task_record& t, bool reque
   args.push_back(t.output);
   if (!requeue) {
     args.push_back(micros(t.run_at));
-    args.push_back(boost::json::serialize(errors_json(t.errors)));
+    args.emplace_back(boost::json::serialize(errors_json(t.errors)));
   }
   retry_backoff backoff;
   while (!h.lease_lost) {
