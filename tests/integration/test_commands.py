@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Server, scaled
+from harness import SCALE, Server, scaled
 
 WORK = None  # the programs and the kinds file, made once
 
@@ -227,7 +227,10 @@ class Commands(unittest.TestCase):
         self.assertTrue(set(t["output"]) <= {"x", "y", "\n"})
         with open(f"/proc/{s.proc.pid}/status") as f:
             peak_kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
-        self.assertLess(peak_kb, 100 * 1024, "the server's peak memory grew with the output")
+        # Under the sanitizers freed memory waits in a quarantine (AddressSanitizer's: 256 MiB) and
+        # shadow memory doubles the rest: there the bound says nothing about the server.
+        if SCALE == 1:
+            self.assertLess(peak_kb, 100 * 1024, "the server's peak memory grew with the output")
         logged = sum(len(l.get("line", "")) for l in s.logs() if l.get("msg") == "task output")
         self.assertLessEqual(logged, 2 * 64 * 1024)
 
