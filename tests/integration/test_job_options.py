@@ -124,7 +124,8 @@ class JobOptions:
 
     def test_lower_priority_numbers_run_first_and_equal_ones_in_arrival_order(self):
         s = self.server("--workers", "1")
-        blocker = self.post(s, {"kind": "sleep", "seconds": 0.5})["task_id"]
+        # Long enough that every task below is queued before it ends, under the sanitizers too.
+        blocker = self.post(s, {"kind": "sleep", "seconds": scaled(1)})["task_id"]
         s.wait_status(blocker, "running")
         order = [9, 5, 0, 5, 0]
         # Each long enough that their start times (milliseconds) differ.
@@ -184,7 +185,8 @@ class SqliteStore(JobOptions, unittest.TestCase):
         data = tempfile.TemporaryDirectory(prefix="quiesce-data-")
         try:
             first = Server("--data-dir", data.name)
-            task = self.post(first, {"kind": "sleep", "seconds": 0, "delay_seconds": 1.5})["task_id"]
+            task = self.post(first, {"kind": "sleep", "seconds": 0,
+                                     "delay_seconds": scaled(2)})["task_id"]
             self.assertEqual(first.stop(scaled(10)), 0)  # a drain does not wait for it
             first.close()
             second = Server("--data-dir", data.name)
