@@ -126,6 +126,9 @@ kind_spec read_kind(const std::string& name, const json::value& v, const std::st
   k.command.front() = beside(k.command.front(), base);
   check_executable(k.command.front(), where + ".command[0]");
   k.cwd = beside(k.cwd, base);
+  struct stat st {};
+  if (!k.cwd.empty() && (::stat(k.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+    refuse(where + ".cwd", "'" + k.cwd + "' is not a directory");
   if (k.backoff_max < k.backoff) refuse(where, "backoff_max_seconds is below backoff_seconds");
   return k;
 }

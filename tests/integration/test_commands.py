@@ -322,6 +322,7 @@ class Commands(unittest.TestCase):
             ({"kinds": {"x": {"command": ["/bin/true"], "colour": "red"}}}, "unknown key"),
             ({"kinds": {"sleep": {"command": ["/bin/true"]}}}, "built-in kind"),
             ({"kinds": {"x": {"timeout_seconds": 5}}}, "'command' is required"),
+            ({"kinds": {"x": {"command": ["/bin/true"], "cwd": "/nonexistent"}}}, "not a directory"),
         ]
         for content, reason in cases:
             with open(path, "w") as f:
