@@ -50,9 +50,7 @@ command::attempt_request attempt_of(const command::kind_spec& k, const task_cont
 // The error of an attempt that did not succeed: "exit 3: <its last stderr line>", "killed by
 // SIGSEGV", "timed out after 600 s".
 std::string failure_of(const command::attempt_end& end, std::chrono::milliseconds timeout) {
-  if (end.why == command::attempt_end::cause::timed_out)
-    return "timed out after " +
-           support::json_text(json::value(std::chrono::duration<double>(timeout).count())) + " s";
+  if (end.why == command::attempt_end::cause::timed_out) return timed_out_after(timeout);
   if (end.stderr_last.empty()) return end.verdict;
   return end.verdict + ": " + end.stderr_last;
 }

@@ -12,6 +12,13 @@ void run_queue::schedule(const std::string& id, int priority, time_point at) {
   scheduled_at_[id] = scheduled_.emplace(at, waiting{id, priority});
 }
 
+void run_queue::add(const std::string& id, int priority, const std::optional<time_point>& run_at) {
+  if (run_at)
+    schedule(id, priority, *run_at);
+  else
+    push(id, priority);
+}
+
 std::optional<std::string> run_queue::pop() {
   if (runnable_.empty()) return std::nullopt;
   auto node = runnable_.extract(runnable_.begin());

@@ -21,6 +21,8 @@ class run_queue {
   void push(const std::string& id, int priority);
   // Runnable at `at`, with `priority` then.
   void schedule(const std::string& id, int priority, time_point at);
+  // push(), or schedule() for a task that has a run_at still to come.
+  void add(const std::string& id, int priority, const std::optional<time_point>& run_at);
   // The next runnable task (the lowest priority number, the oldest of those); none if empty.
   std::optional<std::string> pop();
   // Takes `id` out, runnable or scheduled; whether it was here.
@@ -30,6 +32,7 @@ class run_queue {
   std::optional<time_point> next_due() const;
 
   std::size_t runnable() const { return runnable_.size(); }
+  std::size_t size() const { return runnable_.size() + scheduled_.size(); }
   std::size_t scheduled() const { return scheduled_.size(); }
   std::vector<std::string> runnable_ids() const;   // in the order pop() gives them
   std::vector<std::string> scheduled_ids() const;  // earliest first

@@ -51,6 +51,12 @@ double number_param(const boost::json::object& p, std::string_view field, double
   return d;
 }
 
+std::string timed_out_after(std::chrono::milliseconds limit) {
+  return "timed out after " +
+         support::json_text(boost::json::value(std::chrono::duration<double>(limit).count())) +
+         " s";
+}
+
 task_record admitted_task(const kind_registry& kinds, std::string_view kind,
                           const boost::json::object& params,
                           std::optional<std::string> idempotency_key, const job_options& options) {
@@ -74,11 +80,7 @@ boost::asio::awaitable<boost::json::value> run_with_timeout(const task_kind& k, 
   using namespace boost::asio::experimental::awaitable_operators;
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, limit);
   auto ended = co_await (k.run(std::move(ctx)) || timer.async_wait(boost::asio::use_awaitable));
-  if (ended.index() == 1)
-    throw std::runtime_error(
-        "timed out after " +
-        support::json_text(boost::json::value(std::chrono::duration<double>(limit).count())) +
-        " s");
+  if (ended.index() == 1) throw std::runtime_error(timed_out_after(limit));
   co_return std::get<0>(std::move(ended));
 }
 }  // namespace

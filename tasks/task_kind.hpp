@@ -99,6 +99,9 @@ task_record admitted_task(const kind_registry& kinds, std::string_view kind,
                           const boost::json::object& params,
                           std::optional<std::string> idempotency_key, const job_options& options);
 
+// "timed out after 0.3 s": the error of an attempt that outlived its timeout, for every kind.
+std::string timed_out_after(std::chrono::milliseconds limit);
+
 // Helpers for kinds' validate(): refuse fields the kind does not know (a typo would otherwise
 // run with a default), and read a number in [lo, hi], or `fallback` when absent.
 void known_fields(const boost::json::object& p, std::initializer_list<std::string_view> fields);

@@ -44,10 +44,8 @@ void task_service::admitted(const std::string& id, bool stored) {
     waiting = std::move(it->second);
     waiting->stored = stored;
     storing_.erase(it);
-    if (stored && waiting->run_at) {
-      queue_.schedule(id, waiting->priority, *waiting->run_at);
-    } else if (stored) {
-      queue_.push(id, waiting->priority);
+    if (stored) {
+      queue_.add(id, waiting->priority, waiting->run_at);
     } else {
       store_.erase(id);
     }
@@ -78,7 +76,7 @@ admission task_service::enqueue(std::string_view kind, const boost::json::object
       return {admit_outcome::replayed, std::move(existing), std::move(text)};
     }
   if (!accepting_) return {admit_outcome::closed, std::nullopt};
-  if (queue_.runnable() + queue_.scheduled() + storing_.size() >= settings_.queue_capacity)
+  if (queue_.size() + storing_.size() >= settings_.queue_capacity)
     return {admit_outcome::queue_full, std::nullopt};
 
   store_.insert(t);
@@ -126,10 +124,7 @@ void task_service::recover(const std::vector<task_record>& unfinished) {
       ++rescued;
     }
     std::lock_guard lock(mutex_);
-    if (t.status == task_status::scheduled && t.run_at)
-      queue_.schedule(t.id, t.priority, *t.run_at);
-    else
-      queue_.push(t.id, t.priority);
+    queue_.add(t.id, t.priority, t.status == task_status::scheduled ? t.run_at : std::nullopt);
   }
   if (!unfinished.empty())
     log::always("tasks recovered", {{"queued", unfinished.size() - rescued}, {"rescued", rescued}});
@@ -209,7 +204,7 @@ asio::awaitable<std::pair<retry_outcome, std::optional<task_record>>> task_servi
     if (!can_move(t->status, task_status::queued) || t->status == task_status::scheduled)
       co_return std::pair{retry_outcome::not_retriable, std::move(t)};
     if (!accepting_) co_return std::pair{retry_outcome::closed, std::nullopt};
-    if (queue_.runnable() + queue_.scheduled() + storing_.size() >= settings_.queue_capacity)
+    if (queue_.size() + storing_.size() >= settings_.queue_capacity)
       co_return std::pair{retry_outcome::queue_full, std::nullopt};
     t->rerun();
     store_.update(*t);
